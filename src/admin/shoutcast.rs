@@ -1,0 +1,139 @@
+//! SHOUTcast DNAS compatibility for old widgets and source tools:
+//! `/admin.cgi?mode=updinfo` title updates, `/7.html`, `/stats` (XML or
+//! `json=1`) and `/currentsong`.
+//!
+//! A `sid=N` selects the SHOUTcast mount (N = 1) or `<mount>N`; without it
+//! the SHOUTcast mount is used if live, else the first live mount.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+
+use super::commands::metadata_from_query;
+use super::doc::Elem;
+use crate::auth;
+use crate::mount::MountHandle;
+use crate::server::request::Request;
+use crate::server::response::Response;
+use crate::state::AppState;
+
+fn mount_for(req: &Request, state: &AppState) -> Option<MountHandle> {
+    let base = &state.config.shoutcast.mount;
+    if let Some(name) = req.query("mount") {
+        return state.mounts.get(&name);
+    }
+    match req.query("sid").and_then(|s| s.parse::<u32>().ok()) {
+        Some(sid) if sid > 1 => state.mounts.get(&format!("{base}{sid}")),
+        Some(_) => state.mounts.get(base),
+        None => state.mounts.get(base).filter(MountHandle::is_live).or_else(|| state.mounts.live().into_iter().next()),
+    }
+}
+
+/// `/admin.cgi?mode=updinfo&pass=…&song=…` (libshout in SHOUTcast mode sends
+/// `artist=`+`title=` and no `song=`, which Icecast refuses; we accept it).
+pub fn admin_cgi(req: &Request, state: &AppState) -> Response {
+    let Some(mount) = mount_for(req, state) else {
+        return Response::text(404, "No such stream");
+    };
+    let password = req.query("pass").unwrap_or_default();
+    let mount_config = state.config.mount(mount.name());
+    let admin = auth::constant_time_eq(&password, &state.config.auth.admin_password);
+    if !admin && !auth::shoutcast_password_allowed(&state.config, &mount_config, &password) {
+        return Response::unauthorized("Floe admin");
+    }
+    if req.query("mode").as_deref() != Some("updinfo") {
+        return Response::text(400, "Unsupported mode");
+    }
+    let Some(meta) = metadata_from_query(req) else {
+        return Response::text(400, "No song given");
+    };
+    tracing::info!(mount = mount.name(), song = %meta.song, "metadata updated (admin.cgi)");
+    mount.set_metadata(meta);
+    Response::html("<html><head><title>SHOUTcast Administrator</title></head><body>Update successful</body></html>\n")
+}
+
+struct Figures {
+    listeners: u64,
+    peak: u64,
+    max: u64,
+    bitrate: u32,
+    song: String,
+    live: bool,
+}
+
+fn figures(mount: Option<&MountHandle>, state: &AppState) -> Figures {
+    let max = state.config.limits.clients as u64;
+    let Some(m) = mount else {
+        return Figures { listeners: 0, peak: 0, max, bitrate: 0, song: String::new(), live: false };
+    };
+    let source = m.source();
+    Figures {
+        listeners: m.stats().listeners.load(Ordering::Relaxed),
+        peak: m.stats().listener_peak.load(Ordering::Relaxed),
+        max: m.config().max_listeners.map_or(max, |x| x as u64),
+        bitrate: source.as_ref().and_then(|s| s.bitrate()).unwrap_or(0),
+        song: m.metadata().song.clone(),
+        live: source.is_some(),
+    }
+}
+
+/// `/7.html`: `CURRENTLISTENERS,STREAMSTATUS,PEAKLISTENERS,MAXLISTENERS,UNIQUELISTENERS,BITRATE,SONGTITLE`.
+pub fn seven_html(req: &Request, state: &AppState) -> Response {
+    let f = figures(mount_for(req, state).as_ref(), state);
+    Response::html(format!(
+        "<html><body>{},{},{},{},{},{},{}</body></html>",
+        f.listeners,
+        u8::from(f.live),
+        f.peak,
+        f.max,
+        f.listeners,
+        f.bitrate,
+        super::doc::escape_xml(&f.song)
+    ))
+}
+
+/// `/currentsong`: the title as plain text.
+pub fn current_song(req: &Request, state: &AppState) -> Response {
+    let f = figures(mount_for(req, state).as_ref(), state);
+    Response::new(200, "text/plain; charset=utf-8", f.song)
+}
+
+/// `/stats?sid=1` (XML) or `/stats?sid=1&json=1`.
+pub fn stats(req: &Request, state: &AppState) -> Response {
+    let mount = mount_for(req, state);
+    let f = figures(mount.as_ref(), state);
+    let source = mount.as_ref().and_then(MountHandle::source);
+    let info = source.as_ref().map(|s| s.info.clone()).unwrap_or_default();
+    let content = source.as_ref().map_or(String::new(), |s| s.content_type.clone());
+    let uptime = source.as_ref().map_or(0, |s| s.started_at.elapsed().as_secs());
+    let path = mount.as_ref().map_or(String::new(), |m| m.name().to_string());
+    if req.query("json").as_deref() == Some("1") {
+        let body = json!({
+            "currentlisteners": f.listeners, "peaklisteners": f.peak, "maxlisteners": f.max,
+            "uniquelisteners": f.listeners, "averagetime": 0,
+            "servergenre": info.genre.unwrap_or_default(), "serverurl": info.url.unwrap_or_default(),
+            "servertitle": info.name.unwrap_or_default(), "songtitle": f.song,
+            "streamhits": mount.as_ref().map_or(0, |m| m.stats().listener_connections.load(Ordering::Relaxed)),
+            "streamstatus": u8::from(f.live), "backupstatus": 0, "streamlisted": 0,
+            "streampath": path, "streamuptime": uptime, "bitrate": f.bitrate.to_string(),
+            "content": content, "version": crate::server::response::SERVER_ID,
+        });
+        return Response::json(body.to_string());
+    }
+    let doc = Elem::new("SHOUTCASTSERVER")
+        .field("CURRENTLISTENERS", f.listeners)
+        .field("PEAKLISTENERS", f.peak)
+        .field("MAXLISTENERS", f.max)
+        .field("UNIQUELISTENERS", f.listeners)
+        .field("AVERAGETIME", 0u64)
+        .field("SERVERGENRE", info.genre.unwrap_or_default())
+        .field("SERVERURL", info.url.unwrap_or_default())
+        .field("SERVERTITLE", info.name.unwrap_or_default())
+        .field("SONGTITLE", f.song)
+        .field("STREAMSTATUS", u64::from(f.live))
+        .field("STREAMPATH", path)
+        .field("STREAMUPTIME", uptime)
+        .field("BITRATE", u64::from(f.bitrate))
+        .field("CONTENT", content);
+    Response::xml(doc.to_xml())
+}

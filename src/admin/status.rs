@@ -1,0 +1,154 @@
+//! Read-only views of the server: `/status-json.xsl` in Icecast's exact
+//! shape (an object for one source, an array for several), and the
+//! per-source and server-wide fields `/admin/stats` shares with it.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Map, Value};
+
+use super::doc::Elem;
+use crate::mount::MountHandle;
+use crate::server::response::SERVER_ID;
+use crate::state::AppState;
+use crate::timefmt;
+
+/// `http://hostname:port/mount`, the URL listeners use.
+pub fn listen_url(state: &AppState, mount: &str) -> String {
+    format!("http://{}:{}{}", state.config.server.hostname, state.http_port, mount)
+}
+
+/// Mounts that status pages show: live and not hidden.
+pub fn visible_live_mounts(state: &AppState) -> Vec<MountHandle> {
+    state.mounts.live().into_iter().filter(|m| !m.config().hidden).collect()
+}
+
+/// `/status-json.xsl`.
+pub fn status_json(state: &AppState) -> String {
+    let mut icestats = Map::new();
+    icestats.insert("admin".into(), json!(state.config.server.admin_email));
+    icestats.insert("host".into(), json!(state.config.server.hostname));
+    icestats.insert("location".into(), json!(state.config.server.location));
+    icestats.insert("server_id".into(), json!(SERVER_ID));
+    icestats.insert("server_start".into(), json!(timefmt::rfc2822(state.started)));
+    icestats.insert("server_start_iso8601".into(), json!(timefmt::iso8601(state.started)));
+    let mut sources: Vec<Value> = visible_live_mounts(state).iter().filter_map(|m| source_json(state, m)).collect();
+    // Icecast's quirk that existing consumers rely on: one source is an object.
+    match sources.len() {
+        0 => {}
+        1 => {
+            icestats.insert("source".into(), sources.remove(0));
+        }
+        _ => {
+            icestats.insert("source".into(), Value::Array(sources));
+        }
+    }
+    json!({ "icestats": icestats }).to_string()
+}
+
+fn source_json(state: &AppState, mount: &MountHandle) -> Option<Value> {
+    let source = mount.source()?;
+    let meta = mount.metadata();
+    let stats = mount.stats();
+    let mut obj = Map::new();
+    let mut put = |k: &str, v: Value| {
+        obj.insert(k.to_string(), v);
+    };
+    if let Some(audio_info) = source.audio_info() {
+        put("audio_info", json!(audio_info));
+    }
+    if let Some(bitrate) = source.bitrate() {
+        put("bitrate", json!(bitrate));
+    }
+    if let Some(genre) = &source.info.genre {
+        put("genre", json!(genre));
+    }
+    put("listener_peak", json!(stats.listener_peak.load(Ordering::Relaxed)));
+    put("listeners", json!(stats.listeners.load(Ordering::Relaxed)));
+    put("listenurl", json!(listen_url(state, mount.name())));
+    if let Some(description) = &source.info.description {
+        put("server_description", json!(description));
+    }
+    if let Some(name) = &source.info.name {
+        put("server_name", json!(name));
+    }
+    put("server_type", json!(source.content_type));
+    if let Some(url) = &source.info.url {
+        put("server_url", json!(url));
+    }
+    put("stream_start", json!(timefmt::rfc2822(source.started)));
+    put("stream_start_iso8601", json!(timefmt::iso8601(source.started)));
+    if let Some(artist) = &meta.artist {
+        put("artist", json!(artist));
+    }
+    if !meta.song.is_empty() {
+        let title = meta.title.clone().filter(|_| meta.artist.is_some()).unwrap_or_else(|| meta.song.clone());
+        put("title", json!(title));
+    }
+    put("dummy", Value::Null);
+    Some(Value::Object(obj))
+}
+
+/// The `<source>` element of `/admin/stats`.
+pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
+    let stats = mount.stats();
+    let meta = mount.metadata();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut elem = Elem::item("source")
+        .attr("mount", mount.name())
+        .field("listeners", load(&stats.listeners))
+        .field("listener_peak", load(&stats.listener_peak))
+        .field("listenurl", listen_url(state, mount.name()))
+        .field("max_listeners", mount.config().max_listeners.map_or("unlimited".to_string(), |m| m.to_string()))
+        .field("slow_listeners", load(&stats.slow_listeners))
+        .field("total_bytes_read", load(&stats.bytes_read))
+        .field("total_bytes_sent", load(&stats.bytes_sent))
+        .field("title", meta.song.as_str())
+        .opt("artist", meta.artist.clone())
+        .opt("fallback", mount.fallback());
+    if let Some(source) = mount.source() {
+        let info = &source.info;
+        elem = elem
+            .opt("audio_info", source.audio_info())
+            .opt("bitrate", source.bitrate().map(u64::from))
+            .opt("genre", info.genre.clone())
+            .field("public", u64::from(info.public))
+            .opt("server_description", info.description.clone())
+            .opt("server_name", info.name.clone())
+            .field("server_type", source.content_type.as_str())
+            .opt("server_url", info.url.clone())
+            .field("source_ip", source.peer.ip().to_string())
+            .field("connected", source.started_at.elapsed().as_secs())
+            .field("stream_start", timefmt::rfc2822(source.started))
+            .field("stream_start_iso8601", timefmt::iso8601(source.started))
+            .opt("user_agent", source.user_agent.clone());
+    }
+    elem
+}
+
+/// `/admin/stats`: server-wide counters and every mount.
+pub fn stats_elem(state: &AppState) -> Elem {
+    let s = &state.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let live = state.mounts.live();
+    Elem::new("icestats")
+        .field("admin", state.config.server.admin_email.as_str())
+        .field("client_connections", load(&s.client_connections))
+        .field("clients", state.mounts.listener_total() + live.len())
+        .field("connections", load(&s.connections))
+        .field("file_connections", 0u64)
+        .field("host", state.config.server.hostname.as_str())
+        .field("listener_connections", load(&s.listener_connections))
+        .field("listeners", state.mounts.listener_total())
+        .field("location", state.config.server.location.as_str())
+        .field("server_id", SERVER_ID)
+        .field("server_start", timefmt::rfc2822(state.started))
+        .field("server_start_iso8601", timefmt::iso8601(state.started))
+        .field("slow_listeners", load(&s.slow_listeners))
+        .field("source_client_connections", load(&s.source_client_connections))
+        .field("source_relay_connections", 0u64)
+        .field("source_total_connections", load(&s.source_total_connections))
+        .field("sources", live.len())
+        .field("stats", 0u64)
+        .field("stats_connections", load(&s.stats_connections))
+        .children(state.mounts.all().iter().filter(|m| m.is_live()).map(|m| source_elem(state, m)))
+}

@@ -1,0 +1,222 @@
+//! Server configuration: the typed settings (this file), the TOML loader that
+//! reports every problem with file, line and key (`load.rs`), and the built-in
+//! default that mirrors Icecast's out-of-the-box behaviour.
+//!
+//! Config is immutable once loaded: the server shares it as `Arc<Config>` and
+//! each mount's settings as `Arc<MountConfig>`.
+
+mod load;
+
+pub use load::{load_file, parse_str, ConfigError, Problem};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The whole configuration, as loaded from TOML or built in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub limits: Limits,
+    pub auth: AuthConfig,
+    pub shoutcast: ShoutcastConfig,
+    /// Explicitly configured mounts, in file order.
+    pub mounts: Vec<Arc<MountConfig>>,
+}
+
+/// `[server]`: where Floe listens and how it names itself.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Addresses to accept HTTP on (listeners, sources, admin). Default: `["0.0.0.0:8000"]`.
+    pub listen: Vec<SocketAddr>,
+    /// Public host name used in `listenurl` and playlists. Default: `localhost`.
+    pub hostname: String,
+    /// Free text shown in status. Default: `Earth`.
+    pub location: String,
+    /// Shown in status. Default: `icemaster@localhost`.
+    pub admin_email: String,
+    /// Access log file in combined format; `None` logs access lines through tracing. Default: none.
+    pub access_log: Option<String>,
+}
+
+/// `[limits]`: resource caps and timeouts.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Listeners across all mounts. Default: 10000.
+    pub clients: usize,
+    /// Concurrent sources. Default: 100.
+    pub sources: usize,
+    /// Bytes a listener may fall behind the live edge before it is dropped. Default: 524288.
+    pub queue_size: usize,
+    /// Bytes of recent audio a new listener receives at once. Default: 65536.
+    pub burst_size: usize,
+    /// Time allowed to send a complete request head. Default: 15 s.
+    pub header_timeout: Duration,
+    /// A source that sends nothing for this long is ended. Default: 10 s.
+    pub source_timeout: Duration,
+    /// A listener whose socket accepts nothing for this long is dropped. Default: 30 s.
+    pub client_timeout: Duration,
+    /// Longest request line or header line, in bytes. Default: 8192.
+    pub max_header_line: usize,
+    /// Largest request head (all lines), in bytes. Default: 16384.
+    pub max_header_size: usize,
+    /// Most header fields in one request. Default: 64.
+    pub max_headers: usize,
+}
+
+/// `[auth]`: global credentials.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Password any source may use (user `source`) unless its mount sets its own. Default: `hackme`.
+    pub source_password: String,
+    /// Admin user for `/admin/*`. Default: `admin`.
+    pub admin_user: String,
+    /// Admin password. Default: `hackme`.
+    pub admin_password: String,
+}
+
+/// `[shoutcast]`: the SHOUTcast v1 source port.
+#[derive(Debug, Clone)]
+pub struct ShoutcastConfig {
+    /// Port for SHOUTcast v1 sources; `None` disables it. Default: first listen port + 1.
+    pub listen: Option<SocketAddr>,
+    /// Mount that a plain `password` login streams into. Default: `/stream`.
+    pub mount: String,
+}
+
+/// Stream information a mount may force, overriding what the source sends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamInfoOverride {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub genre: Option<String>,
+    pub url: Option<String>,
+    pub public: Option<bool>,
+}
+
+/// `[[mount]]`: settings of one named mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountConfig {
+    /// Mount path, starting with `/`.
+    pub name: String,
+    /// Source user for this mount. Default: `source`.
+    pub username: String,
+    /// Source password for this mount. Default: the global `source_password`.
+    pub password: Option<String>,
+    /// Listener cap for this mount. Default: unlimited (the global `clients` still applies).
+    pub max_listeners: Option<usize>,
+    /// Mount listeners move to when this mount's source leaves. Default: none.
+    pub fallback_mount: Option<String>,
+    /// Move listeners back from the fallback when the source returns. Default: false.
+    pub fallback_override: bool,
+    /// ICY metadata interval in bytes. Default: 16000.
+    pub metaint: usize,
+    /// Overrides of the source's `ice-*`/`icy-*` stream information.
+    pub info: StreamInfoOverride,
+    /// Per-mount burst size. Default: the global `burst_size`.
+    pub burst_size: Option<usize>,
+    /// Per-mount queue size. Default: the global `queue_size`.
+    pub queue_size: Option<usize>,
+    /// Hide the mount from status pages and `streamlist`. Default: false.
+    pub hidden: bool,
+}
+
+impl MountConfig {
+    /// Settings for a mount that is not in the config file (any name is accepted
+    /// with the global source password, as Icecast does by default).
+    pub fn dynamic(name: &str) -> MountConfig {
+        MountConfig {
+            name: name.to_string(),
+            username: "source".to_string(),
+            password: None,
+            max_listeners: None,
+            fallback_mount: None,
+            fallback_override: false,
+            metaint: 16000,
+            info: StreamInfoOverride::default(),
+            burst_size: None,
+            queue_size: None,
+            hidden: false,
+        }
+    }
+}
+
+impl Default for Config {
+    /// The built-in configuration: Icecast's defaults, so existing tutorials work.
+    fn default() -> Config {
+        let listen: SocketAddr = ([0, 0, 0, 0], 8000).into();
+        Config {
+            server: ServerConfig {
+                listen: vec![listen],
+                hostname: "localhost".into(),
+                location: "Earth".into(),
+                admin_email: "icemaster@localhost".into(),
+                access_log: None,
+            },
+            limits: Limits::default(),
+            auth: AuthConfig {
+                source_password: "hackme".into(),
+                admin_user: "admin".into(),
+                admin_password: "hackme".into(),
+            },
+            shoutcast: ShoutcastConfig { listen: Some(([0, 0, 0, 0], 8001).into()), mount: "/stream".into() },
+            mounts: Vec::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            clients: 10000,
+            sources: 100,
+            queue_size: 524_288,
+            burst_size: 65_536,
+            header_timeout: Duration::from_secs(15),
+            source_timeout: Duration::from_secs(10),
+            client_timeout: Duration::from_secs(30),
+            max_header_line: 8192,
+            max_header_size: 16384,
+            max_headers: 64,
+        }
+    }
+}
+
+impl Config {
+    /// Settings for `name`: the configured mount, or dynamic defaults.
+    pub fn mount(&self, name: &str) -> Arc<MountConfig> {
+        self.mounts.iter().find(|m| m.name == name).cloned().unwrap_or_else(|| Arc::new(MountConfig::dynamic(name)))
+    }
+
+    /// True when the admin or source passwords are still the documented defaults.
+    pub fn uses_default_passwords(&self) -> bool {
+        self.auth.source_password == "hackme" || self.auth.admin_password == "hackme"
+    }
+}
+
+/// Is `name` an acceptable mount path? Starts with `/`, no `..` segment, no
+/// control characters, no `?`/`#`, at most 256 bytes.
+pub fn valid_mount_name(name: &str) -> bool {
+    name.starts_with('/')
+        && name.len() > 1
+        && name.len() <= 256
+        && !name.split('/').any(|seg| seg == "..")
+        && !name.chars().any(|c| c.is_control() || c == '?' || c == '#' || c == '\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_names() {
+        assert!(valid_mount_name("/live.mp3"));
+        assert!(valid_mount_name("/a/b.ogg"));
+        assert!(!valid_mount_name("/"));
+        assert!(!valid_mount_name("live"));
+        assert!(!valid_mount_name("/../etc/passwd"));
+        assert!(!valid_mount_name("/a/.."));
+        assert!(!valid_mount_name("/a\0b"));
+        assert!(!valid_mount_name("/a\nb"));
+    }
+}

@@ -1,0 +1,166 @@
+//! AAC ADTS framing: header parsing only; lock/resync lives in `sync`.
+//!
+//! An ADTS header is 7 bytes (9 with CRC) and states the whole frame length,
+//! so frames delimit themselves. The sync word 0xFFF is shared with MPEG
+//! audio; the layer bits (always 0 in ADTS) tell them apart.
+
+use super::sync::{FrameHeader, FrameSyntax, SyncFramer};
+use super::AudioInfo;
+
+/// Frames an AAC ADTS byte stream on frame boundaries.
+pub(super) type AdtsFramer = SyncFramer<AdtsSyntax>;
+
+/// Sampling frequencies by index; 13 and 14 are reserved and 15 ("explicit
+/// rate") cannot be expressed in ADTS.
+const SAMPLE_RATES: [u32; 13] =
+    [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+
+/// The ADTS fixed + variable header syntax.
+pub(super) struct AdtsSyntax;
+
+impl FrameSyntax for AdtsSyntax {
+    const HEADER_LEN: usize = 7;
+
+    fn parse(head: &[u8]) -> Option<FrameHeader> {
+        let &[b0, b1, b2, b3, b4, b5, _] = head else {
+            return None;
+        };
+        if b0 != 0xFF || b1 & 0xF6 != 0xF0 {
+            // Sync 0xFFF and layer 00; other bits of b1 are ID and CRC flag.
+            return None;
+        }
+        let mpeg2 = (b1 >> 3) & 1;
+        let crc_absent = b1 & 1;
+        let profile = b2 >> 6;
+        let rate_index = (b2 >> 2) & 0x0F;
+        let sample_rate = *SAMPLE_RATES.get(usize::from(rate_index))?;
+        let channel_config = (b2 & 1) << 2 | b3 >> 6;
+        let len = usize::from(b3 & 3) << 11 | usize::from(b4) << 3 | usize::from(b5 >> 5);
+        let header_len = if crc_absent == 1 { 7 } else { 9 };
+        if len < header_len {
+            return None;
+        }
+        // Channel configuration 7 is 7.1 (8 channels); 0 means "see the PCE".
+        let channels = if channel_config == 7 { 8 } else { channel_config };
+        Some(FrameHeader {
+            len,
+            key: u32::from(mpeg2) << 8 | u32::from(profile) << 4 | u32::from(rate_index),
+            info: AudioInfo { sample_rate, channels, bitrate: 0 },
+        })
+    }
+
+    fn may_start(byte: u8) -> bool {
+        byte == 0xFF
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sync::testing::*;
+    use super::super::{Framer, Unit};
+    use super::*;
+
+    /// An AAC-LC 44.1 kHz stereo ADTS frame without CRC of `len` bytes.
+    fn frame(len: usize, fill: u8) -> Vec<u8> {
+        let mut f = vec![fill; len];
+        f[..7].copy_from_slice(&[
+            0xFF,
+            0xF1,
+            0x50,
+            0x80 | (len >> 11) as u8,
+            (len >> 3) as u8,
+            (len << 5) as u8 | 0x1F,
+            0xFC,
+        ]);
+        f
+    }
+
+    fn stream(n: usize) -> Vec<u8> {
+        (0..n).flat_map(|i| frame(200 + (i * 37) % 300, i as u8)).collect()
+    }
+
+    #[test]
+    fn header_fields() {
+        let h = AdtsSyntax::parse(&frame(371, 0)[..7]).unwrap();
+        assert_eq!(h.len, 371);
+        assert_eq!((h.info.sample_rate, h.info.channels, h.info.bitrate), (44100, 2, 0));
+        let mut bad_rate = frame(300, 0);
+        bad_rate[2] = 0x50 | 13 << 2;
+        assert!(AdtsSyntax::parse(&bad_rate[..7]).is_none());
+        let mut layer = frame(300, 0);
+        layer[1] = 0xF3;
+        assert!(AdtsSyntax::parse(&layer[..7]).is_none());
+        // Shorter than its own header (9 bytes with CRC).
+        let mut short = frame(8, 0);
+        short[1] = 0xF0;
+        assert!(AdtsSyntax::parse(&short[..7]).is_none());
+    }
+
+    #[test]
+    fn valid_stream_round_trips_any_split() {
+        let data = stream(30);
+        let mut f = AdtsFramer::new();
+        let units = feed_all(&mut f, &data);
+        assert_eq!(units.len(), 1);
+        assert_eq!(concat(&units), data);
+        let mut f = AdtsFramer::new();
+        assert_eq!(concat(&feed_bytewise(&mut f, &data)), data);
+        for seed in 1..20 {
+            let mut f = AdtsFramer::new();
+            let units = feed_random(&mut f, &data, seed, 700);
+            assert_eq!(concat(&units), data);
+            assert_eq!(f.skipped_bytes(), 0);
+            for unit in &units {
+                let Unit::Data { bytes, sync: true } = unit else { panic!("{unit:?}") };
+                assert_eq!(&bytes[..2], &[0xFF, 0xF1]);
+            }
+        }
+        assert_eq!(f.audio_info().map(|i| i.sample_rate), Some(44100));
+    }
+
+    #[test]
+    fn truncated_last_frame_is_held() {
+        let data = stream(4);
+        let mut f = AdtsFramer::new();
+        let got = concat(&feed_all(&mut f, &data[..data.len() - 1]));
+        let last = frame(200 + 111, 3).len();
+        assert_eq!(got, data[..data.len() - last]);
+    }
+
+    #[test]
+    fn garbage_with_false_syncs_is_skipped() {
+        let mut rng = Rng(4242);
+        let mut garbage = rng.bytes(2500);
+        for i in (3..2400).step_by(61) {
+            garbage[i..i + 7].copy_from_slice(&frame(300, 0)[..7]);
+        }
+        let good = stream(8);
+        let mut data = garbage.clone();
+        data.extend_from_slice(&good);
+        data.extend_from_slice(&garbage[..1000]);
+        data.extend_from_slice(&good);
+        let mut expected = good.clone();
+        expected.extend_from_slice(&good);
+        for seed in [11, 12, 13] {
+            let mut f = AdtsFramer::new();
+            let units = feed_random(&mut f, &data, seed, 400);
+            assert_same(&concat(&units), &expected);
+            assert_eq!(f.skipped_bytes(), 3500);
+            for unit in &units {
+                let Unit::Data { bytes, .. } = unit else { panic!() };
+                assert_eq!(&bytes[..2], &[0xFF, 0xF1]);
+            }
+        }
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        let mut rng = Rng(777);
+        for round in 0..50 {
+            let data = rng.bytes(5000);
+            let mut f = AdtsFramer::new();
+            let got = concat(&feed_random(&mut f, &data, round + 1, 300));
+            assert!(got.len() as u64 + f.skipped_bytes() <= data.len() as u64);
+        }
+    }
+}

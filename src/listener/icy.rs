@@ -1,0 +1,95 @@
+//! ICY metadata interleaving for one listener (sans-IO).
+//!
+//! After every `metaint` audio bytes a block is inserted: the encoded title
+//! of the chunk the last audio byte came from if it differs from what this
+//! listener was last sent, else a lone zero byte. Because each chunk carries
+//! the metadata current when it was written, titles change exactly where in
+//! the audio they changed, whenever the listener joined.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::mount::{Metadata, ICY_NO_CHANGE};
+
+/// Per-listener interleaving state.
+#[derive(Debug)]
+pub struct IcyInterleaver {
+    metaint: usize,
+    /// Audio bytes left before the next block.
+    until_block: usize,
+    last_sent: Option<Arc<Metadata>>,
+}
+
+impl IcyInterleaver {
+    pub fn new(metaint: usize) -> IcyInterleaver {
+        let metaint = metaint.max(1);
+        IcyInterleaver { metaint, until_block: metaint, last_sent: None }
+    }
+
+    /// Append `data` (written under `meta`) to `out`, split by metadata blocks.
+    pub fn feed(&mut self, data: &Bytes, meta: &Arc<Metadata>, out: &mut Vec<Bytes>) {
+        let mut rest = data.clone();
+        while rest.len() >= self.until_block {
+            out.push(rest.split_to(self.until_block));
+            out.push(self.block_for(meta));
+            self.until_block = self.metaint;
+        }
+        if !rest.is_empty() {
+            self.until_block -= rest.len();
+            out.push(rest);
+        }
+    }
+
+    fn block_for(&mut self, meta: &Arc<Metadata>) -> Bytes {
+        let unchanged = self.last_sent.as_ref().is_some_and(|m| Arc::ptr_eq(m, meta) || **m == **meta);
+        if unchanged {
+            Bytes::from_static(ICY_NO_CHANGE)
+        } else {
+            self.last_sent = Some(meta.clone());
+            meta.icy_block()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn concat(parts: &[Bytes]) -> Vec<u8> {
+        parts.iter().flat_map(|b| b.iter().copied()).collect()
+    }
+
+    #[test]
+    fn blocks_every_metaint_bytes() {
+        let a = Arc::new(Metadata::from_song("A", None));
+        let mut icy = IcyInterleaver::new(4);
+        let mut out = Vec::new();
+        icy.feed(&Bytes::from_static(b"0123456789"), &a, &mut out);
+        let bytes = concat(&out);
+        let block = a.icy_block();
+        let mut expected = b"0123".to_vec();
+        expected.extend_from_slice(&block);
+        expected.extend_from_slice(b"4567");
+        expected.push(0);
+        expected.extend_from_slice(b"89");
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn title_change_lands_where_the_chunk_changes() {
+        let a = Arc::new(Metadata::from_song("A", None));
+        let b = Arc::new(Metadata::from_song("B", None));
+        let mut icy = IcyInterleaver::new(4);
+        let mut out = Vec::new();
+        icy.feed(&Bytes::from_static(b"0123"), &a, &mut out);
+        icy.feed(&Bytes::from_static(b"45"), &a, &mut out);
+        icy.feed(&Bytes::from_static(b"67"), &b, &mut out);
+        let bytes = concat(&out);
+        let mut expected = b"0123".to_vec();
+        expected.extend_from_slice(&a.icy_block());
+        expected.extend_from_slice(b"4567");
+        expected.extend_from_slice(&b.icy_block());
+        assert_eq!(bytes, expected);
+    }
+}

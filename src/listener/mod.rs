@@ -1,0 +1,396 @@
+//! Listeners: the response head of a mount stream, and the task that feeds
+//! one listener from its mount's ring (cursor, ICY interleaving, slow-listener
+//! policy, fallback moves and admin kill/move).
+
+mod icy;
+mod writer;
+
+pub use icy::IcyInterleaver;
+pub use writer::write_all_pieces;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::mount::{
+    listener_entry, Chunk, Head, Lag, ListenerControl, Metadata, MountHandle, Registration, SourceInfo,
+};
+use crate::server::request::Request;
+use crate::server::response::{Response, SERVER_ID};
+use crate::state::AppState;
+
+/// About how many bytes one batch copies out of the ring (chunk handles, not data).
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Kernel send buffer per listener socket (Linux doubles it). A fixed size
+/// turns off send-buffer autotuning, which would otherwise let a stalled
+/// listener park up to 4 MiB in the kernel before `queue_size` ever sees it,
+/// and keeps kernel memory per listener bounded. 64 KiB carries 5 Mbit/s at
+/// 100 ms round trip, far above any audio bitrate.
+const SEND_BUFFER: usize = 64 * 1024;
+
+/// How a listener connection ended, for logs and the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The source left and there was no live fallback.
+    SourceGone,
+    /// Fell more than `queue_size` behind.
+    Slow,
+    /// Socket accepted nothing for `client_timeout`.
+    Stalled,
+    Killed,
+    ClientGone,
+    Shutdown,
+}
+
+/// Result of serving a mount request: status and body bytes, for the access log.
+pub struct Served {
+    pub status: u16,
+    pub bytes: u64,
+}
+
+/// Serve `GET`/`HEAD` on a mount: pick the live mount (or its fallback),
+/// enforce the listener caps, write the response head and stream.
+pub async fn serve(
+    sock: &mut TcpStream,
+    req: &Request,
+    peer: SocketAddr,
+    state: &AppState,
+    requested: MountHandle,
+) -> Served {
+    let (mount, home) = if requested.is_live() {
+        (requested, None)
+    } else if let Some(fallback) = state.mounts.live_fallback(&requested) {
+        let home = requested.config().fallback_override.then(|| requested.clone());
+        (fallback, home)
+    } else {
+        return refuse(sock, req, Response::text(404, "Mount not found or not live")).await;
+    };
+    let Some(source) = mount.source() else {
+        return refuse(sock, req, Response::text(404, "Mount not found or not live")).await;
+    };
+    let Ok(permit) = state.clients.clone().try_acquire_owned() else {
+        return refuse(sock, req, Response::text(503, "Server full: too many listeners")).await;
+    };
+    let want_icy = req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1") && source.format.supports_icy();
+    let metaint = want_icy.then_some(mount.config().metaint);
+    if req.method == "HEAD" {
+        let head = stream_head(&source, metaint);
+        let _ = sock.write_all(head.as_bytes()).await;
+        return Served { status: 200, bytes: 0 };
+    }
+    let id = state.mounts.next_listener_id();
+    let entry = listener_entry(
+        id,
+        peer.ip(),
+        req.header("User-Agent").map(str::to_string),
+        req.header("Referer").map(str::to_string),
+    );
+    let Some(registration) = mount.register(Arc::new(entry), false) else {
+        return refuse(sock, req, Response::text(503, "Mount full: too many listeners")).await;
+    };
+    state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);
+    if let Err(error) = socket2::SockRef::from(&*sock).set_send_buffer_size(SEND_BUFFER) {
+        tracing::debug!(%error, "cannot size the listener send buffer");
+    }
+    if sock.write_all(stream_head(&source, metaint).as_bytes()).await.is_err() {
+        return Served { status: 200, bytes: 0 };
+    }
+    let mut stream = ListenerStream::new(sock, state, registration, home, metaint);
+    let end = stream.run().await;
+    drop(permit);
+    tracing::debug!(
+        mount = stream.registration.mount().name(),
+        client_id = id,
+        ?end,
+        bytes = stream.sent,
+        "listener left"
+    );
+    Served { status: 200, bytes: stream.sent }
+}
+
+async fn refuse(sock: &mut TcpStream, req: &Request, response: Response) -> Served {
+    let bytes = response.write_to(sock, req.method == "HEAD").await.unwrap_or(0);
+    Served { status: response.status, bytes }
+}
+
+/// The response head of a stream: close-delimited raw body, never chunked,
+/// never `ICY 200 OK` (browsers reject it).
+pub fn stream_head(source: &SourceInfo, metaint: Option<usize>) -> String {
+    let mut head = format!(
+        "HTTP/1.0 200 OK\r\nServer: {SERVER_ID}\r\nContent-Type: {}\r\nCache-Control: no-cache, no-store\r\n\
+         Pragma: no-cache\r\nExpires: Mon, 26 Jul 1997 05:00:00 GMT\r\nConnection: close\r\n\
+         Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData\r\n\
+         Access-Control-Expose-Headers: icy-metaint, icy-br, icy-description, icy-genre, icy-name, icy-pub, icy-url\r\n",
+        source.content_type
+    );
+    let info = &source.info;
+    let fields = [
+        ("icy-name", info.name.as_deref()),
+        ("icy-description", info.description.as_deref()),
+        ("icy-genre", info.genre.as_deref()),
+        ("icy-url", info.url.as_deref()),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            head.push_str(&format!("{name}: {}\r\n", header_safe(value)));
+        }
+    }
+    if let Some(bitrate) = source.bitrate() {
+        head.push_str(&format!("icy-br: {bitrate}\r\n"));
+    }
+    if let Some(audio_info) = &info.audio_info {
+        head.push_str(&format!("ice-audio-info: {}\r\n", header_safe(audio_info)));
+    }
+    head.push_str(&format!("icy-pub: {}\r\n", u8::from(info.public)));
+    if let Some(metaint) = metaint {
+        head.push_str(&format!("icy-metaint: {metaint}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Source-supplied text must not break the response head.
+fn header_safe(value: &str) -> String {
+    value.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// One listener's position and buffers.
+struct ListenerStream<'a> {
+    sock: &'a mut TcpStream,
+    state: &'a AppState,
+    registration: Registration,
+    /// The mount to return to when its source comes back (`fallback_override`).
+    home: Option<(MountHandle, watch::Receiver<Head>)>,
+    cursor: u64,
+    head: watch::Receiver<Head>,
+    icy: Option<IcyInterleaver>,
+    /// Reused between batches, so a listener allocates once.
+    batch: Vec<Chunk>,
+    pieces: VecDeque<Bytes>,
+    sent: u64,
+}
+
+impl<'a> ListenerStream<'a> {
+    fn new(
+        sock: &'a mut TcpStream,
+        state: &'a AppState,
+        registration: Registration,
+        home: Option<MountHandle>,
+        metaint: Option<usize>,
+    ) -> ListenerStream<'a> {
+        let subscription = registration.mount().subscribe(true);
+        let mut stream = ListenerStream {
+            sock,
+            state,
+            home: home.map(|h| {
+                let rx = h.watch_head();
+                (h, rx)
+            }),
+            cursor: subscription.cursor,
+            head: subscription.head,
+            icy: metaint.map(IcyInterleaver::new),
+            batch: Vec::new(),
+            pieces: VecDeque::new(),
+            sent: 0,
+            registration,
+        };
+        let meta = stream.registration.mount().metadata();
+        stream.queue(&subscription.headers, &meta);
+        stream
+    }
+
+    fn mount(&self) -> &MountHandle {
+        self.registration.mount()
+    }
+
+    fn control(&self) -> Arc<ListenerControl> {
+        self.registration.entry().control.clone()
+    }
+
+    async fn run(&mut self) -> End {
+        let mut shutdown = self.state.shutdown.clone();
+        loop {
+            if *shutdown.borrow_and_update() {
+                return End::Shutdown;
+            }
+            if let Some(end) = self.apply_control() {
+                return end;
+            }
+            self.return_home_if_live();
+            let mount = self.mount().clone();
+            let Ok(next) = mount.read(self.cursor, BATCH_BYTES, &mut self.batch) else {
+                return self.dropped_slow();
+            };
+            self.cursor = next;
+            if self.batch.is_empty() && self.pieces.is_empty() {
+                if let Some(end) = self.wait(&mut shutdown).await {
+                    return end;
+                }
+                continue;
+            }
+            let position = self.batch.first().map(|c| c.start);
+            let batch = std::mem::take(&mut self.batch);
+            for chunk in &batch {
+                self.queue(&chunk.data, &chunk.meta);
+            }
+            self.batch = batch;
+            self.batch.clear();
+            if let Err(end) = self.flush(position).await {
+                return end;
+            }
+        }
+    }
+
+    fn queue(&mut self, data: &Bytes, meta: &Arc<Metadata>) {
+        if data.is_empty() {
+            return;
+        }
+        match &mut self.icy {
+            Some(icy) => {
+                let mut out = Vec::new();
+                icy.feed(data, meta, &mut out);
+                self.pieces.extend(out);
+            }
+            None => self.pieces.push_back(data.clone()),
+        }
+    }
+
+    /// Kill or move requests from admin.
+    fn apply_control(&mut self) -> Option<End> {
+        let control = self.control();
+        if control.is_killed() {
+            return Some(End::Killed);
+        }
+        if let Some(target) = control.take_move() {
+            if !target.same(self.mount()) {
+                self.switch_to(target, None);
+            }
+        }
+        None
+    }
+
+    fn return_home_if_live(&mut self) {
+        let live_home = self.home.as_ref().filter(|(h, _)| h.is_live()).map(|(h, _)| h.clone());
+        if let Some(home) = live_home {
+            self.switch_to(home, None);
+        }
+    }
+
+    /// Continue on another mount at its live edge, with its stream headers.
+    fn switch_to(&mut self, target: MountHandle, home: Option<MountHandle>) {
+        let entry = self.registration.entry().clone();
+        let Some(registration) = target.register(entry, true) else {
+            return;
+        };
+        tracing::debug!(from = self.mount().name(), to = target.name(), "listener moved");
+        self.registration = registration;
+        let subscription = target.subscribe(false);
+        self.cursor = subscription.cursor;
+        self.head = subscription.head;
+        self.home = home.map(|h| {
+            let rx = h.watch_head();
+            (h, rx)
+        });
+        self.queue(&subscription.headers, &target.metadata());
+    }
+
+    /// Nothing to send: wait for data, an admin request, the home mount or shutdown.
+    async fn wait(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
+        let head = *self.head.borrow_and_update();
+        if head.seq > self.cursor {
+            return None;
+        }
+        if !head.live {
+            return self.source_gone();
+        }
+        let control = self.control();
+        let home = self.home.as_mut().map(|(_, rx)| rx);
+        tokio::select! {
+            _ = shutdown.changed() => Some(End::Shutdown),
+            _ = control.changed() => None,
+            _ = self.head.changed() => None,
+            _ = wait_live(home) => None,
+        }
+    }
+
+    /// The source left and the ring is drained: follow the fallback or end.
+    fn source_gone(&mut self) -> Option<End> {
+        let current = self.mount().clone();
+        let Some(fallback) = self.state.mounts.live_fallback(&current) else {
+            return Some(End::SourceGone);
+        };
+        // Remember where we came from (or keep an earlier home) to move back later.
+        let home = match self.home.take() {
+            Some((home, _)) => Some(home),
+            None => current.config().fallback_override.then_some(current),
+        };
+        self.switch_to(fallback, home);
+        None
+    }
+
+    fn dropped_slow(&self) -> End {
+        let mount = self.mount();
+        mount.stats().slow_listeners.fetch_add(1, Ordering::Relaxed);
+        self.state.stats.slow_listeners.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(mount = mount.name(), client_id = self.registration.entry().id, "listener too slow, dropped");
+        End::Slow
+    }
+
+    /// Write the queued pieces, dropping the listener if it falls more than
+    /// `queue_size` behind or stalls for `client_timeout` meanwhile.
+    async fn flush(&mut self, position: Option<u64>) -> Result<(), End> {
+        let mount = self.mount().clone();
+        let control = self.control();
+        let deadline = tokio::time::sleep(self.state.config.limits.client_timeout);
+        tokio::pin!(deadline);
+        let outcome = {
+            let write = write_all_pieces(&mut *self.sock, &mut self.pieces);
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    result = &mut write => break result.map_err(|_| End::ClientGone),
+                    _ = &mut deadline => break Err(End::Stalled),
+                    changed = self.head.changed() => {
+                        let too_far = position.is_some_and(|p| mount.lag_at(p) == Lag::TooFar);
+                        if changed.is_err() || too_far {
+                            break Err(End::Slow);
+                        }
+                    }
+                    _ = control.changed() => {
+                        if control.is_killed() {
+                            break Err(End::Killed);
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(n) => {
+                self.sent += n;
+                mount.stats().bytes_sent.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(End::Slow) => Err(self.dropped_slow()),
+            Err(end) => Err(end),
+        }
+    }
+}
+
+/// Resolves when the watched mount is live; never if there is none.
+async fn wait_live(home: Option<&mut watch::Receiver<Head>>) {
+    match home {
+        Some(rx) => {
+            if rx.wait_for(|h| h.live).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,121 @@
+//! The listeners attached to a mount, as admin sees them (`listclients`), and
+//! the control handle admin uses to kill or move one.
+//!
+//! A listener's stream task owns a `Registration`; dropping it removes the
+//! entry, so the table never outlives the connections it describes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::MountHandle;
+
+/// What admin may ask of a running listener.
+#[derive(Debug, Default)]
+pub struct ListenerControl {
+    killed: AtomicBool,
+    /// Set by `moveclients`; taken by the listener task. A mutex because it is
+    /// touched once per move, never on the data path.
+    move_to: Mutex<Option<MountHandle>>,
+    wake: Notify,
+}
+
+impl ListenerControl {
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    pub fn move_to(&self, mount: MountHandle) {
+        *self.move_to.lock() = Some(mount);
+        self.wake.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    pub fn take_move(&self) -> Option<MountHandle> {
+        self.move_to.lock().take()
+    }
+
+    /// Resolves when admin has asked something of this listener.
+    pub async fn changed(&self) {
+        self.wake.notified().await
+    }
+}
+
+/// One connected listener.
+#[derive(Debug)]
+pub struct ListenerEntry {
+    pub id: u64,
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+    pub referer: Option<String>,
+    pub connected: Instant,
+    pub control: Arc<ListenerControl>,
+}
+
+/// The table of a mount's listeners.
+#[derive(Debug, Default)]
+pub struct ListenerTable {
+    /// Short critical sections only (insert, remove, snapshot for admin).
+    entries: Mutex<HashMap<u64, Arc<ListenerEntry>>>,
+}
+
+impl ListenerTable {
+    pub fn insert(&self, entry: Arc<ListenerEntry>) -> usize {
+        let mut entries = self.entries.lock();
+        entries.insert(entry.id, entry);
+        entries.len()
+    }
+
+    pub fn remove(&self, id: u64) -> usize {
+        let mut entries = self.entries.lock();
+        entries.remove(&id);
+        entries.len()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ListenerEntry>> {
+        self.entries.lock().get(&id).cloned()
+    }
+
+    /// All listeners, oldest first.
+    pub fn snapshot(&self) -> Vec<Arc<ListenerEntry>> {
+        let mut all: Vec<_> = self.entries.lock().values().cloned().collect();
+        all.sort_by_key(|e| e.id);
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().len()
+    }
+}
+
+/// Keeps a listener in its mount's table; dropping it removes the entry.
+#[derive(Debug)]
+pub struct Registration {
+    pub(super) mount: MountHandle,
+    pub(super) entry: Arc<ListenerEntry>,
+}
+
+impl Registration {
+    pub fn mount(&self) -> &MountHandle {
+        &self.mount
+    }
+
+    pub fn entry(&self) -> &Arc<ListenerEntry> {
+        &self.entry
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.mount.unregister(self.entry.id);
+    }
+}

@@ -1,0 +1,338 @@
+//! Mounts: the unit of streaming. A mount has immutable settings
+//! (`Arc<MountConfig>`), a data plane (the chunk ring, captured stream
+//! headers and current metadata), at most one live source, a listener table
+//! and counters. `Mounts` is the registry the server looks names up in.
+
+mod listeners;
+mod metadata;
+mod registry;
+mod ring;
+mod source_info;
+
+pub use listeners::{ListenerControl, ListenerEntry, Registration};
+pub use metadata::{decode_with_charset, encode_icy_block, truncate_on_char_boundary, Metadata, ICY_NO_CHANGE};
+pub use registry::Mounts;
+pub use ring::{Chunk, Ring};
+pub use source_info::{SourceInfo, StreamInfo};
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::config::MountConfig;
+use crate::format::{AudioInfo, Unit};
+use listeners::ListenerTable;
+
+/// What listeners wait on: the next sequence to be written and whether a
+/// source is live. Published through a `watch` so no wake-up is ever lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub seq: u64,
+    pub live: bool,
+    /// Bumped each time a source attaches.
+    pub generation: u64,
+}
+
+/// Counters of one mount; atomics, so the data path never locks for them.
+#[derive(Debug, Default)]
+pub struct MountStats {
+    pub listeners: AtomicU64,
+    pub listener_peak: AtomicU64,
+    /// Listeners dropped for falling more than `queue_size` behind.
+    pub slow_listeners: AtomicU64,
+    pub listener_connections: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    /// Source bytes thrown away by the framer (garbage, broken frames).
+    pub bytes_skipped: AtomicU64,
+}
+
+/// The data plane: written by the source, read by every listener.
+#[derive(Debug)]
+struct StreamState {
+    ring: Ring,
+    /// Headers a new listener needs before any chunk (Ogg/WebM); empty otherwise.
+    headers: Bytes,
+    meta: Arc<Metadata>,
+}
+
+/// One mount. Shared through `MountHandle`.
+#[derive(Debug)]
+pub struct Mount {
+    config: Arc<MountConfig>,
+    /// Created by a source for a name not in the config; forgotten when idle.
+    dynamic: bool,
+    queue_size: usize,
+    burst_size: usize,
+    /// Read-mostly: many listeners copy out chunk handles, one source appends.
+    /// Held only for those copies, never across an await.
+    stream: RwLock<StreamState>,
+    head: watch::Sender<Head>,
+    /// The live source, if any. Locked on attach/detach and status reads only.
+    source: Mutex<Option<Arc<SourceInfo>>>,
+    listeners: ListenerTable,
+    /// Where listeners go when the source leaves; starts as configured,
+    /// changed at run time by `/admin/fallbacks`. Read on source loss only.
+    fallback: Mutex<Option<String>>,
+    pub stats: MountStats,
+}
+
+/// A cheap, clonable handle to a mount.
+#[derive(Debug, Clone)]
+pub struct MountHandle(Arc<Mount>);
+
+/// Why a source could not attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountBusy;
+
+/// A new listener's starting point.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Stream headers to send first.
+    pub headers: Bytes,
+    /// Sequence of the first chunk to send.
+    pub cursor: u64,
+    pub head: watch::Receiver<Head>,
+}
+
+/// How far behind the live edge a listener at `cursor` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lag {
+    Within,
+    /// More than `queue_size` behind, or its chunks were already evicted.
+    TooFar,
+}
+
+impl MountHandle {
+    pub(crate) fn new(config: Arc<MountConfig>, dynamic: bool, queue_size: usize, burst_size: usize) -> MountHandle {
+        let queue_size = config.queue_size.unwrap_or(queue_size);
+        let burst_size = config.burst_size.unwrap_or(burst_size);
+        // Room for the slowest tolerated listener plus a full burst behind it.
+        let capacity = queue_size + burst_size + 16 * 1024;
+        let (head, _) = watch::channel(Head { seq: 0, live: false, generation: 0 });
+        MountHandle(Arc::new(Mount {
+            dynamic,
+            queue_size,
+            burst_size,
+            stream: RwLock::new(StreamState {
+                ring: Ring::new(capacity),
+                headers: Bytes::new(),
+                meta: Arc::new(Metadata::default()),
+            }),
+            head,
+            source: Mutex::new(None),
+            listeners: ListenerTable::default(),
+            fallback: Mutex::new(config.fallback_mount.clone()),
+            stats: MountStats::default(),
+            config,
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.config.name
+    }
+
+    pub fn config(&self) -> &Arc<MountConfig> {
+        &self.0.config
+    }
+
+    /// The current fallback mount name.
+    pub fn fallback(&self) -> Option<String> {
+        self.0.fallback.lock().clone()
+    }
+
+    pub fn set_fallback(&self, fallback: Option<String>) {
+        *self.0.fallback.lock() = fallback;
+    }
+
+    pub fn is_dynamic(&self) -> bool {
+        self.0.dynamic
+    }
+
+    pub fn stats(&self) -> &MountStats {
+        &self.0.stats
+    }
+
+    pub fn same(&self, other: &MountHandle) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The live source, if one is connected.
+    pub fn source(&self) -> Option<Arc<SourceInfo>> {
+        self.0.source.lock().clone()
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.0.head.borrow().live
+    }
+
+    pub fn head(&self) -> Head {
+        *self.0.head.borrow()
+    }
+
+    pub fn watch_head(&self) -> watch::Receiver<Head> {
+        self.0.head.subscribe()
+    }
+
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.0.stream.read().meta.clone()
+    }
+
+    /// Title changes take effect at the current end of the stream: chunks
+    /// written from now on carry them.
+    pub fn set_metadata(&self, meta: Metadata) {
+        self.0.stream.write().meta = Arc::new(meta);
+    }
+
+    /// Attach a source; fails while another is live.
+    pub fn attach_source(&self, info: Arc<SourceInfo>) -> Result<(), MountBusy> {
+        let mut source = self.0.source.lock();
+        if source.is_some() {
+            return Err(MountBusy);
+        }
+        *source = Some(info);
+        {
+            let mut stream = self.0.stream.write();
+            stream.headers = Bytes::new();
+            stream.meta = Arc::new(Metadata::default());
+        }
+        self.0.head.send_modify(|h| {
+            h.live = true;
+            h.generation += 1;
+        });
+        Ok(())
+    }
+
+    /// Detach the source `info` (no-op if another one is attached now).
+    pub fn detach_source(&self, info: &Arc<SourceInfo>) {
+        let mut source = self.0.source.lock();
+        if source.as_ref().is_some_and(|s| Arc::ptr_eq(s, info)) {
+            *source = None;
+            self.0.head.send_modify(|h| h.live = false);
+        }
+    }
+
+    /// Append what the framer produced and wake listeners.
+    pub fn push_units(&self, units: &mut Vec<Unit>) {
+        if units.is_empty() {
+            return;
+        }
+        let seq = {
+            let mut stream = self.0.stream.write();
+            let meta = stream.meta.clone();
+            for unit in units.drain(..) {
+                match unit {
+                    Unit::Data { bytes, sync } => {
+                        stream.ring.push(bytes, meta.clone(), sync, false);
+                    }
+                    Unit::Headers { bytes, in_band } => {
+                        stream.headers = bytes.clone();
+                        if in_band {
+                            stream.ring.push(bytes, meta.clone(), true, true);
+                        }
+                    }
+                }
+            }
+            stream.ring.head_seq()
+        };
+        self.0.head.send_if_modified(|h| {
+            let changed = h.seq != seq;
+            h.seq = seq;
+            changed
+        });
+    }
+
+    /// Record stream parameters the framer found.
+    pub fn set_audio_info(&self, audio: Option<AudioInfo>) {
+        if let (Some(audio), Some(source)) = (audio, self.source()) {
+            *source.audio.lock() = Some(audio);
+        }
+    }
+
+    /// Start point for a new listener: headers, then `burst_size` of recent
+    /// audio (or the live edge when `burst` is false, for moved listeners).
+    pub fn subscribe(&self, burst: bool) -> Subscription {
+        let head = self.0.head.subscribe();
+        let stream = self.0.stream.read();
+        let cursor = if burst { stream.ring.burst_start(self.0.burst_size) } else { stream.ring.live_start() };
+        Subscription { headers: stream.headers.clone(), cursor, head }
+    }
+
+    /// Copy chunk handles from `cursor` (up to about `max_bytes`), checking
+    /// the listener's lag first. Returns the new cursor.
+    pub fn read(&self, cursor: u64, max_bytes: usize, out: &mut Vec<Chunk>) -> Result<u64, Lag> {
+        let stream = self.0.stream.read();
+        self.check_lag(&stream.ring, cursor)?;
+        Ok(stream.ring.read_from(cursor, max_bytes, out))
+    }
+
+    /// Is a listener whose next byte is at stream offset `position` too far behind?
+    pub fn lag_at(&self, position: u64) -> Lag {
+        let stream = self.0.stream.read();
+        if stream.ring.end().saturating_sub(position) > self.0.queue_size as u64 {
+            Lag::TooFar
+        } else {
+            Lag::Within
+        }
+    }
+
+    fn check_lag(&self, ring: &Ring, cursor: u64) -> Result<(), Lag> {
+        if cursor < ring.first_seq() {
+            return Err(Lag::TooFar);
+        }
+        match ring.offset_of(cursor) {
+            Some(offset) if ring.end() - offset <= self.0.queue_size as u64 => Ok(()),
+            Some(_) => Err(Lag::TooFar),
+            // A cursor past the head cannot happen; treat it as at the head.
+            None => Ok(()),
+        }
+    }
+
+    /// Add a listener, enforcing `max_listeners` unless `forced` (moves).
+    pub fn register(&self, entry: Arc<ListenerEntry>, forced: bool) -> Option<Registration> {
+        if !forced {
+            if let Some(max) = self.0.config.max_listeners {
+                if self.0.listeners.len() >= max {
+                    return None;
+                }
+            }
+        }
+        let count = self.0.listeners.insert(entry.clone()) as u64;
+        let stats = &self.0.stats;
+        stats.listeners.store(count, Ordering::Relaxed);
+        stats.listener_peak.fetch_max(count, Ordering::Relaxed);
+        stats.listener_connections.fetch_add(1, Ordering::Relaxed);
+        Some(Registration { mount: self.clone(), entry })
+    }
+
+    fn unregister(&self, id: u64) {
+        let count = self.0.listeners.remove(id) as u64;
+        self.0.stats.listeners.store(count, Ordering::Relaxed);
+    }
+
+    pub fn listeners(&self) -> Vec<Arc<ListenerEntry>> {
+        self.0.listeners.snapshot()
+    }
+
+    pub fn listener(&self, id: u64) -> Option<Arc<ListenerEntry>> {
+        self.0.listeners.get(id)
+    }
+
+    pub fn listener_count(&self) -> usize {
+        self.0.listeners.len()
+    }
+
+    pub fn queue_size(&self) -> usize {
+        self.0.queue_size
+    }
+}
+
+/// Build a listener table entry.
+pub fn listener_entry(id: u64, ip: IpAddr, user_agent: Option<String>, referer: Option<String>) -> ListenerEntry {
+    ListenerEntry { id, ip, user_agent, referer, connected: Instant::now(), control: Arc::default() }
+}

@@ -1,0 +1,206 @@
+//! The bounded ring of stream chunks a mount fans out to its listeners.
+//!
+//! Chunks are numbered by sequence; a listener keeps only the sequence of the
+//! next chunk it wants (its cursor). The ring owns no listener state: it
+//! evicts the oldest chunks once it holds more than its byte capacity, and a
+//! listener whose cursor falls off the tail has, by definition, fallen too far
+//! behind.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::metadata::Metadata;
+
+/// One piece of the stream, starting on a frame/page/element boundary.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub data: Bytes,
+    /// Byte offset of `data` within the mount's stream (since the mount was created).
+    pub start: u64,
+    /// Metadata current when this chunk was written: ICY titles follow the audio.
+    pub meta: Arc<Metadata>,
+    /// A new listener may start playback at this chunk.
+    pub sync: bool,
+    /// In-band stream headers (a chained Ogg stream): new listeners get the
+    /// stored copy instead, so their burst never starts before one of these.
+    pub headers: bool,
+}
+
+/// Sequence-numbered chunks, oldest first, bounded in bytes.
+#[derive(Debug)]
+pub struct Ring {
+    chunks: VecDeque<Chunk>,
+    /// Sequence number of `chunks[0]`.
+    first_seq: u64,
+    /// Bytes held in `chunks`.
+    held: usize,
+    /// Bytes the ring may hold before evicting (at least queue_size + burst_size).
+    capacity: usize,
+    /// Stream offset just past the newest chunk.
+    end: u64,
+}
+
+impl Ring {
+    pub fn new(capacity: usize) -> Ring {
+        Ring { chunks: VecDeque::new(), first_seq: 0, held: 0, capacity, end: 0 }
+    }
+
+    /// Append data; evicts the oldest chunks beyond capacity. Returns the new head sequence.
+    pub fn push(&mut self, data: Bytes, meta: Arc<Metadata>, sync: bool, headers: bool) -> u64 {
+        let len = data.len();
+        self.chunks.push_back(Chunk { data, start: self.end, meta, sync, headers });
+        self.end += len as u64;
+        self.held += len;
+        // Keep at least one chunk so a listener at the head always has a position.
+        while self.held > self.capacity && self.chunks.len() > 1 {
+            if let Some(old) = self.chunks.pop_front() {
+                self.held -= old.data.len();
+                self.first_seq += 1;
+            }
+        }
+        self.head_seq()
+    }
+
+    /// Sequence the next pushed chunk will get.
+    pub fn head_seq(&self) -> u64 {
+        self.first_seq + self.chunks.len() as u64
+    }
+
+    /// Oldest sequence still held.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// Stream offset just past the newest chunk.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Stream offset of chunk `seq`, or of the live edge when `seq` is the head.
+    pub fn offset_of(&self, seq: u64) -> Option<u64> {
+        if seq == self.head_seq() {
+            return Some(self.end);
+        }
+        self.get(seq).map(|c| c.start)
+    }
+
+    pub fn get(&self, seq: u64) -> Option<&Chunk> {
+        let index = seq.checked_sub(self.first_seq)?;
+        self.chunks.get(usize::try_from(index).ok()?)
+    }
+
+    /// Where a new listener starts: the oldest sync chunk within the last
+    /// `burst` bytes, never before the newest in-band header chunk. If no sync
+    /// chunk lies within the window (long WebM clusters), the newest sync
+    /// chunk before it; if none at all, the live edge.
+    pub fn burst_start(&self, burst: usize) -> u64 {
+        let window_start = self.end.saturating_sub(burst as u64);
+        let mut best_before = None;
+        let mut floor = self.first_seq;
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            if chunk.headers {
+                floor = self.first_seq + i as u64 + 1;
+                best_before = None;
+            }
+        }
+        for seq in floor..self.head_seq() {
+            let Some(chunk) = self.get(seq) else { break };
+            if !chunk.sync || chunk.headers {
+                continue;
+            }
+            if chunk.start >= window_start {
+                return seq;
+            }
+            best_before = Some(seq);
+        }
+        best_before.unwrap_or(self.head_seq())
+    }
+
+    /// The newest sync chunk, for a listener that joins at the live edge (a
+    /// move between mounts): no burst, but a decodable first byte.
+    pub fn live_start(&self) -> u64 {
+        self.burst_start(0)
+    }
+
+    /// Clone up to `max_bytes` (at least one chunk) starting at `seq`.
+    pub fn read_from(&self, seq: u64, max_bytes: usize, out: &mut Vec<Chunk>) -> u64 {
+        let mut next = seq;
+        let mut taken = 0;
+        while let Some(chunk) = self.get(next) {
+            if taken > 0 && taken + chunk.data.len() > max_bytes {
+                break;
+            }
+            taken += chunk.data.len();
+            out.push(chunk.clone());
+            next += 1;
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Arc<Metadata> {
+        Arc::new(Metadata::default())
+    }
+
+    fn ring_with(sizes: &[(usize, bool)], capacity: usize) -> Ring {
+        let mut ring = Ring::new(capacity);
+        for &(len, sync) in sizes {
+            ring.push(Bytes::from(vec![0u8; len]), meta(), sync, false);
+        }
+        ring
+    }
+
+    #[test]
+    fn evicts_oldest_beyond_capacity() {
+        let ring = ring_with(&[(100, true); 10], 350);
+        assert_eq!(ring.head_seq(), 10);
+        assert_eq!(ring.first_seq(), 7);
+        assert_eq!(ring.end(), 1000);
+        assert!(ring.get(6).is_none());
+        assert_eq!(ring.get(7).map(|c| c.start), Some(700));
+    }
+
+    #[test]
+    fn burst_starts_on_chunk_inside_window() {
+        let ring = ring_with(&[(100, true); 10], 10_000);
+        // Last 250 bytes: offsets 750..1000, first chunk starting inside is seq 8 (800).
+        assert_eq!(ring.burst_start(250), 8);
+        // No chunk starts inside an empty window: the newest sync chunk, so the first byte decodes.
+        assert_eq!(ring.burst_start(0), 9);
+        assert_eq!(ring.burst_start(5000), 0);
+    }
+
+    #[test]
+    fn burst_falls_back_to_previous_sync_point() {
+        let ring = ring_with(&[(100, true), (100, false), (100, false), (100, false)], 10_000);
+        assert_eq!(ring.burst_start(150), 0);
+    }
+
+    #[test]
+    fn burst_never_crosses_in_band_headers() {
+        let mut ring = ring_with(&[(100, true); 5], 10_000);
+        ring.push(Bytes::from_static(b"HDRS"), meta(), true, true);
+        ring.push(Bytes::from(vec![0u8; 100]), meta(), true, false);
+        assert_eq!(ring.burst_start(100_000), 6);
+    }
+
+    #[test]
+    fn read_from_respects_budget_but_takes_one() {
+        let ring = ring_with(&[(100, true); 5], 10_000);
+        let mut out = Vec::new();
+        assert_eq!(ring.read_from(1, 250, &mut out), 3);
+        assert_eq!(out.len(), 2);
+        out.clear();
+        assert_eq!(ring.read_from(4, 10, &mut out), 5);
+        assert_eq!(out.len(), 1);
+        out.clear();
+        assert_eq!(ring.read_from(5, 10, &mut out), 5);
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,113 @@
+//! Complete (non-stream) HTTP responses: status, headers and a body with a
+//! known length, written as HTTP/1.0 with `Connection: close`.
+
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// The `Server:` header value.
+pub const SERVER_ID: &str = concat!("Floe/", env!("CARGO_PKG_VERSION"));
+
+/// A response with its whole body in memory.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response {
+        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
+    }
+
+    /// A short plain-text message (errors, `OK`).
+    pub fn text(status: u16, message: &str) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", format!("{message}\n"))
+    }
+
+    pub fn json(body: String) -> Response {
+        Response::new(200, "application/json; charset=utf-8", body)
+    }
+
+    pub fn xml(body: String) -> Response {
+        Response::new(200, "text/xml; charset=utf-8", body)
+    }
+
+    pub fn html(body: impl Into<Bytes>) -> Response {
+        Response::new(200, "text/html; charset=utf-8", body)
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// 401 asking for Basic credentials (libshout waits for this before it sends them).
+    pub fn unauthorized(realm: &str) -> Response {
+        Response::text(401, "Authentication required")
+            .with_header("WWW-Authenticate", &format!("Basic realm=\"{realm}\""))
+    }
+
+    /// Serialize the status line and headers.
+    pub fn head_bytes(&self) -> Vec<u8> {
+        let mut head = format!("HTTP/1.0 {} {}\r\nServer: {SERVER_ID}\r\n", self.status, reason(self.status));
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nCache-Control: no-cache, no-store\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
+            self.body.len()
+        ));
+        head.into_bytes()
+    }
+
+    /// Write the response (without the body for `HEAD`). Returns body bytes sent.
+    pub async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut W, head_only: bool) -> std::io::Result<u64> {
+        out.write_all(&self.head_bytes()).await?;
+        if head_only {
+            out.flush().await?;
+            return Ok(0);
+        }
+        out.write_all(&self.body).await?;
+        out.flush().await?;
+        Ok(self.body.len() as u64)
+    }
+}
+
+/// Reason phrase for the statuses Floe sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_has_length_and_close() {
+        let r = Response::text(404, "Mount not found");
+        let head = String::from_utf8(r.head_bytes()).unwrap();
+        assert!(head.starts_with("HTTP/1.0 404 Not Found\r\n"));
+        assert!(head.contains("Content-Length: 16\r\n"));
+        assert!(head.contains("Connection: close\r\n"));
+        assert!(head.ends_with("\r\n\r\n"));
+    }
+}

@@ -1,0 +1,92 @@
+//! The one routing table: which requests are sources, which are listener
+//! streams, and the complete responses for everything else. The server and
+//! the in-process tests both go through `route`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use super::request::Request;
+use super::response::Response;
+use crate::admin::{self, shoutcast, status};
+use crate::mount::MountHandle;
+use crate::playlist::Playlist;
+use crate::state::AppState;
+
+/// The status page, embedded at build time.
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+
+/// Where a request goes.
+pub enum Route {
+    /// `PUT`/`SOURCE`: the socket becomes a source.
+    Source,
+    /// `GET`/`HEAD` on a mount: the socket becomes a listener.
+    Stream(MountHandle),
+    /// A complete response, and the authenticated user if any.
+    Respond(Response, Option<String>),
+}
+
+pub fn route(req: &Request, _peer: SocketAddr, state: &AppState) -> Route {
+    match req.method.as_str() {
+        "SOURCE" | "PUT" => Route::Source,
+        "GET" | "HEAD" => get(req, state),
+        "OPTIONS" => Route::Respond(options(req), None),
+        _ => Route::Respond(
+            Response::text(405, "Method not allowed").with_header("Allow", "GET, HEAD, OPTIONS, PUT, SOURCE"),
+            None,
+        ),
+    }
+}
+
+fn get(req: &Request, state: &AppState) -> Route {
+    let respond = |response| Route::Respond(response, None);
+    match req.path.as_str() {
+        "/" | "/index.html" => respond(Response::html(INDEX_HTML)),
+        "/status-json.xsl" => {
+            state.stats.stats_connections.fetch_add(1, Ordering::Relaxed);
+            respond(Response::json(status::status_json(state)))
+        }
+        "/admin.cgi" => respond(shoutcast::admin_cgi(req, state)),
+        "/7.html" => respond(shoutcast::seven_html(req, state)),
+        "/stats" => respond(shoutcast::stats(req, state)),
+        "/currentsong" => respond(shoutcast::current_song(req, state)),
+        path if path.starts_with("/admin/") => {
+            let (response, user) = admin::handle(req, state);
+            Route::Respond(response, user)
+        }
+        path => mount_or_playlist(path, state),
+    }
+}
+
+fn mount_or_playlist(path: &str, state: &AppState) -> Route {
+    if let Some(mount) = state.mounts.get(path) {
+        return Route::Stream(mount);
+    }
+    if let Some((kind, name)) = Playlist::split(path) {
+        if let Some(mount) = state.mounts.get(name) {
+            let url = status::listen_url(state, mount.name());
+            let title = mount.source().and_then(|s| s.info.name.clone()).unwrap_or_else(|| mount.name().to_string());
+            return Route::Respond(Response::new(200, kind.content_type(), kind.render(&url, &title)), None);
+        }
+    }
+    Route::Respond(Response::text(404, "Mount not found"), None)
+}
+
+/// `OPTIONS *` (libshout's probe) and CORS preflight for web players.
+fn options(req: &Request) -> Response {
+    let mut response = Response::new(204, "text/plain", "")
+        .with_header("Allow", "GET, HEAD, OPTIONS, PUT, SOURCE")
+        .with_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        .with_header(
+            "Access-Control-Allow-Headers",
+            "Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData, Range",
+        )
+        .with_header(
+            "Access-Control-Expose-Headers",
+            "icy-metaint, icy-br, icy-description, icy-genre, icy-name, icy-pub, icy-url",
+        )
+        .with_header("Access-Control-Max-Age", "86400");
+    if req.path == "*" {
+        response.status = 200;
+    }
+    response
+}

@@ -1,0 +1,101 @@
+//! HTTP source ingest: `PUT` (Icecast 2.4+, ffmpeg's `icecast://`) and the
+//! legacy `SOURCE` method (liquidsoap, libshout, `-legacy_icecast 1`).
+//!
+//! The head has been parsed already; this checks the mount name and
+//! credentials, claims the mount, answers (including `100 Continue`) and
+//! hands the socket to the ingest loop.
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::chunked::ChunkedDecoder;
+use super::ingest::{self, Body};
+use super::SourceError;
+use crate::auth::{self, AuthError};
+use crate::config::valid_mount_name;
+use crate::mount::{SourceInfo, StreamInfo};
+use crate::server::request::Request;
+use crate::server::response::{Response, SERVER_ID};
+use crate::state::AppState;
+
+/// Outcome of a source request for the access log.
+pub struct SourceOutcome {
+    pub status: u16,
+    pub user: Option<String>,
+    pub bytes: u64,
+}
+
+/// Serve one `PUT`/`SOURCE` request on `sock`.
+pub async fn serve(
+    sock: &mut TcpStream,
+    req: &Request,
+    leftover: BytesMut,
+    peer: SocketAddr,
+    state: &AppState,
+) -> SourceOutcome {
+    let user = req.header("Authorization").and_then(|h| auth::parse_basic(h).ok()).map(|c| c.user);
+    let attached = match accept(req, peer, state) {
+        Ok(attached) => attached,
+        Err(error) => {
+            let response = match error {
+                SourceError::NeedAuth | SourceError::BadAuth => Response::unauthorized("Floe source"),
+                other => Response::text(other.status(), &other.to_string()),
+            };
+            tracing::info!(path = %req.path, %peer, %error, "source refused");
+            let _ = response.write_to(sock, false).await;
+            return SourceOutcome { status: error.status(), user, bytes: 0 };
+        }
+    };
+    if sock.write_all(accept_head(req).as_bytes()).await.is_err() {
+        return SourceOutcome { status: 200, user, bytes: 0 };
+    }
+    let chunked = req.header("Transfer-Encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let body = if chunked { Body::Chunked(ChunkedDecoder::new()) } else { Body::Identity };
+    let metaint = req.header("icy-metaint").and_then(|m| m.trim().parse().ok());
+    let end = ingest::run(sock, leftover, body, metaint, &attached, state).await;
+    let bytes = attached.mount.stats().bytes_read.load(std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!(mount = attached.mount.name(), ?end, "source ended");
+    SourceOutcome { status: 200, user, bytes }
+}
+
+fn accept(req: &Request, peer: SocketAddr, state: &AppState) -> Result<ingest::Attached, SourceError> {
+    if !valid_mount_name(&req.path) {
+        return Err(SourceError::BadMount);
+    }
+    let mount_config = state.config.mount(&req.path);
+    let creds =
+        auth::request_credentials(req.header("Authorization"), req.header("ice-password"), &mount_config.username)
+            .map_err(|e| if e == AuthError::Missing { SourceError::NeedAuth } else { SourceError::BadAuth })?;
+    if !auth::source_allowed(&state.config, &mount_config, &creds) {
+        return Err(SourceError::BadAuth);
+    }
+    let content_type = match (req.header("Content-Type"), req.method.as_str()) {
+        (Some(ct), _) if !ct.trim().is_empty() => ct.trim().to_string(),
+        // Legacy SOURCE clients predate Content-Type: Icecast assumes MP3.
+        (_, "SOURCE") => "audio/mpeg".to_string(),
+        _ => return Err(SourceError::NoContentType),
+    };
+    let info = StreamInfo::from_headers(|name| req.header(name)).with_overrides(&mount_config.info);
+    let source = SourceInfo::new(content_type, info, peer, req.header("User-Agent").map(str::to_string));
+    ingest::attach(state, &req.path, source)
+}
+
+/// What an accepted source is told before it starts sending.
+fn accept_head(req: &Request) -> String {
+    let expects_continue = req.header("Expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+    if req.method == "SOURCE" && !expects_continue {
+        return "HTTP/1.0 200 OK\r\n\r\n".to_string();
+    }
+    let mut head = String::new();
+    if expects_continue {
+        head.push_str("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    head.push_str(&format!(
+        "HTTP/1.1 200 OK\r\nServer: {SERVER_ID}\r\nConnection: close\r\nAccept-Encoding: identity\r\n\
+         Allow: GET, SOURCE, PUT\r\nCache-Control: no-cache, no-store\r\n\r\n"
+    ));
+    head
+}

@@ -1,0 +1,96 @@
+//! Wall-clock formatting in the shapes Icecast clients parse, always in UTC:
+//! ISO 8601 with a colon-less offset (Prometheus exporters parse
+//! `2006-01-02T15:04:05-0700` strictly), RFC 2822-style for `server_start`,
+//! and the access log's `[day/Mon/year:hh:mm:ss +0000]`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+
+/// A UTC calendar time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Civil {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u64,
+    minute: u64,
+    second: u64,
+    weekday: usize,
+}
+
+fn civil(t: SystemTime) -> Civil {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Civil {
+        year,
+        month,
+        day,
+        hour: rem / 3600,
+        minute: rem / 60 % 60,
+        second: rem % 60,
+        weekday: (days.rem_euclid(7)) as usize,
+    }
+}
+
+/// `2026-11-24T04:42:29+0000`
+pub fn iso8601(t: SystemTime) -> String {
+    let c = civil(t);
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+0000", c.year, c.month, c.day, c.hour, c.minute, c.second)
+}
+
+/// `Tue, 24 Nov 2026 04:42:29 +0000`
+pub fn rfc2822(t: SystemTime) -> String {
+    let c = civil(t);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        DAYS[c.weekday],
+        c.day,
+        MONTHS[(c.month - 1) as usize],
+        c.year,
+        c.hour,
+        c.minute,
+        c.second
+    )
+}
+
+/// `24/Nov/2026:04:42:29 +0000`
+pub fn clf(t: SystemTime) -> String {
+    let c = civil(t);
+    format!(
+        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        c.day,
+        MONTHS[(c.month - 1) as usize],
+        c.year,
+        c.hour,
+        c.minute,
+        c.second
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_495_349); // 2026-11-24T04:42:29Z, a Tuesday
+        assert_eq!(iso8601(t), "2026-11-24T04:42:29+0000");
+        assert_eq!(rfc2822(t), "Tue, 24 Nov 2026 04:42:29 +0000");
+        assert_eq!(clf(t), "24/Nov/2026:04:42:29 +0000");
+        assert_eq!(iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00+0000");
+    }
+}

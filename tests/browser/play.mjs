@@ -1,0 +1,41 @@
+// Open Floe's status page in headless Chromium, press play on a mount's
+// <audio> element and report whether playback advanced.
+// Usage: node play.mjs http://127.0.0.1:PORT/ /live.mp3
+// Prints one JSON line; exits 0 only when currentTime advanced past 1 s.
+import { chromium } from 'playwright-core';
+
+const [page_url, mount] = process.argv.slice(2);
+const deadline = Date.now() + 30000;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+let result = { ok: false };
+try {
+  const page = await browser.newPage();
+  await page.goto(page_url, { timeout: 15000 });
+  const audio = page.locator(`[data-mount="${mount}"] audio.player`);
+  await audio.waitFor({ timeout: 15000 });
+  await audio.evaluate((el) => { el.muted = true; return el.play(); });
+  let state = {};
+  while (Date.now() < deadline) {
+    state = await audio.evaluate((el) => ({
+      currentTime: el.currentTime, paused: el.paused, readyState: el.readyState,
+      error: el.error ? el.error.code : null, src: el.currentSrc,
+    }));
+    if (state.currentTime > 1.0) break;
+    await page.waitForTimeout(200);
+  }
+  result = { ok: state.currentTime > 1.0, ...state };
+} catch (e) {
+  result = { ok: false, exception: String(e) };
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));
+process.exit(result.ok ? 0 : 1);

@@ -1,0 +1,12 @@
+//! Integration tests: the real `floe` binary on 127.0.0.1, driven by real
+//! clients (ffmpeg, ffprobe, curl, headless Chromium) and raw sockets.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod admin;
+mod bad_input;
+mod browser;
+mod icy;
+mod listeners;
+mod sources;

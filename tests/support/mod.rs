@@ -1,0 +1,489 @@
+//! Test harness: start the real `floe` binary on 127.0.0.1 port 0, talk to
+//! it with raw sockets, and drive real clients (ffmpeg, ffprobe, curl).
+//! Everything here is bounded by timeouts; nothing sleeps to synchronise.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Default bound for any single network wait.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Extra configuration for a test server, as TOML fragments.
+#[derive(Default, Clone)]
+pub struct Opts {
+    /// Lines added to `[server]`.
+    pub server: &'static str,
+    /// Lines added to `[limits]`.
+    pub limits: &'static str,
+    /// Lines added to `[auth]`.
+    pub auth: &'static str,
+    /// Further sections (`[[mount]]` …).
+    pub rest: &'static str,
+}
+
+/// A running `floe` process; killed when dropped.
+pub struct TestServer {
+    child: Child,
+    pub http: SocketAddr,
+    pub shoutcast: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start(opts: Opts) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"127.0.0.1\"\n{}\n[limits]\n{}\n[auth]\n{}\n[shoutcast]\nport = 0\n{}\n",
+            opts.server, opts.limits, opts.auth, opts.rest
+        );
+        let path = dir.path().join("floe.toml");
+        std::fs::write(&path, config).expect("write config");
+        let stderr = std::fs::File::create(dir.path().join("floe.log")).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start floe");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut http, mut shoutcast) = (None, None);
+        let deadline = Instant::now() + WAIT;
+        while http.is_none() || shoutcast.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("floe did not announce its ports");
+            if let Some(addr) = line.strip_prefix("floe: listening on http://") {
+                http = addr.parse().ok();
+            } else if let Some(rest) = line.strip_prefix("floe: SHOUTcast v1 sources on ") {
+                shoutcast = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+            }
+        }
+        TestServer { child, http: http.unwrap(), shoutcast: shoutcast.unwrap(), dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("floe.log")).unwrap_or_default()
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// A complete request/response exchange over a raw socket.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {}\r\n", self.http);
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        raw_exchange(self.http, head.as_bytes())
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.request("GET", path, &[])
+    }
+
+    /// GET with the default admin credentials.
+    pub fn admin(&self, path_and_query: &str) -> HttpResponse {
+        self.request("GET", path_and_query, &[("Authorization", &basic("admin", "hackme"))])
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let response = self.get("/status-json.xsl");
+        assert_eq!(response.status, 200);
+        serde_json::from_slice(&response.body).expect("status JSON parses")
+    }
+
+    /// The `source` entries of the status JSON, as a list.
+    pub fn live_sources(&self) -> Vec<serde_json::Value> {
+        match &self.status_json()["icestats"]["source"] {
+            serde_json::Value::Array(items) => items.clone(),
+            serde_json::Value::Object(_) => vec![self.status_json()["icestats"]["source"].clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Is `mount` listed as live in the status JSON?
+    pub fn is_live(&self, mount: &str) -> bool {
+        self.live_sources().iter().any(|s| s["listenurl"].as_str().is_some_and(|u| u.ends_with(mount)))
+    }
+
+    pub fn wait_live(&self, mount: &str) {
+        eventually(&format!("{mount} is live"), WAIT, || self.is_live(mount));
+    }
+
+    /// Listener count of `mount` from `/admin/listclients.json`.
+    pub fn listener_ids(&self, mount: &str) -> Vec<u64> {
+        let response = self.admin(&format!("/admin/listclients.json?mount={mount}"));
+        if response.status != 200 {
+            return Vec::new();
+        }
+        let json: serde_json::Value = serde_json::from_slice(&response.body).expect("listclients JSON");
+        json["icestats"]["source"][0]["listener"]
+            .as_array()
+            .map(|l| l.iter().filter_map(|x| x["id"].as_u64()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Send raw bytes, read until the server closes (bounded).
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
+    let mut sock = TcpStream::connect(addr).expect("connect");
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    sock.write_all(request).expect("send request");
+    let mut data = Vec::new();
+    let _ = sock.read_to_end(&mut data);
+    parse_response(&data)
+}
+
+pub fn parse_response(data: &[u8]) -> HttpResponse {
+    let end = find(data, b"\r\n\r\n").map(|i| i + 4).unwrap_or(data.len());
+    let head = String::from_utf8_lossy(&data[..end]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    HttpResponse { status, head, body: data[end..].to_vec() }
+}
+
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// Poll `check` until it holds, failing after `limit`.
+pub fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// A listener on a raw socket: the head is parsed, the body read on demand.
+pub struct Listener {
+    pub sock: TcpStream,
+    pub head: HttpResponse,
+    /// Body bytes read so far.
+    pub body: Vec<u8>,
+}
+
+impl Listener {
+    pub fn connect(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Listener {
+        let mut sock = TcpStream::connect(server.http).expect("connect");
+        sock.set_read_timeout(Some(WAIT)).unwrap();
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: floe-test\r\n", server.http);
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        sock.write_all(request.as_bytes()).unwrap();
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        while find(&data, b"\r\n\r\n").is_none() {
+            let n = sock.read(&mut buf).expect("read head");
+            assert!(n > 0, "closed before the head: {}", String::from_utf8_lossy(&data));
+            data.extend_from_slice(&buf[..n]);
+        }
+        let head = parse_response(&data);
+        let body = head.body.clone();
+        Listener { sock, head, body }
+    }
+
+    /// Read until at least `n` body bytes are in, failing after `limit`.
+    pub fn read_at_least(&mut self, n: usize, limit: Duration) -> &[u8] {
+        let deadline = Instant::now() + limit;
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.body.len() < n {
+            assert!(Instant::now() < deadline, "only {} of {n} bytes arrived", self.body.len());
+            let got = self.sock.read(&mut buf).expect("read body");
+            assert!(got > 0, "stream ended after {} of {n} bytes", self.body.len());
+            self.body.extend_from_slice(&buf[..got]);
+        }
+        &self.body
+    }
+
+    /// Read whatever arrives for `time` (bounded by it); returns bytes read.
+    pub fn read_for(&mut self, time: Duration) -> usize {
+        let deadline = Instant::now() + time;
+        let before = self.body.len();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            match self.sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.body.extend_from_slice(&buf[..n]),
+                Err(_) => break,
+            }
+        }
+        self.sock.set_read_timeout(Some(WAIT)).unwrap();
+        self.body.len() - before
+    }
+
+    /// True once the server has closed the connection (reads drain first).
+    pub fn closed_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut buf = vec![0u8; 64 * 1024];
+        while Instant::now() < deadline {
+            self.sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            match self.sock.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+/// An ffmpeg process streaming a generated signal to a mount; killed on drop.
+pub struct FfmpegSource {
+    child: Child,
+    pub log: PathBuf,
+}
+
+/// Codec settings for a generated source stream.
+#[derive(Clone, Copy)]
+pub struct Codec {
+    pub args: &'static [&'static str],
+    pub content_type: &'static str,
+    pub muxer: &'static str,
+}
+
+pub const MP3: Codec =
+    Codec { args: &["-c:a", "libmp3lame", "-b:a", "128k"], content_type: "audio/mpeg", muxer: "mp3" };
+pub const AAC: Codec = Codec { args: &["-c:a", "aac", "-b:a", "96k"], content_type: "audio/aac", muxer: "adts" };
+pub const OPUS: Codec = Codec { args: &["-c:a", "libopus", "-b:a", "96k"], content_type: "audio/ogg", muxer: "ogg" };
+pub const VORBIS: Codec = Codec { args: &["-c:a", "libvorbis", "-q:a", "3"], content_type: "audio/ogg", muxer: "ogg" };
+
+impl FfmpegSource {
+    /// Stream `input` (an lavfi graph) with `codec` to `mount` via `icecast://` (HTTP PUT),
+    /// at `rate` × real time. `extra` goes before the output URL (e.g. `-legacy_icecast 1`).
+    pub fn start(
+        server: &TestServer,
+        mount: &str,
+        codec: Codec,
+        input: &str,
+        rate: &str,
+        extra: &[&str],
+    ) -> FfmpegSource {
+        let log = server.dir().join(format!("ffmpeg{}.log", mount.replace('/', "_")));
+        let url = format!("icecast://source:hackme@{}{}", server.http, mount);
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-readrate", rate, "-f", "lavfi", "-i", input]);
+        cmd.args(codec.args).args(["-content_type", codec.content_type, "-f", codec.muxer]);
+        cmd.args(extra).arg(url);
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("ffmpeg is installed (scripts/test installs it)");
+        FfmpegSource { child, log }
+    }
+
+    /// A 440 Hz sine at 44.1 kHz, real time.
+    pub fn sine(server: &TestServer, mount: &str, codec: Codec) -> FfmpegSource {
+        FfmpegSource::start(server, mount, codec, "sine=frequency=440:sample_rate=44100", "1", &[])
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for FfmpegSource {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Decode `seconds` of `url` with ffmpeg; returns ffmpeg's error output (empty = clean).
+pub fn ffmpeg_decode(url: &str, seconds: u32) -> String {
+    let out = run_bounded(
+        Command::new("ffmpeg").args([
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+            "-f",
+            "null",
+            "-",
+        ]),
+        Duration::from_secs(u64::from(seconds) + 20),
+    );
+    assert!(out.status_ok, "ffmpeg failed to decode {url}: {}", out.stderr);
+    out.stderr
+}
+
+/// ffprobe a file or URL: the first audio stream's description.
+pub fn ffprobe(input: &str) -> serde_json::Value {
+    let out = run_bounded(
+        Command::new("ffprobe").args(["-v", "error", "-show_streams", "-select_streams", "a:0", "-of", "json", input]),
+        Duration::from_secs(30),
+    );
+    assert!(out.status_ok, "ffprobe failed on {input}: {}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("ffprobe JSON");
+    json["streams"][0].clone()
+}
+
+/// Output of a finished process.
+pub struct Output {
+    pub status_ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run a command to completion, killing it after `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status_ok: status.is_some_and(|s| s.success()),
+        stdout: out_thread.join().unwrap_or_default(),
+        stderr: err_thread.join().unwrap_or_default(),
+    }
+}
+
+/// Walk MP3 frames from the start of `data`; returns how many bytes form
+/// back-to-back valid frames (a partial final frame is allowed).
+pub fn mp3_frames_contiguous(data: &[u8]) -> usize {
+    let mut at = 0;
+    while at + 4 <= data.len() {
+        let Some(len) = mp3_frame_len(&data[at..at + 4]) else { break };
+        if at + len > data.len() {
+            return data.len();
+        }
+        at += len;
+    }
+    at
+}
+
+/// Length of the MPEG-1/2 Layer III frame starting with this header.
+pub fn mp3_frame_len(h: &[u8]) -> Option<usize> {
+    if h[0] != 0xFF || h[1] & 0xE0 != 0xE0 {
+        return None;
+    }
+    let version = (h[1] >> 3) & 3; // 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5
+    let layer = (h[1] >> 1) & 3; // 1 = Layer III
+    let bitrate_index = (h[2] >> 4) as usize;
+    let rate_index = ((h[2] >> 2) & 3) as usize;
+    let padding = ((h[2] >> 1) & 1) as usize;
+    if layer != 1 || version == 1 || bitrate_index == 0 || bitrate_index == 15 || rate_index == 3 {
+        return None;
+    }
+    const V1: [usize; 15] = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320];
+    const V2: [usize; 15] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160];
+    let rates = [[11025, 12000, 8000], [0, 0, 0], [22050, 24000, 16000], [44100, 48000, 32000]];
+    let rate = rates[version as usize][rate_index];
+    Some(if version == 3 {
+        144 * V1[bitrate_index] * 1000 / rate + padding
+    } else {
+        72 * V2[bitrate_index] * 1000 / rate + padding
+    })
+}
+
+/// Split an ICY-interleaved body into audio and the metadata block texts,
+/// each with the audio offset it followed.
+pub fn split_icy(body: &[u8], metaint: usize) -> (Vec<u8>, Vec<(usize, String)>) {
+    let mut audio = Vec::new();
+    let mut blocks = Vec::new();
+    let mut at = 0;
+    loop {
+        let take = metaint.min(body.len() - at);
+        audio.extend_from_slice(&body[at..at + take]);
+        at += take;
+        if at >= body.len() {
+            break;
+        }
+        let len = body[at] as usize * 16;
+        if at + 1 + len > body.len() {
+            break;
+        }
+        let text = String::from_utf8(body[at + 1..at + 1 + len].to_vec()).expect("metadata is UTF-8");
+        blocks.push((audio.len(), text.trim_end_matches('\0').to_string()));
+        at += 1 + len;
+    }
+    (audio, blocks)
+}
