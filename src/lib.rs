@@ -25,6 +25,6 @@ pub mod playlist;
 pub mod server;
 pub mod source;
 pub mod state;
-pub mod timefmt;
 #[cfg(test)]
 mod testutil;
+pub mod timefmt;

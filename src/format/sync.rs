@@ -122,13 +122,29 @@ impl<S: FrameSyntax> SyncFramer<S> {
         }
     }
 
-    /// Locked: the frame is trusted, wait until it is complete.
+    /// Locked: take the frame once it is complete and what follows it is the
+    /// next frame (or a tag). A frame followed by garbage was cut short by the
+    /// source, so it is dropped rather than relayed. Waiting for the next
+    /// header's few bytes costs almost no latency: sources write in pieces
+    /// that rarely end right at a frame boundary.
     fn take_if_complete(&mut self, header: FrameHeader) -> bool {
-        if self.buf.len() < header.len {
+        let Some(after) = self.buf.get(header.len..) else {
             return false;
+        };
+        let follows = match S::tag(after) {
+            Tag::Skip(_) => true,
+            Tag::NeedMore => return false,
+            Tag::None => match after.get(..S::HEADER_LEN) {
+                None => return false,
+                Some(next) => S::parse(next).is_some_and(|next| next.key == header.key),
+            },
+        };
+        if follows {
+            self.take(header);
+            true
+        } else {
+            self.lose_lock()
         }
-        self.take(header);
-        true
     }
 
     /// Unlocked: only lock when the next header confirms this one.

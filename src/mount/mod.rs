@@ -230,11 +230,13 @@ impl MountHandle {
                     Unit::Data { bytes, sync } => {
                         stream.ring.push(bytes, meta.clone(), sync, false);
                     }
-                    Unit::Headers { bytes, in_band } => {
+                    // Headers also go into the ring, even at the start of a
+                    // stream: a listener may already be waiting there (it
+                    // joined before they arrived, or came back from a
+                    // fallback). New joiners get the stored copy instead.
+                    Unit::Headers { bytes, .. } => {
                         stream.headers = bytes.clone();
-                        if in_band {
-                            stream.ring.push(bytes, meta.clone(), true, true);
-                        }
+                        stream.ring.push(bytes, meta.clone(), true, true);
                     }
                 }
             }

@@ -74,6 +74,20 @@ impl TestServer {
         TestServer { child, http: http.unwrap(), shoutcast: shoutcast.unwrap(), dir }
     }
 
+    /// Send SIGTERM and wait (bounded) for the process to exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)
     }
@@ -388,6 +402,8 @@ pub fn ffprobe(input: &str) -> serde_json::Value {
 /// Output of a finished process.
 pub struct Output {
     pub status_ok: bool,
+    /// Exit code; `None` if killed (by a signal or the time limit).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -421,6 +437,7 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     };
     Output {
         status_ok: status.is_some_and(|s| s.success()),
+        code: status.and_then(|s| s.code()),
         stdout: out_thread.join().unwrap_or_default(),
         stderr: err_thread.join().unwrap_or_default(),
     }
