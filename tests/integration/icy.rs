@@ -59,7 +59,10 @@ fn exact_icy_framing() {
 /// both listeners switch titles at the same audio position.
 #[test]
 fn title_changes_in_step_with_audio() {
-    let server = TestServer::start(Opts { rest: SMALL_METAINT, ..Opts::default() });
+    // A burst shorter than what is streamed under "Old" before "New", so the
+    // late joiner's burst surely starts under "Old".
+    let rest = "[[mount]]\nname = \"/icy.mp3\"\nmetaint = 1000\nburst_size = 8192\n";
+    let server = TestServer::start(Opts { rest, ..Opts::default() });
     // Noise, so every MP3 frame is unique and positions can be matched.
     let _source =
         FfmpegSource::start(&server, "/icy.mp3", MP3, "anoisesrc=color=pink:sample_rate=44100:seed=7", "1", &[]);
