@@ -143,3 +143,70 @@ fn webm_source() {
     let errors = ffmpeg_decode(path.to_str().unwrap(), 30);
     assert!(errors.trim().is_empty(), "{errors}");
 }
+
+/// An Ogg file made by ffmpeg with a title tag.
+fn opus_file(server: &TestServer, name: &str, frequency: u32, title: &str) -> Vec<u8> {
+    let path = server.dir().join(name);
+    let out = run_bounded(
+        std::process::Command::new("ffmpeg").args([
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency={frequency}:sample_rate=48000:duration=3"),
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "64k",
+            "-metadata",
+            &format!("title={title}"),
+            "-f",
+            "ogg",
+            path.to_str().unwrap(),
+        ]),
+        Duration::from_secs(30),
+    );
+    assert!(out.status_ok, "{}", out.stderr);
+    std::fs::read(path).unwrap()
+}
+
+/// A chained Ogg stream (a new BOS after data): listeners already playing get
+/// the new header pages in band, and new listeners start with them.
+#[test]
+fn chained_ogg_replaces_headers() {
+    let server = TestServer::start(Opts::default());
+    let first = opus_file(&server, "first.opus", 440, "First Song");
+    let second = opus_file(&server, "second.opus", 660, "Second Song");
+    let mut sock = source(
+        &server,
+        &format!(
+            "SOURCE /chain.opus HTTP/1.0\r\nAuthorization: {}\r\nContent-Type: audio/ogg\r\n\r\n",
+            basic("source", "hackme")
+        ),
+    );
+    sock.write_all(&first[..first.len() / 2]).unwrap();
+    server.wait_live("/chain.opus");
+    let mut early = Listener::connect(&server, "/chain.opus", &[]);
+    early.read_at_least(200, WAIT);
+    assert!(find(&early.body[..200], b"OpusHead").is_some());
+    sock.write_all(&first[first.len() / 2..]).unwrap();
+    sock.write_all(&second).unwrap();
+    eventually("the early listener receives the second stream's headers", WAIT, || {
+        early.read_for(Duration::from_millis(100));
+        find(&early.body, b"Second Song").is_some()
+    });
+    let mut late = Listener::connect(&server, "/chain.opus", &[]);
+    late.read_at_least(2000, WAIT);
+    assert!(late.body.starts_with(b"OggS") && late.body[5] & 0x02 == 0x02, "late joiner starts on a BOS page");
+    assert!(find(&late.body[..2000], b"Second Song").is_some(), "with the current stream's comments");
+    assert!(find(&late.body, b"First Song").is_none(), "never the old stream's");
+    drop(sock);
+    let path = server.dir().join("late.opus");
+    std::fs::write(&path, &late.body).unwrap();
+    let errors = ffmpeg_decode(path.to_str().unwrap(), 30);
+    assert!(errors.trim().is_empty(), "{errors}");
+}
