@@ -45,8 +45,8 @@ pub async fn serve(
                 other => Response::text(other.status(), &other.to_string()),
             };
             tracing::info!(path = %req.path, %peer, %error, "source refused");
-            let _ = response.write_to(sock, false).await;
-            return SourceOutcome { status: error.status(), user, bytes: 0 };
+            let bytes = response.write_to(sock, false).await.unwrap_or(0);
+            return SourceOutcome { status: error.status(), user, bytes };
         }
     };
     if sock.write_all(accept_head(req).as_bytes()).await.is_err() {

@@ -204,7 +204,9 @@ fn chained_ogg_replaces_headers() {
     assert!(late.body.starts_with(b"OggS") && late.body[5] & 0x02 == 0x02, "late joiner starts on a BOS page");
     assert!(find(&late.body[..2000], b"Second Song").is_some(), "with the current stream's comments");
     assert!(find(&late.body, b"First Song").is_none(), "never the old stream's");
+    // The source ends; the late listener receives the rest of the ring, then EOF.
     drop(sock);
+    assert!(late.closed_within(WAIT));
     let path = server.dir().join("late.opus");
     std::fs::write(&path, &late.body).unwrap();
     let errors = ffmpeg_decode(path.to_str().unwrap(), 30);

@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod bad_input;
 mod browser;
+mod clients;
 mod config;
 mod icy;
 mod ingest;

@@ -287,7 +287,7 @@ impl Listener {
         self.body.len() - before
     }
 
-    /// True once the server has closed the connection (reads drain first).
+    /// True once the server has closed the connection; what arrives meanwhile is kept.
     pub fn closed_within(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         let mut buf = vec![0u8; 64 * 1024];
@@ -295,7 +295,7 @@ impl Listener {
             self.sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
             match self.sock.read(&mut buf) {
                 Ok(0) => return true,
-                Ok(_) => {}
+                Ok(n) => self.body.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(_) => return true,
             }
