@@ -21,11 +21,31 @@ pub struct AccessLog {
     file: Option<Arc<Mutex<File>>>,
 }
 
+/// The parts of a request an access line needs, kept instead of the whole
+/// request for connections that last hours.
+#[derive(Debug, Clone)]
+pub struct RequestLine {
+    /// `METHOD target HTTP/x.y`
+    pub line: String,
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestLine {
+    pub fn of(req: &Request) -> RequestLine {
+        RequestLine {
+            line: format!("{} {} {}", req.method, req.target, req.version_str()),
+            referer: req.header("Referer").map(str::to_string),
+            user_agent: req.header("User-Agent").map(str::to_string),
+        }
+    }
+}
+
 /// What one access line says.
 pub struct AccessEntry<'a> {
     pub ip: IpAddr,
     pub user: Option<&'a str>,
-    pub request: Option<&'a Request>,
+    pub request: Option<&'a RequestLine>,
     pub status: u16,
     pub bytes: u64,
     pub duration: Duration,
@@ -54,11 +74,7 @@ impl AccessLog {
 pub fn format_line(entry: &AccessEntry<'_>, now: SystemTime) -> String {
     let quote = |s: Option<&str>| s.unwrap_or("-").replace('"', "\\\"");
     let (request_line, referer, agent) = match entry.request {
-        Some(r) => (
-            format!("{} {} {}", r.method, r.target, r.version_str()),
-            quote(r.header("Referer")),
-            quote(r.header("User-Agent")),
-        ),
+        Some(r) => (r.line.clone(), quote(r.referer.as_deref()), quote(r.user_agent.as_deref())),
         None => ("-".to_string(), "-".to_string(), "-".to_string()),
     };
     format!(
@@ -85,7 +101,7 @@ mod tests {
         let entry = AccessEntry {
             ip: "127.0.0.1".parse().unwrap(),
             user: None,
-            request: Some(&req),
+            request: Some(&RequestLine::of(&req)),
             status: 200,
             bytes: 1234,
             duration: Duration::from_secs(61),

@@ -361,6 +361,9 @@ const LIMITS: &[Field<Limits>] = &[
     ("max_header_line", |c, k, v, l| set(&mut l.max_header_line, c.size(k, v, 256..=MAX_HEAD, "bytes"))),
     ("max_header_size", |c, k, v, l| set(&mut l.max_header_size, c.size(k, v, 256..=MAX_HEAD, "bytes"))),
     ("max_headers", |c, k, v, l| set(&mut l.max_headers, c.size(k, v, 1..=10_000, ""))),
+    ("delivery_interval_ms", |c, k, v, l| {
+        set(&mut l.delivery_interval, c.uint(k, v, 0..=1000, "milliseconds").map(Duration::from_millis))
+    }),
 ];
 
 const AUTH: &[Field<AuthConfig>] = &[

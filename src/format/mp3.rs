@@ -145,7 +145,7 @@ mod tests {
     fn id3v2_tag(body: usize) -> Vec<u8> {
         let mut t = b"ID3\x04\x00\x00".to_vec();
         t.extend((0..4).rev().map(|i| ((body >> (7 * i)) & 0x7F) as u8));
-        t.extend(std::iter::repeat(0xFF).take(body));
+        t.extend(std::iter::repeat_n(0xFF, body));
         t
     }
 

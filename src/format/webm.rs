@@ -130,7 +130,7 @@ impl WebmFramer {
     }
 
     fn ebml_header(&mut self, head: Head) -> bool {
-        if head.id != EBML || head.size.map_or(true, |s| s > MAX_EBML_HEADER) {
+        if head.id != EBML || head.size.is_none_or(|s| s > MAX_EBML_HEADER) {
             return self.garbage();
         }
         let Some(element) = self.take_element(head) else {
@@ -179,7 +179,7 @@ impl WebmFramer {
                 true
             }
             id if TOP_LEVEL.contains(&id) || id == VOID || id == CRC32 => {
-                if head.size.map_or(true, |s| s > MAX_ELEMENT) {
+                if head.size.is_none_or(|s| s > MAX_ELEMENT) {
                     return self.garbage();
                 }
                 let Some(element) = self.take_element(head) else {
@@ -208,12 +208,12 @@ impl WebmFramer {
             return true;
         }
         let total = head.size.map(|s| s + head.len as u64);
-        let fits = total.is_some_and(|t| left.map_or(true, |l| t <= l));
+        let fits = total.is_some_and(|t| left.is_none_or(|l| t <= l));
         // A real Cluster starts with its Timecode (or a CRC-32 over it): this
         // weeds out Cluster IDs found by chance while scanning garbage.
         let allowed = if first { head.id == TIMECODE || head.id == CRC32 } else { CLUSTER_CHILDREN.contains(&head.id) };
         let sane = head.id != TIMECODE || head.size.is_some_and(|s| s <= 8);
-        if !fits || !allowed || !sane || head.size.map_or(true, |s| s > MAX_ELEMENT) {
+        if !fits || !allowed || !sane || head.size.is_none_or(|s| s > MAX_ELEMENT) {
             return self.garbage();
         }
         let Some(element) = self.take_element(head) else {

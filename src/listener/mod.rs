@@ -6,7 +6,7 @@ mod icy;
 mod writer;
 
 pub use icy::IcyInterleaver;
-pub use writer::write_all_pieces;
+pub use writer::{try_write_pieces, write_all_pieces};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::mount::{
     listener_entry, Chunk, Head, Lag, ListenerControl, Metadata, MountHandle, Registration, SourceInfo,
@@ -55,68 +55,103 @@ pub struct Served {
     pub bytes: u64,
 }
 
-/// Serve `GET`/`HEAD` on a mount: pick the live mount (or its fallback),
-/// enforce the listener caps, write the response head and stream.
-pub async fn serve(
-    sock: &mut TcpStream,
-    req: &Request,
+/// What a listener asked for: the few request fields kept for the stream's life.
+#[derive(Debug, Clone)]
+pub struct ListenRequest {
+    pub head_only: bool,
+    /// `Icy-MetaData: 1`.
+    pub wants_icy: bool,
+    pub user_agent: Option<String>,
+    pub referer: Option<String>,
+}
+
+impl ListenRequest {
+    pub fn of(req: &Request) -> ListenRequest {
+        ListenRequest {
+            head_only: req.method == "HEAD",
+            wants_icy: req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1"),
+            user_agent: req.header("User-Agent").map(str::to_string),
+            referer: req.header("Referer").map(str::to_string),
+        }
+    }
+}
+
+/// What `start` made of a listener request.
+pub enum Started {
+    /// Answered and done (refused, or `HEAD`): status and body bytes for the access log.
+    Answered(Served),
+    /// Streaming: run it (in its own task) until it ends.
+    Streaming(Box<ListenerStream>),
+}
+
+/// Admit a `GET`/`HEAD` on a mount: pick the live mount (or its fallback),
+/// enforce the listener caps and write the response head. The stream that
+/// follows owns everything it needs, so the caller can give it a task of its
+/// own and free the request-handling state.
+pub async fn start(
+    mut sock: TcpStream,
+    req: ListenRequest,
     peer: SocketAddr,
-    state: &AppState,
+    state: AppState,
     requested: MountHandle,
-) -> Served {
+) -> Started {
+    let Admitted { mount, home, source, metaint, permit } = match admit(&req, &state, requested) {
+        Ok(admitted) => admitted,
+        Err(response) => return Started::Answered(refuse(&mut sock, req.head_only, response).await),
+    };
+    let head = stream_head(&source, metaint);
+    if req.head_only {
+        let _ = sock.write_all(head.as_bytes()).await;
+        return Started::Answered(Served { status: 200, bytes: 0 });
+    }
+    let id = state.mounts.next_listener_id();
+    let entry = listener_entry(id, peer.ip(), req.user_agent, req.referer);
+    let Some(registration) = mount.register(Arc::new(entry), false) else {
+        let response = Response::text(503, "Mount full: too many listeners");
+        return Started::Answered(refuse(&mut sock, false, response).await);
+    };
+    state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);
+    if let Err(error) = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER) {
+        tracing::debug!(%error, "cannot size the listener send buffer");
+    }
+    // The response head goes out with the stream headers and the burst, in
+    // one write.
+    let head = Bytes::from(head);
+    Started::Streaming(Box::new(ListenerStream::new(sock, state, registration, home, metaint, permit, head)))
+}
+
+/// A listener that may stream: where, from which source, under which permit.
+struct Admitted {
+    mount: MountHandle,
+    home: Option<MountHandle>,
+    source: Arc<SourceInfo>,
+    metaint: Option<usize>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Pick the live mount (or its live fallback) and take a client slot.
+fn admit(req: &ListenRequest, state: &AppState, requested: MountHandle) -> Result<Admitted, Response> {
+    let not_live = || Response::text(404, "Mount not found or not live");
     let (mount, home) = if requested.is_live() {
         (requested, None)
     } else if let Some(fallback) = state.mounts.live_fallback(&requested) {
         let home = requested.config().fallback_override.then(|| requested.clone());
         (fallback, home)
     } else {
-        return refuse(sock, req, Response::text(404, "Mount not found or not live")).await;
+        return Err(not_live());
     };
-    let Some(source) = mount.source() else {
-        return refuse(sock, req, Response::text(404, "Mount not found or not live")).await;
-    };
-    let Ok(permit) = state.clients.clone().try_acquire_owned() else {
-        return refuse(sock, req, Response::text(503, "Server full: too many listeners")).await;
-    };
-    let want_icy = req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1") && source.format.supports_icy();
-    let metaint = want_icy.then_some(mount.config().metaint);
-    if req.method == "HEAD" {
-        let head = stream_head(&source, metaint);
-        let _ = sock.write_all(head.as_bytes()).await;
-        return Served { status: 200, bytes: 0 };
-    }
-    let id = state.mounts.next_listener_id();
-    let entry = listener_entry(
-        id,
-        peer.ip(),
-        req.header("User-Agent").map(str::to_string),
-        req.header("Referer").map(str::to_string),
-    );
-    let Some(registration) = mount.register(Arc::new(entry), false) else {
-        return refuse(sock, req, Response::text(503, "Mount full: too many listeners")).await;
-    };
-    state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);
-    if let Err(error) = socket2::SockRef::from(&*sock).set_send_buffer_size(SEND_BUFFER) {
-        tracing::debug!(%error, "cannot size the listener send buffer");
-    }
-    if sock.write_all(stream_head(&source, metaint).as_bytes()).await.is_err() {
-        return Served { status: 200, bytes: 0 };
-    }
-    let mut stream = ListenerStream::new(sock, state, registration, home, metaint);
-    let end = stream.run().await;
-    drop(permit);
-    tracing::debug!(
-        mount = stream.registration.mount().name(),
-        client_id = id,
-        ?end,
-        bytes = stream.sent,
-        "listener left"
-    );
-    Served { status: 200, bytes: stream.sent }
+    let source = mount.source().ok_or_else(not_live)?;
+    let permit = state
+        .clients
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Response::text(503, "Server full: too many listeners"))?;
+    let metaint = (req.wants_icy && source.format.supports_icy()).then_some(mount.config().metaint);
+    Ok(Admitted { mount, home, source, metaint, permit })
 }
 
-async fn refuse(sock: &mut TcpStream, req: &Request, response: Response) -> Served {
-    let bytes = response.write_to(sock, req.method == "HEAD").await.unwrap_or(0);
+async fn refuse(sock: &mut TcpStream, head_only: bool, response: Response) -> Served {
+    let bytes = response.write_to(sock, head_only).await.unwrap_or(0);
     Served { status: response.status, bytes }
 }
 
@@ -162,33 +197,42 @@ fn header_safe(value: &str) -> String {
 }
 
 /// One listener's position and buffers.
-struct ListenerStream<'a> {
-    sock: &'a mut TcpStream,
-    state: &'a AppState,
+/// One listener's socket, position and buffers, for the life of the stream.
+pub struct ListenerStream {
+    sock: TcpStream,
+    state: AppState,
     registration: Registration,
+    /// This listener's slot of `limits.clients`.
+    _permit: OwnedSemaphorePermit,
     /// The mount to return to when its source comes back (`fallback_override`).
     home: Option<(MountHandle, watch::Receiver<Head>)>,
     cursor: u64,
     head: watch::Receiver<Head>,
     icy: Option<IcyInterleaver>,
-    /// Reused between batches, so a listener allocates once.
+    /// Chunk handles of the batch being sent (empty between batches).
     batch: Vec<Chunk>,
     pieces: VecDeque<Bytes>,
+    /// Bytes written, response head included.
     sent: u64,
+    /// Length of the response head, so the access log counts body bytes.
+    head_len: u64,
 }
 
-impl<'a> ListenerStream<'a> {
+impl ListenerStream {
     fn new(
-        sock: &'a mut TcpStream,
-        state: &'a AppState,
+        sock: TcpStream,
+        state: AppState,
         registration: Registration,
         home: Option<MountHandle>,
         metaint: Option<usize>,
-    ) -> ListenerStream<'a> {
+        permit: OwnedSemaphorePermit,
+        response_head: Bytes,
+    ) -> ListenerStream {
         let subscription = registration.mount().subscribe(true);
         let mut stream = ListenerStream {
             sock,
             state,
+            _permit: permit,
             home: home.map(|h| {
                 let rx = h.watch_head();
                 (h, rx)
@@ -199,11 +243,21 @@ impl<'a> ListenerStream<'a> {
             batch: Vec::new(),
             pieces: VecDeque::new(),
             sent: 0,
+            head_len: 0,
             registration,
         };
+        // Not through `queue`: the response head is not stream data, so it
+        // must not count towards the ICY interval.
+        stream.head_len = response_head.len() as u64;
+        stream.pieces.push_back(response_head);
         let meta = stream.registration.mount().metadata();
         stream.queue(&subscription.headers, &meta);
         stream
+    }
+
+    /// The server state this listener runs under (for logging after it ends).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     fn mount(&self) -> &MountHandle {
@@ -214,10 +268,24 @@ impl<'a> ListenerStream<'a> {
         self.registration.entry().control.clone()
     }
 
+    /// Stream until the listener leaves; returns how it ended and the bytes sent.
+    pub async fn run_to_end(&mut self) -> (End, u64) {
+        let end = self.run().await;
+        let entry = self.registration.entry();
+        let body = self.sent.saturating_sub(self.head_len);
+        tracing::debug!(
+            mount = self.registration.mount().name(),
+            client_id = entry.id,
+            ?end,
+            bytes = body,
+            "listener left"
+        );
+        (end, body)
+    }
+
     async fn run(&mut self) -> End {
-        let mut shutdown = self.state.shutdown.clone();
         loop {
-            if *shutdown.borrow_and_update() {
+            if *self.state.shutdown.borrow() {
                 return End::Shutdown;
             }
             if let Some(end) = self.apply_control() {
@@ -230,18 +298,16 @@ impl<'a> ListenerStream<'a> {
             };
             self.cursor = next;
             if self.batch.is_empty() && self.pieces.is_empty() {
-                if let Some(end) = self.wait(&mut shutdown).await {
+                if let Some(end) = self.wait().await {
                     return end;
                 }
                 continue;
             }
             let position = self.batch.first().map(|c| c.start);
-            let batch = std::mem::take(&mut self.batch);
-            for chunk in &batch {
+            // Taken, not cleared: an idle listener holds no batch buffers.
+            for chunk in std::mem::take(&mut self.batch) {
                 self.queue(&chunk.data, &chunk.meta);
             }
-            self.batch = batch;
-            self.batch.clear();
             if let Err(end) = self.flush(position).await {
                 return end;
             }
@@ -301,8 +367,10 @@ impl<'a> ListenerStream<'a> {
         self.queue(&subscription.headers, &target.metadata());
     }
 
-    /// Nothing to send: wait for data, an admin request, the home mount or shutdown.
-    async fn wait(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
+    /// Nothing to send: wait for data, an admin request (shutdown arrives as
+    /// one too), or the home mount. Only two wake sources in the common case,
+    /// because this future is part of every idle listener's memory.
+    async fn wait(&mut self) -> Option<End> {
         let head = *self.head.borrow_and_update();
         if head.seq > self.cursor {
             return None;
@@ -311,13 +379,26 @@ impl<'a> ListenerStream<'a> {
             return self.source_gone();
         }
         let control = self.control();
-        let home = self.home.as_mut().map(|(_, rx)| rx);
-        tokio::select! {
-            _ = shutdown.changed() => Some(End::Shutdown),
-            _ = control.changed() => None,
-            _ = self.head.changed() => None,
-            _ = wait_live(home) => None,
+        match self.home.as_mut() {
+            Some((_, home)) => {
+                let head = &mut self.head;
+                Box::pin(async move {
+                    tokio::select! {
+                        _ = control.changed() => {}
+                        _ = head.changed() => {}
+                        _ = home.wait_for(|h| h.live) => {}
+                    }
+                })
+                .await
+            }
+            None => {
+                tokio::select! {
+                    _ = control.changed() => {}
+                    _ = self.head.changed() => {}
+                }
+            }
         }
+        None
     }
 
     /// The source left and the ring is drained: follow the fallback or end.
@@ -347,11 +428,27 @@ impl<'a> ListenerStream<'a> {
     /// `queue_size` behind or stalls for `client_timeout` meanwhile.
     async fn flush(&mut self, position: Option<u64>) -> Result<(), End> {
         let mount = self.mount().clone();
+        let quick = try_write_pieces(&self.sock, &mut self.pieces).map_err(|_| End::ClientGone)?;
+        self.sent += quick;
+        mount.stats().bytes_sent.fetch_add(quick, Ordering::Relaxed);
+        if self.pieces.is_empty() {
+            self.pieces = VecDeque::new();
+            return Ok(());
+        }
+        // Boxed: the waiting machinery (timer, select) exists only while a
+        // write is actually blocked, not in every idle listener's state.
+        Box::pin(self.flush_blocked(position)).await
+    }
+
+    /// The socket is full: finish the write unless the listener falls
+    /// `queue_size` behind, stalls for `client_timeout` or is killed.
+    async fn flush_blocked(&mut self, position: Option<u64>) -> Result<(), End> {
+        let mount = self.mount().clone();
         let control = self.control();
         let deadline = tokio::time::sleep(self.state.config.limits.client_timeout);
         tokio::pin!(deadline);
         let outcome = {
-            let write = write_all_pieces(&mut *self.sock, &mut self.pieces);
+            let write = write_all_pieces(&mut self.sock, &mut self.pieces);
             tokio::pin!(write);
             loop {
                 tokio::select! {
@@ -380,17 +477,5 @@ impl<'a> ListenerStream<'a> {
             Err(End::Slow) => Err(self.dropped_slow()),
             Err(end) => Err(end),
         }
-    }
-}
-
-/// Resolves when the watched mount is live; never if there is none.
-async fn wait_live(home: Option<&mut watch::Receiver<Head>>) {
-    match home {
-        Some(rx) => {
-            if rx.wait_for(|h| h.live).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-        None => std::future::pending().await,
     }
 }

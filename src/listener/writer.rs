@@ -7,6 +7,7 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Most slices handed to one `writev` (well under Linux's IOV_MAX of 1024).
 const MAX_SLICES: usize = 64;
@@ -20,13 +21,8 @@ pub async fn write_all_pieces<W: AsyncWrite + Unpin>(
     let mut written = 0u64;
     while !pieces.is_empty() {
         let n = {
-            // A stack array: this runs per listener per batch, so no allocation.
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut count = 0;
-            for (slot, piece) in slices.iter_mut().zip(pieces.iter()) {
-                *slot = IoSlice::new(piece);
-                count += 1;
-            }
+            let count = fill_slices(pieces, &mut slices);
             out.write_vectored(&slices[..count]).await?
         };
         if n == 0 {
@@ -36,6 +32,38 @@ pub async fn write_all_pieces<W: AsyncWrite + Unpin>(
         advance(pieces, n);
     }
     Ok(written)
+}
+
+/// Write what the socket takes right now, without waiting. Most batches fit
+/// in the socket buffer, so this usually finishes the batch with no timer,
+/// no select and no extra wake-up. Returns the bytes written.
+pub fn try_write_pieces(sock: &TcpStream, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
+    let mut written = 0u64;
+    while !pieces.is_empty() {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let count = fill_slices(pieces, &mut slices);
+        match sock.try_write_vectored(&slices[..count]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                written += n as u64;
+                advance(pieces, n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
+/// Point `slices` (a stack array: this runs per listener per batch, so no
+/// allocation) at the first pieces; returns how many are set.
+fn fill_slices<'a>(pieces: &'a VecDeque<Bytes>, slices: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+    let mut count = 0;
+    for (slot, piece) in slices.iter_mut().zip(pieces.iter()) {
+        *slot = IoSlice::new(piece);
+        count += 1;
+    }
+    count
 }
 
 /// Drop `n` written bytes from the front of `pieces`.

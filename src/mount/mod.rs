@@ -18,13 +18,13 @@ pub use source_info::{SourceInfo, StreamInfo};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use crate::config::MountConfig;
+use crate::config::{Limits, MountConfig};
 use crate::format::{AudioInfo, Unit};
 use listeners::ListenerTable;
 
@@ -59,6 +59,42 @@ struct StreamState {
     /// Headers a new listener needs before any chunk (Ogg/WebM); empty otherwise.
     headers: Bytes,
     meta: Arc<Metadata>,
+    /// When listeners were last woken (`delivery_interval` throttling).
+    last_publish: Option<Instant>,
+    /// Framed data not yet published (only with a `delivery_interval`).
+    held: BytesMut,
+    /// Whether `held` starts at a sync point.
+    held_sync: bool,
+}
+
+impl StreamState {
+    fn hold(&mut self, bytes: &[u8], sync: bool) {
+        // A sync point (a WebM cluster) must start a chunk, or a new listener
+        // could not start there.
+        if sync && !self.held_sync && !self.held.is_empty() {
+            self.release_held();
+        }
+        if self.held.is_empty() {
+            self.held_sync = sync;
+        }
+        self.held.extend_from_slice(bytes);
+    }
+
+    /// Move held-back data into the ring as one chunk.
+    fn release_held(&mut self) {
+        if !self.held.is_empty() {
+            let data = self.held.split().freeze();
+            let meta = self.meta.clone();
+            self.ring.push(data, meta, self.held_sync, false);
+        }
+    }
+
+    /// Release held data and note the wake-up; returns the sequence to publish.
+    fn publish_point(&mut self, now: Instant) -> u64 {
+        self.release_held();
+        self.last_publish = Some(now);
+        self.ring.head_seq()
+    }
 }
 
 /// One mount. Shared through `MountHandle`.
@@ -69,6 +105,8 @@ pub struct Mount {
     dynamic: bool,
     queue_size: usize,
     burst_size: usize,
+    /// Listeners are woken at most this often; see `Limits::delivery_interval`.
+    delivery_interval: Duration,
     /// Read-mostly: many listeners copy out chunk handles, one source appends.
     /// Held only for those copies, never across an await.
     stream: RwLock<StreamState>,
@@ -109,9 +147,9 @@ pub enum Lag {
 }
 
 impl MountHandle {
-    pub(crate) fn new(config: Arc<MountConfig>, dynamic: bool, queue_size: usize, burst_size: usize) -> MountHandle {
-        let queue_size = config.queue_size.unwrap_or(queue_size);
-        let burst_size = config.burst_size.unwrap_or(burst_size);
+    pub(crate) fn new(config: Arc<MountConfig>, dynamic: bool, limits: &Limits) -> MountHandle {
+        let queue_size = config.queue_size.unwrap_or(limits.queue_size);
+        let burst_size = config.burst_size.unwrap_or(limits.burst_size);
         // Room for the slowest tolerated listener plus a full burst behind it.
         let capacity = queue_size + burst_size + 16 * 1024;
         let (head, _) = watch::channel(Head { seq: 0, live: false, generation: 0 });
@@ -119,10 +157,14 @@ impl MountHandle {
             dynamic,
             queue_size,
             burst_size,
+            delivery_interval: limits.delivery_interval,
             stream: RwLock::new(StreamState {
                 ring: Ring::new(capacity),
                 headers: Bytes::new(),
                 meta: Arc::new(Metadata::default()),
+                last_publish: None,
+                held: BytesMut::new(),
+                held_sync: false,
             }),
             head,
             source: Mutex::new(None),
@@ -186,7 +228,10 @@ impl MountHandle {
     /// Title changes take effect at the current end of the stream: chunks
     /// written from now on carry them.
     pub fn set_metadata(&self, meta: Metadata) {
-        self.0.stream.write().meta = Arc::new(meta);
+        let mut stream = self.0.stream.write();
+        // Held-back audio was written under the old title: it keeps it.
+        stream.release_held();
+        stream.meta = Arc::new(meta);
     }
 
     /// Attach a source; fails while another is live.
@@ -213,35 +258,68 @@ impl MountHandle {
         let mut source = self.0.source.lock();
         if source.as_ref().is_some_and(|s| Arc::ptr_eq(s, info)) {
             *source = None;
-            self.0.head.send_modify(|h| h.live = false);
+            let seq = self.0.stream.write().publish_point(Instant::now());
+            self.0.head.send_modify(|h| {
+                h.live = false;
+                h.seq = seq;
+            });
         }
     }
 
-    /// Append what the framer produced and wake listeners.
+    /// Append what the framer produced; wake listeners unless the last
+    /// wake-up was less than `delivery_interval` ago. Held-back data waits in
+    /// one pending buffer and enters the ring as one chunk when it is
+    /// published (`publish_due` tells the source when), so each listener
+    /// handles one chunk per wake-up, not one per source write.
     pub fn push_units(&self, units: &mut Vec<Unit>) {
         if units.is_empty() {
             return;
         }
-        let seq = {
+        let now = Instant::now();
+        let interval = self.0.delivery_interval;
+        let wake = {
             let mut stream = self.0.stream.write();
-            let meta = stream.meta.clone();
             for unit in units.drain(..) {
                 match unit {
-                    Unit::Data { bytes, sync } => {
-                        stream.ring.push(bytes, meta.clone(), sync, false);
+                    Unit::Data { bytes, sync } if interval.is_zero() => {
+                        let meta = stream.meta.clone();
+                        stream.ring.push(bytes, meta, sync, false);
                     }
+                    Unit::Data { bytes, sync } => stream.hold(&bytes, sync),
                     // Headers also go into the ring, even at the start of a
                     // stream: a listener may already be waiting there (it
                     // joined before they arrived, or came back from a
                     // fallback). New joiners get the stored copy instead.
                     Unit::Headers { bytes, .. } => {
+                        stream.release_held();
                         stream.headers = bytes.clone();
-                        stream.ring.push(bytes, meta.clone(), true, true);
+                        let meta = stream.meta.clone();
+                        stream.ring.push(bytes, meta, true, true);
                     }
                 }
             }
-            stream.ring.head_seq()
+            let due = stream.last_publish.is_none_or(|last| now.duration_since(last) >= interval);
+            due.then(|| stream.publish_point(now))
         };
+        if let Some(seq) = wake {
+            self.wake(seq);
+        }
+    }
+
+    /// When held-back data is due to be published, if there is any.
+    pub fn publish_due(&self) -> Option<Instant> {
+        let stream = self.0.stream.read();
+        let pending = !stream.held.is_empty() || stream.ring.head_seq() > self.0.head.borrow().seq;
+        pending.then(|| stream.last_publish.map_or_else(Instant::now, |last| last + self.0.delivery_interval))
+    }
+
+    /// Publish everything appended so far and wake listeners.
+    pub fn publish_now(&self) {
+        let seq = self.0.stream.write().publish_point(Instant::now());
+        self.wake(seq);
+    }
+
+    fn wake(&self, seq: u64) {
         self.0.head.send_if_modified(|h| {
             let changed = h.seq != seq;
             h.seq = seq;
@@ -338,3 +416,6 @@ impl MountHandle {
 pub fn listener_entry(id: u64, ip: IpAddr, user_agent: Option<String>, referer: Option<String>) -> ListenerEntry {
     ListenerEntry { id, ip, user_agent, referer, connected: Instant::now(), control: Arc::default() }
 }
+
+#[cfg(test)]
+mod tests;

@@ -31,7 +31,7 @@ impl Mounts {
     }
 
     fn make(config: &Config, mount: Arc<crate::config::MountConfig>, dynamic: bool) -> MountHandle {
-        MountHandle::new(mount, dynamic, config.limits.queue_size, config.limits.burst_size)
+        MountHandle::new(mount, dynamic, &config.limits)
     }
 
     pub fn get(&self, name: &str) -> Option<MountHandle> {

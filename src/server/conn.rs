@@ -13,7 +13,9 @@ use tokio::net::TcpStream;
 use super::request::{scan_head, HeadError, Request};
 use super::response::Response;
 use super::routes::{route, Route};
-use crate::access_log::AccessEntry;
+use crate::access_log::{AccessEntry, RequestLine};
+use crate::listener::{self, ListenRequest, Started};
+use crate::mount::MountHandle;
 use crate::state::AppState;
 
 pub async fn handle(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
@@ -31,15 +33,72 @@ pub async fn handle(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
         Ok(req) => req,
         Err(error) => return refuse(&mut sock, peer, &state, error, started).await,
     };
-    let (status, bytes, user) = dispatch(&mut sock, &req, buf, peer, &state).await;
+    // Listeners live for hours: keep nothing per connection that is not needed.
+    drop(head);
+    let line = RequestLine::of(&req);
+    let (status, bytes, user) = match route(&req, peer, &state) {
+        Route::Stream(mount) => {
+            let listen = ListenRequest::of(&req);
+            drop((req, buf));
+            return listen_on(sock, listen, line, peer, state, mount, started).await;
+        }
+        Route::Source => {
+            // Boxed: sources are few, and their state would otherwise make
+            // every connection's future as large.
+            let outcome = Box::pin(crate::source::serve_http(&mut sock, &req, buf, peer, &state)).await;
+            (outcome.status, outcome.bytes, outcome.user)
+        }
+        Route::Respond(response, user) => {
+            state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
+            let bytes = response.write_to(&mut sock, req.method == "HEAD").await.unwrap_or(0);
+            (response.status, bytes, user)
+        }
+    };
+    log_access(&state, peer, user.as_deref(), &line, status, bytes, started);
+}
+
+fn log_access(
+    state: &AppState,
+    peer: SocketAddr,
+    user: Option<&str>,
+    line: &RequestLine,
+    status: u16,
+    bytes: u64,
+    started: Instant,
+) {
     state.access_log.record(&AccessEntry {
         ip: peer.ip(),
-        user: user.as_deref(),
-        request: Some(&req),
+        user,
+        request: Some(line),
         status,
         bytes,
         duration: started.elapsed(),
     });
+}
+
+/// A listener: admitted here, then streamed in a task of its own that holds
+/// only the stream's state (listeners last hours; their memory is the cost
+/// that scales), and logged when it ends.
+async fn listen_on(
+    sock: TcpStream,
+    listen: ListenRequest,
+    line: RequestLine,
+    peer: SocketAddr,
+    state: AppState,
+    mount: MountHandle,
+    started: Instant,
+) {
+    state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
+    match listener::start(sock, listen, peer, state.clone(), mount).await {
+        Started::Answered(served) => log_access(&state, peer, None, &line, served.status, served.bytes, started),
+        Started::Streaming(mut stream) => {
+            drop(state);
+            tokio::spawn(async move {
+                let (_, sent) = stream.run_to_end().await;
+                log_access(stream.state(), peer, None, &line, 200, sent, started);
+            });
+        }
+    }
 }
 
 /// Read until the end of the head; the head is split off `buf`, leaving any
@@ -71,29 +130,4 @@ async fn refuse(sock: &mut TcpStream, peer: SocketAddr, state: &AppState, error:
         bytes,
         duration: started.elapsed(),
     });
-}
-
-async fn dispatch(
-    sock: &mut TcpStream,
-    req: &Request,
-    leftover: BytesMut,
-    peer: SocketAddr,
-    state: &AppState,
-) -> (u16, u64, Option<String>) {
-    match route(req, peer, state) {
-        Route::Source => {
-            let outcome = crate::source::serve_http(sock, req, leftover, peer, state).await;
-            (outcome.status, outcome.bytes, outcome.user)
-        }
-        Route::Stream(mount) => {
-            state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
-            let served = crate::listener::serve(sock, req, peer, state, mount).await;
-            (served.status, served.bytes, None)
-        }
-        Route::Respond(response, user) => {
-            state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
-            let bytes = response.write_to(sock, req.method == "HEAD").await.unwrap_or(0);
-            (response.status, bytes, user)
-        }
-    }
 }

@@ -44,6 +44,13 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
     let mut shutdown = state.shutdown.clone();
     let _ = shutdown.wait_for(|&down| down).await;
     tasks.abort_all();
+    // Listeners wait only on their mount and their control handle (to stay
+    // small), so shutdown reaches them as a kill; they see the flag and end.
+    for mount in state.mounts.all() {
+        for listener in mount.listeners() {
+            listener.control.kill();
+        }
+    }
     // Connection tasks see the flag and end, returning their permits: once
     // every permit is back, every connection is gone (bounded, in case a peer
     // never lets a write finish).

@@ -63,14 +63,14 @@ impl Response {
 
     /// Write the response (without the body for `HEAD`). Returns body bytes sent.
     pub async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut W, head_only: bool) -> std::io::Result<u64> {
-        out.write_all(&self.head_bytes()).await?;
-        if head_only {
-            out.flush().await?;
-            return Ok(0);
+        // One write: head and body leave in one segment when they fit.
+        let mut bytes = self.head_bytes();
+        if !head_only {
+            bytes.extend_from_slice(&self.body);
         }
-        out.write_all(&self.body).await?;
+        out.write_all(&bytes).await?;
         out.flush().await?;
-        Ok(self.body.len() as u64)
+        Ok(if head_only { 0 } else { self.body.len() as u64 })
     }
 }
 

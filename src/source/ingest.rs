@@ -123,6 +123,12 @@ impl Pipeline {
     }
 }
 
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
 /// Run the loop. `leftover` holds body bytes read together with the head.
 pub async fn run<R: AsyncRead + Unpin>(
     reader: &mut R,
@@ -150,10 +156,17 @@ pub async fn run<R: AsyncRead + Unpin>(
     let timeout = state.config.limits.source_timeout;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
+        let publish_due = mount.publish_due();
         let read = tokio::select! {
             read = tokio::time::timeout(timeout, reader.read(&mut buf)) => read,
             _ = source.info.killed() => return IngestEnd::Killed,
             _ = shutdown.wait_for(|&down| down) => return IngestEnd::Shutdown,
+            // Framed data held back by `delivery_interval` goes out on time
+            // even if the source sends nothing more.
+            _ = sleep_until(publish_due), if publish_due.is_some() => {
+                mount.publish_now();
+                continue;
+            }
         };
         let n = match read {
             Err(_) => return IngestEnd::Timeout,

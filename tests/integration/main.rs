@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod bad_input;
+mod bench;
 mod browser;
 mod clients;
 mod config;

@@ -13,7 +13,7 @@ const CONT: u8 = 0x01;
 fn page(flags: u8, granule: u64, serial: u32, seq: u32, packets: &[&[u8]], open: bool) -> Vec<u8> {
     let mut table = Vec::new();
     for (i, p) in packets.iter().enumerate() {
-        table.extend(std::iter::repeat(255).take(p.len() / 255));
+        table.extend(std::iter::repeat_n(255, p.len() / 255));
         if !(open && i + 1 == packets.len()) {
             table.push((p.len() % 255) as u8);
         }

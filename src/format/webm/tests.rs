@@ -33,7 +33,7 @@ fn headers() -> Vec<u8> {
 
 fn block(n: usize) -> Vec<u8> {
     let mut body = vec![0x81, 0, n as u8, 0x80];
-    body.extend(std::iter::repeat(n as u8).take(50 + n * 13 % 200));
+    body.extend(std::iter::repeat_n(n as u8, 50 + n * 13 % 200));
     el(SIMPLE_BLOCK, &body)
 }
 

@@ -1,0 +1,105 @@
+//! Mount data-plane behaviour: publishing, the delivery interval, metadata.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::config::{Limits, MountConfig};
+use crate::format::Unit;
+
+fn mount(interval_ms: u64) -> MountHandle {
+    let limits = Limits { delivery_interval: Duration::from_millis(interval_ms), ..Limits::default() };
+    MountHandle::new(Arc::new(MountConfig::dynamic("/t")), true, &limits)
+}
+
+fn data(byte: u8, len: usize) -> Vec<Unit> {
+    vec![Unit::Data { bytes: Bytes::from(vec![byte; len]), sync: true }]
+}
+
+fn read_all(mount: &MountHandle) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    mount.read(0, usize::MAX, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn without_interval_every_push_is_published() {
+    let m = mount(0);
+    m.push_units(&mut data(1, 10));
+    m.push_units(&mut data(2, 10));
+    assert_eq!(m.head().seq, 2);
+    assert_eq!(read_all(&m).len(), 2);
+    assert_eq!(m.publish_due(), None);
+}
+
+#[test]
+fn interval_holds_data_and_publishes_it_as_one_chunk() {
+    let m = mount(10_000);
+    m.push_units(&mut data(1, 10)); // first push publishes at once
+    assert_eq!(m.head().seq, 1);
+    m.push_units(&mut data(2, 10));
+    m.push_units(&mut data(3, 10));
+    assert_eq!(m.head().seq, 1, "held back");
+    assert_eq!(read_all(&m).len(), 1, "held data is not in the ring yet");
+    assert!(m.publish_due().is_some());
+    m.publish_now();
+    assert_eq!(m.head().seq, 2);
+    let chunks = read_all(&m);
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(&chunks[1].data[..], &[[2u8; 10], [3u8; 10]].concat()[..]);
+    assert_eq!(m.publish_due(), None);
+}
+
+#[test]
+fn title_change_splits_held_data_at_the_change() {
+    let m = mount(10_000);
+    m.push_units(&mut data(1, 10));
+    m.push_units(&mut data(2, 10));
+    m.set_metadata(Metadata::from_song("New", None));
+    m.push_units(&mut data(3, 10));
+    m.publish_now();
+    let chunks = read_all(&m);
+    assert_eq!(chunks.len(), 3);
+    assert_eq!(chunks[1].meta.song, "", "audio before the change keeps the old title");
+    assert_eq!(chunks[2].meta.song, "New");
+}
+
+#[test]
+fn detaching_the_source_publishes_held_data() {
+    let m = mount(10_000);
+    let info = Arc::new(SourceInfo::new("audio/mpeg".into(), StreamInfo::default(), ([127, 0, 0, 1], 1).into(), None));
+    m.attach_source(info.clone()).unwrap();
+    m.push_units(&mut data(1, 10));
+    m.push_units(&mut data(2, 10));
+    m.detach_source(&info);
+    let head = m.head();
+    assert!(!head.live);
+    assert_eq!(head.seq, 2);
+}
+
+#[test]
+fn a_second_source_is_refused() {
+    let m = mount(0);
+    let peer = ([127, 0, 0, 1], 1).into();
+    let first = Arc::new(SourceInfo::new("audio/mpeg".into(), StreamInfo::default(), peer, None));
+    let second = Arc::new(SourceInfo::new("audio/mpeg".into(), StreamInfo::default(), peer, None));
+    m.attach_source(first.clone()).unwrap();
+    assert_eq!(m.attach_source(second.clone()), Err(MountBusy));
+    m.detach_source(&second);
+    assert!(m.is_live(), "detaching a source that is not attached changes nothing");
+}
+
+#[test]
+fn lag_is_measured_from_the_live_edge() {
+    let limits = Limits { queue_size: 4096, delivery_interval: Duration::ZERO, ..Limits::default() };
+    let m = MountHandle::new(Arc::new(MountConfig::dynamic("/t")), true, &limits);
+    for i in 0..10 {
+        m.push_units(&mut data(i, 1000));
+    }
+    let mut out = Vec::new();
+    assert!(m.read(9, 1 << 20, &mut out).is_ok());
+    assert_eq!(m.read(2, 1 << 20, &mut out).unwrap_err(), Lag::TooFar);
+    assert_eq!(m.lag_at(10_000 - 4096), Lag::Within);
+    assert_eq!(m.lag_at(10_000 - 4097), Lag::TooFar);
+}

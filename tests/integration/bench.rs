@@ -1,0 +1,56 @@
+//! A tiny smoke run of the load tool against a test server (the benchmark
+//! itself is run by `scripts/bench`, not in CI).
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+fn bench(server: &TestServer, args: &[&str]) -> serde_json::Value {
+    let json = server.dir().join("bench.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_floe-bench"));
+    cmd.args(args).arg("--server").arg(server.http.to_string()).arg("--json").arg(&json);
+    let out = run_bounded(&mut cmd, Duration::from_secs(60));
+    assert!(out.status_ok, "floe-bench failed: {}{}\n{}", out.stdout, out.stderr, server.log());
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+/// `floe-bench listeners`: every listener connects, receives the full rate
+/// and gets timed frames, with ICY stripping and title updates on.
+#[test]
+fn load_tool_listeners_smoke() {
+    let server = TestServer::start(Opts::default());
+    let result = bench(
+        &server,
+        &[
+            "listeners",
+            "--listeners",
+            "20",
+            "--mounts",
+            "2",
+            "--icy",
+            "--title-every",
+            "1",
+            "--warmup",
+            "1",
+            "--duration",
+            "2",
+        ],
+    );
+    assert_eq!(result["connected"], 40, "{result}");
+    assert_eq!(result["failed"], 0);
+    assert_eq!(result["dropped"], 0);
+    assert!(result["latency_ms"]["samples"].as_u64().unwrap() > 40 * 50, "{result}");
+    // Over a 2 s window one delivery interval shifts the count by up to 5 %.
+    assert!(result["throughput_pct"]["p1"].as_f64().unwrap() > 90.0, "{result}");
+    assert!(result["latency_ms"]["p50"].as_f64().unwrap() < 1000.0, "{result}");
+}
+
+/// `floe-bench storm`: connections are accepted with no errors.
+#[test]
+fn load_tool_storm_smoke() {
+    let server = TestServer::start(Opts::default());
+    let result = bench(&server, &["storm", "--duration", "1", "--concurrency", "8"]);
+    assert!(result["accepted"].as_u64().unwrap() > 10, "{result}");
+    assert_eq!(result["errors"], 0, "{result}");
+}
