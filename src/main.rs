@@ -62,7 +62,10 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build();
     match runtime {
         Ok(runtime) => runtime.block_on(serve(config)),

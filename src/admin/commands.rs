@@ -50,6 +50,7 @@ pub fn killclient(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
     let id: u64 = ctx.param("id")?.parse().map_err(|_| AdminError::BadRequest("id must be a number".into()))?;
     let listener = mount.listener(id).ok_or_else(|| AdminError::NotFound(format!("client {id} not found")))?;
     listener.control.kill();
+    mount.nudge();
     Ok(ice_response(&format!("Client {id} removed")))
 }
 
@@ -72,6 +73,7 @@ pub fn moveclients(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
     for listener in &listeners {
         listener.control.move_to(destination.clone());
     }
+    mount.nudge();
     Ok(ice_response(&format!("Clients moved from {} to {}", mount.name(), destination.name())))
 }
 

@@ -102,6 +102,10 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
         .field("slow_listeners", load(&stats.slow_listeners))
         .field("total_bytes_read", load(&stats.bytes_read))
         .field("total_bytes_sent", load(&stats.bytes_sent))
+        .field("transcode_cpu_ms", load(&stats.transcode_ns) / 1_000_000)
+        .field("corrupt_packets", load(&stats.corrupt_packets))
+        .field("transcode_delay_ms", load(&stats.transcode_delay_us) / 1000)
+        .field("transcode_delay_max_ms", load(&stats.transcode_delay_max_us) / 1000)
         .field("title", meta.song.as_str())
         .opt("artist", meta.artist.clone())
         .opt("fallback", mount.fallback());

@@ -348,6 +348,7 @@ const SERVER: &[Field<ServerConfig>] = &[
     ("location", |c, k, v, s| set(&mut s.location, c.string(k, v))),
     ("admin_email", |c, k, v, s| set(&mut s.admin_email, c.string(k, v))),
     ("access_log", |c, k, v, s| set(&mut s.access_log, c.nonempty(k, v).map(Some))),
+    ("workers", |c, k, v, s| set(&mut s.workers, c.size(k, v, 0..=1024, ""))),
 ];
 
 const LIMITS: &[Field<Limits>] = &[

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub admin_email: String,
     /// Access log file in combined format; `None` logs access lines through tracing. Default: none.
     pub access_log: Option<String>,
+    /// Threads serving connections. Default: one per CPU core (0 in the file).
+    pub workers: usize,
 }
 
 /// `[limits]`: resource caps and timeouts.
@@ -159,6 +161,7 @@ impl Default for Config {
                 location: "Earth".into(),
                 admin_email: "icemaster@localhost".into(),
                 access_log: None,
+                workers: 0,
             },
             limits: Limits::default(),
             auth: AuthConfig {

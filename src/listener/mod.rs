@@ -18,9 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use crate::mount::{
-    listener_entry, Chunk, Head, Lag, ListenerControl, Metadata, MountHandle, Registration, SourceInfo,
-};
+use crate::mount::{listener_entry, Chunk, Head, Lag, Metadata, MountHandle, Registration, SourceInfo};
 use crate::server::request::Request;
 use crate::server::response::{Response, SERVER_ID};
 use crate::state::AppState;
@@ -264,10 +262,6 @@ impl ListenerStream {
         self.registration.mount()
     }
 
-    fn control(&self) -> Arc<ListenerControl> {
-        self.registration.entry().control.clone()
-    }
-
     /// Stream until the listener leaves; returns how it ended and the bytes sent.
     pub async fn run_to_end(&mut self) -> (End, u64) {
         let end = self.run().await;
@@ -328,9 +322,12 @@ impl ListenerStream {
         }
     }
 
-    /// Kill or move requests from admin.
+    /// Kill or move requests from admin (one atomic load when there are none).
     fn apply_control(&mut self) -> Option<End> {
-        let control = self.control();
+        let control = &self.registration.entry().control;
+        if !control.pending() {
+            return None;
+        }
         if control.is_killed() {
             return Some(End::Killed);
         }
@@ -367,24 +364,24 @@ impl ListenerStream {
         self.queue(&subscription.headers, &target.metadata());
     }
 
-    /// Nothing to send: wait for data, an admin request (shutdown arrives as
-    /// one too), or the home mount. Only two wake sources in the common case,
-    /// because this future is part of every idle listener's memory.
+    /// Nothing to send: wait for the mount to change (new data, or a nudge
+    /// for an admin request or shutdown), or for the home mount to return.
+    /// One wake source in the common case: this future is part of every idle
+    /// listener's memory and its registration is paid on every wait.
     async fn wait(&mut self) -> Option<End> {
         let head = *self.head.borrow_and_update();
-        if head.seq > self.cursor {
+        // Re-checked after marking the head seen, so a nudge cannot slip between.
+        if self.registration.entry().control.pending() || head.seq > self.cursor {
             return None;
         }
         if !head.live {
             return self.source_gone();
         }
-        let control = self.control();
         match self.home.as_mut() {
             Some((_, home)) => {
                 let head = &mut self.head;
                 Box::pin(async move {
                     tokio::select! {
-                        _ = control.changed() => {}
                         _ = head.changed() => {}
                         _ = home.wait_for(|h| h.live) => {}
                     }
@@ -392,10 +389,7 @@ impl ListenerStream {
                 .await
             }
             None => {
-                tokio::select! {
-                    _ = control.changed() => {}
-                    _ = self.head.changed() => {}
-                }
+                let _ = self.head.changed().await;
             }
         }
         None
@@ -444,7 +438,7 @@ impl ListenerStream {
     /// `queue_size` behind, stalls for `client_timeout` or is killed.
     async fn flush_blocked(&mut self, position: Option<u64>) -> Result<(), End> {
         let mount = self.mount().clone();
-        let control = self.control();
+        let control = self.registration.entry().control.clone();
         let deadline = tokio::time::sleep(self.state.config.limits.client_timeout);
         tokio::pin!(deadline);
         let outcome = {
@@ -455,14 +449,12 @@ impl ListenerStream {
                     result = &mut write => break result.map_err(|_| End::ClientGone),
                     _ = &mut deadline => break Err(End::Stalled),
                     changed = self.head.changed() => {
+                        if control.is_killed() {
+                            break Err(End::Killed);
+                        }
                         let too_far = position.is_some_and(|p| mount.lag_at(p) == Lag::TooFar);
                         if changed.is_err() || too_far {
                             break Err(End::Slow);
-                        }
-                    }
-                    _ = control.changed() => {
-                        if control.is_killed() {
-                            break Err(End::Killed);
                         }
                     }
                 }

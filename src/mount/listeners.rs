@@ -11,29 +11,36 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 use super::MountHandle;
 
-/// What admin may ask of a running listener.
+/// What admin may ask of a running listener. Setting a request does not wake
+/// the listener by itself: the caller nudges the listener's mount
+/// (`MountHandle::nudge`), so an idle listener waits on one thing only.
 #[derive(Debug, Default)]
 pub struct ListenerControl {
     killed: AtomicBool,
+    /// Something is set: the one load the data path pays.
+    pending: AtomicBool,
     /// Set by `moveclients`; taken by the listener task. A mutex because it is
     /// touched once per move, never on the data path.
     move_to: Mutex<Option<MountHandle>>,
-    wake: Notify,
 }
 
 impl ListenerControl {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
-        self.wake.notify_one();
+        self.pending.store(true, Ordering::Release);
     }
 
     pub fn move_to(&self, mount: MountHandle) {
         *self.move_to.lock() = Some(mount);
-        self.wake.notify_one();
+        self.pending.store(true, Ordering::Release);
+    }
+
+    /// Has admin asked anything since the last `take_move`?
+    pub fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
     }
 
     pub fn is_killed(&self) -> bool {
@@ -41,12 +48,11 @@ impl ListenerControl {
     }
 
     pub fn take_move(&self) -> Option<MountHandle> {
-        self.move_to.lock().take()
-    }
-
-    /// Resolves when admin has asked something of this listener.
-    pub async fn changed(&self) {
-        self.wake.notified().await
+        let mut move_to = self.move_to.lock();
+        if !self.is_killed() {
+            self.pending.store(false, Ordering::Release);
+        }
+        move_to.take()
     }
 }
 

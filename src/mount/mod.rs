@@ -50,6 +50,17 @@ pub struct MountStats {
     pub bytes_sent: AtomicU64,
     /// Source bytes thrown away by the framer (garbage, broken frames).
     pub bytes_skipped: AtomicU64,
+    /// Packets the transcoder could not decode and skipped (source mounts).
+    pub corrupt_packets: AtomicU64,
+    /// Time spent resampling and encoding this rendition (derived mounts),
+    /// or decoding this source (source mounts), in nanoseconds.
+    pub transcode_ns: AtomicU64,
+    /// Units the transcoder's feed had no room for (it fell behind).
+    pub tap_overruns: AtomicU64,
+    /// How long the latest encoded output of a rendition took from the
+    /// source's data arriving, and the most it took, in microseconds.
+    pub transcode_delay_us: AtomicU64,
+    pub transcode_delay_max_us: AtomicU64,
 }
 
 /// The data plane: written by the source, read by every listener.
@@ -114,10 +125,21 @@ pub struct Mount {
     /// The live source, if any. Locked on attach/detach and status reads only.
     source: Mutex<Option<Arc<SourceInfo>>>,
     listeners: ListenerTable,
+    /// The transcoder's feed, while one runs. It sees data as it is framed,
+    /// before `delivery_interval` batching, so renditions add no such delay.
+    tap: Mutex<Option<tokio::sync::mpsc::Sender<Tapped>>>,
     /// Where listeners go when the source leaves; starts as configured,
     /// changed at run time by `/admin/fallbacks`. Read on source loss only.
     fallback: Mutex<Option<String>>,
     pub stats: MountStats,
+}
+
+/// What a mount hands its tap (the transcoder): every unit as it is framed,
+/// with the time it arrived, and title changes at their place in the stream.
+#[derive(Debug)]
+pub enum Tapped {
+    Data(Bytes, Instant),
+    Title(Arc<Metadata>),
 }
 
 /// A cheap, clonable handle to a mount.
@@ -170,6 +192,7 @@ impl MountHandle {
             source: Mutex::new(None),
             listeners: ListenerTable::default(),
             fallback: Mutex::new(config.fallback_mount.clone()),
+            tap: Mutex::new(None),
             stats: MountStats::default(),
             config,
         }))
@@ -228,10 +251,16 @@ impl MountHandle {
     /// Title changes take effect at the current end of the stream: chunks
     /// written from now on carry them.
     pub fn set_metadata(&self, meta: Metadata) {
-        let mut stream = self.0.stream.write();
-        // Held-back audio was written under the old title: it keeps it.
-        stream.release_held();
-        stream.meta = Arc::new(meta);
+        let meta = Arc::new(meta);
+        {
+            let mut stream = self.0.stream.write();
+            // Held-back audio was written under the old title: it keeps it.
+            stream.release_held();
+            stream.meta = meta.clone();
+        }
+        if let Some(tx) = self.0.tap.lock().as_ref() {
+            let _ = tx.try_send(Tapped::Title(meta));
+        }
     }
 
     /// Attach a source; fails while another is live.
@@ -276,6 +305,7 @@ impl MountHandle {
             return;
         }
         let now = Instant::now();
+        self.tap(units, now);
         let interval = self.0.delivery_interval;
         let wake = {
             let mut stream = self.0.stream.write();
@@ -304,6 +334,40 @@ impl MountHandle {
         if let Some(seq) = wake {
             self.wake(seq);
         }
+    }
+
+    /// Wake every listener of this mount without new data, so they look at
+    /// their control flags (admin kill/move, shutdown).
+    pub fn nudge(&self) {
+        self.0.head.send_modify(|_| {});
+    }
+
+    /// Give the tap a copy of every unit (handles, not bytes). A tap that
+    /// cannot keep up loses data rather than slowing the source: the
+    /// transcoder's decoder resyncs.
+    fn tap(&self, units: &[Unit], now: Instant) {
+        let tap = self.0.tap.lock();
+        let Some(tx) = tap.as_ref() else { return };
+        for unit in units {
+            let bytes = match unit {
+                Unit::Data { bytes, .. } | Unit::Headers { bytes, .. } => bytes.clone(),
+            };
+            if tx.try_send(Tapped::Data(bytes, now)).is_err() {
+                self.0.stats.tap_overruns.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Start feeding a transcoder: the current stream headers first, then
+    /// everything framed from now on. `None` stops it (the receiver sees the end).
+    pub fn set_tap(&self, tx: Option<tokio::sync::mpsc::Sender<Tapped>>) {
+        if let Some(tx) = &tx {
+            let headers = self.0.stream.read().headers.clone();
+            if !headers.is_empty() {
+                let _ = tx.try_send(Tapped::Data(headers, Instant::now()));
+            }
+        }
+        *self.0.tap.lock() = tx;
     }
 
     /// When held-back data is due to be published, if there is any.

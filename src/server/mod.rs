@@ -50,6 +50,7 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
         for listener in mount.listeners() {
             listener.control.kill();
         }
+        mount.nudge();
     }
     // Connection tasks see the flag and end, returning their permits: once
     // every permit is back, every connection is gone (bounded, in case a peer
