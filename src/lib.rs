@@ -11,6 +11,8 @@
 //!   metadata, source and listener table; `Mounts` is the registry.
 //! - [`listener`] feeds one listener from its cursor in the ring, with ICY
 //!   interleaving, the slow-listener policy and fallback moves.
+//! - [`transcode`] decodes a source once and encodes renditions (MP3, AAC,
+//!   Opus, Vorbis) into mounts of their own, on dedicated threads.
 //! - [`admin`] is the Icecast-compatible admin API, status JSON and SHOUTcast
 //!   pages; [`config`] loads and validates the TOML configuration.
 
@@ -28,3 +30,4 @@ pub mod state;
 #[cfg(test)]
 mod testutil;
 pub mod timefmt;
+pub mod transcode;

@@ -18,6 +18,8 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod transcode;
+
 use super::ShoutcastConfig;
 use super::{valid_mount_name, AuthConfig, Config, Limits, MountConfig, ServerConfig};
 
@@ -409,10 +411,11 @@ const MOUNT: &[Field<MountConfig>] = &[
     ("stream_genre", |c, k, v, m| set(&mut m.info.genre, c.string(k, v).map(Some))),
     ("stream_url", |c, k, v, m| set(&mut m.info.url, c.string(k, v).map(Some))),
     ("public", |c, k, v, m| set(&mut m.info.public, c.boolean(k, v).map(Some))),
+    ("transcode", |c, k, v, m| set(&mut m.transcode, transcode::transcodes(c, k, v))),
 ];
 
 /// Section names, in documentation order.
-const SECTIONS: [&str; 5] = ["server", "limits", "auth", "shoutcast", "mount"];
+const SECTIONS: [&str; 6] = ["server", "limits", "auth", "shoutcast", "mount", "transcode"];
 
 fn names<T>(fields: &[Field<T>]) -> Vec<&'static str> {
     fields.iter().map(|f| f.0).collect()
@@ -426,6 +429,7 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         "auth" => names(AUTH),
         "shoutcast" => names(SHOUTCAST),
         "mount" => names(MOUNT),
+        "transcode" => transcode::keys(),
         _ => Vec::new(),
     }
 }
@@ -550,6 +554,18 @@ fn mounts(cx: &mut Ctx<'_>, v: &Value<'_>) -> Vec<Arc<MountConfig>> {
         if let Some(m) = mount(cx, &prefix, item, &mut seen) {
             out.push(Arc::new(m));
         }
+    }
+    // Renditions are mounts too: their names must be new.
+    let derived: Vec<MountConfig> = out.iter().flat_map(|m| transcode::derived_mounts(m)).collect();
+    for d in derived {
+        if let Some((_, line)) = seen.iter().find(|(n, _)| *n == d.name) {
+            let parent = d.derived_from.clone().unwrap_or_default();
+            let message = format!("transcode mount {:?} of {parent} is already a mount (line {line})", d.name);
+            cx.report(None, &format!("mount {parent}.transcode"), message);
+            continue;
+        }
+        seen.push((d.name.clone(), 0));
+        out.push(Arc::new(d));
     }
     out
 }
@@ -756,6 +772,8 @@ name = "/backup.mp3"
             burst_size: Some(1000),
             queue_size: Some(4096),
             hidden: true,
+            transcode: Vec::new(),
+            derived_from: None,
         };
         assert_eq!(*c.mounts[0], expected);
         assert_eq!(*c.mounts[1], MountConfig::dynamic("/backup.mp3"));
@@ -1018,7 +1036,10 @@ metaint = 70000
     #[test]
     fn example_config_parses_cleanly() {
         let c = parse(include_str!("../../mounts.example.toml"));
-        assert_eq!(c.mounts.len(), 2);
+        // Two mounts plus the two renditions of /live.mp3.
+        assert_eq!(c.mounts.len(), 4);
+        assert_eq!(c.mount("/live-64.aac").derived_from.as_deref(), Some("/live.mp3"));
+        assert_eq!(c.mount("/live.mp3").transcode.len(), 2);
         let live = c.mount("/live.mp3");
         assert_eq!(live.username, "dj");
         assert!(live.password.is_some());
@@ -1034,9 +1055,13 @@ metaint = 70000
     fn example_config_documents_every_key() {
         let example = include_str!("../../mounts.example.toml");
         for section in SECTIONS {
-            let header = if section == "mount" { "[[mount]]".to_string() } else { format!("[{section}]") };
+            let header = match section {
+                "mount" => "[[mount]]".to_string(),
+                "transcode" => "[[mount.transcode]]".to_string(),
+                _ => format!("[{section}]"),
+            };
             assert!(example.contains(&header), "{header}");
-            for key in section_keys(section) {
+            for key in section_keys(section).into_iter().filter(|k| *k != "transcode") {
                 let set = format!("\n{key} = ");
                 let commented = format!("\n#{key} = ");
                 assert!(example.contains(&set) || example.contains(&commented), "[{section}] {key}");

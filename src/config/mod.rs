@@ -128,6 +128,39 @@ pub struct MountConfig {
     pub queue_size: Option<usize>,
     /// Hide the mount from status pages and `streamlist`. Default: false.
     pub hidden: bool,
+    /// Renditions the server encodes from this mount's source (`[[mount.transcode]]`).
+    pub transcode: Vec<Arc<TranscodeConfig>>,
+    /// Set on a rendition's own mount: the mount it is encoded from. Such a
+    /// mount is fed by the server; sources cannot stream to it.
+    pub derived_from: Option<String>,
+}
+
+/// Codecs Floe can encode renditions in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranscodeCodec {
+    Mp3,
+    Aac,
+    Opus,
+    Vorbis,
+}
+
+/// `[[mount.transcode]]`: one rendition of a source mount, served as an
+/// ordinary mount of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscodeConfig {
+    /// The rendition's mount path.
+    pub name: String,
+    pub codec: TranscodeCodec,
+    /// Target bitrate in kbit/s.
+    pub bitrate: u32,
+    /// Output sample rate. Default: the source's for MP3/AAC/Vorbis (if the
+    /// codec supports it), always 48000 for Opus.
+    pub sample_rate: Option<u32>,
+    /// Output channels (1 downmixes). Default: the source's, at most 2.
+    pub channels: Option<u8>,
+    /// Carry title changes into Ogg renditions as a new chained stream with
+    /// new comments (some browsers glitch at chain boundaries). Default: true.
+    pub ogg_metadata: bool,
 }
 
 impl MountConfig {
@@ -146,6 +179,8 @@ impl MountConfig {
             burst_size: None,
             queue_size: None,
             hidden: false,
+            transcode: Vec::new(),
+            derived_from: None,
         }
     }
 }

@@ -17,6 +17,8 @@ use super::{AudioInfo, Framer, Unit};
 
 mod codec;
 mod page;
+
+pub(crate) use page::page_crc;
 #[cfg(test)]
 mod tests;
 

@@ -31,10 +31,15 @@ pub struct Attached {
     pub info: Arc<SourceInfo>,
     state: AppState,
     _permit: OwnedSemaphorePermit,
+    /// The mount's renditions, if it has any; they stop with the source.
+    _ladder: Option<crate::transcode::Ladder>,
 }
 
 /// Claim a source slot and the mount. Nothing is created on failure.
 pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached, SourceError> {
+    if state.config.mount(name).derived_from.is_some() {
+        return Err(SourceError::Derived);
+    }
     if state.mounts.get(name).is_some_and(|m| m.is_live()) {
         return Err(SourceError::MountInUse);
     }
@@ -45,7 +50,8 @@ pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached
     state.stats.source_client_connections.fetch_add(1, Ordering::Relaxed);
     state.stats.source_total_connections.fetch_add(1, Ordering::Relaxed);
     tracing::info!(mount = name, peer = %info.peer, content_type = %info.content_type, "source connected");
-    Ok(Attached { mount, info, state: state.clone(), _permit: permit })
+    let ladder = crate::transcode::start(state, &mount);
+    Ok(Attached { mount, info, state: state.clone(), _permit: permit, _ladder: ladder })
 }
 
 impl Drop for Attached {

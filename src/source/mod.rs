@@ -27,6 +27,8 @@ pub enum SourceError {
     NoContentType,
     #[error("too many sources")]
     Limit,
+    #[error("this mount is a rendition encoded by the server")]
+    Derived,
 }
 
 impl SourceError {
@@ -34,7 +36,7 @@ impl SourceError {
         match self {
             SourceError::NeedAuth | SourceError::BadAuth => 401,
             SourceError::BadMount => 400,
-            SourceError::MountInUse | SourceError::NoContentType => 403,
+            SourceError::MountInUse | SourceError::NoContentType | SourceError::Derived => 403,
             SourceError::Limit => 503,
         }
     }

@@ -39,7 +39,7 @@ fn exact_icy_framing() {
         if len > 0 {
             let text = std::str::from_utf8(block).unwrap().trim_end_matches('\0');
             assert!(text.starts_with("StreamTitle='") && text.ends_with("';"), "{text:?}");
-            assert!(block.len() % 16 == 0);
+            assert!(block.len().is_multiple_of(16));
         }
         at += 1 + len;
         blocks += 1;

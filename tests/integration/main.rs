@@ -15,3 +15,4 @@ mod ingest;
 mod lifecycle;
 mod listeners;
 pub mod sources;
+mod transcode;

@@ -178,7 +178,12 @@ fn shoutcast_v1_mount_password_form() {
 
 /// `seconds` of a 440 Hz sine as MP3 (128 kbit/s, 44.1 kHz), made by ffmpeg.
 pub fn sine_mp3(server: &TestServer, seconds: u32) -> Vec<u8> {
-    let path = server.dir().join(format!("sine{seconds}.mp3"));
+    sine_mp3_at(server, 44100, seconds)
+}
+
+/// `seconds` of a 440 Hz sine as MP3 at 128 kbit/s and `rate` Hz, without Xing or ID3 tags.
+pub fn sine_mp3_at(server: &TestServer, rate: u32, seconds: u32) -> Vec<u8> {
+    let path = server.dir().join(format!("sine{rate}-{seconds}.mp3"));
     let out = run_bounded(
         std::process::Command::new("ffmpeg").args([
             "-hide_banner",
@@ -189,7 +194,7 @@ pub fn sine_mp3(server: &TestServer, seconds: u32) -> Vec<u8> {
             "-f",
             "lavfi",
             "-i",
-            &format!("sine=frequency=440:sample_rate=44100:duration={seconds}"),
+            &format!("sine=frequency=440:sample_rate={rate}:duration={seconds}"),
             "-c:a",
             "libmp3lame",
             "-b:a",

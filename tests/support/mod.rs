@@ -128,9 +128,10 @@ impl TestServer {
 
     /// The `source` entries of the status JSON, as a list.
     pub fn live_sources(&self) -> Vec<serde_json::Value> {
-        match &self.status_json()["icestats"]["source"] {
+        let status = self.status_json();
+        match &status["icestats"]["source"] {
             serde_json::Value::Array(items) => items.clone(),
-            serde_json::Value::Object(_) => vec![self.status_json()["icestats"]["source"].clone()],
+            one @ serde_json::Value::Object(_) => vec![one.clone()],
             _ => Vec::new(),
         }
     }

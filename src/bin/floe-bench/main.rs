@@ -8,6 +8,7 @@
 //! runtime, so the tool itself costs as little as possible.
 
 mod frames;
+mod ladder;
 mod net;
 mod report;
 mod stats;
@@ -32,6 +33,28 @@ enum Command {
     Listeners(ListenersArgs),
     /// Connect, read the response head, close: as fast as possible.
     Storm(StormArgs),
+    /// Stream a real MP3 file into a mount with renditions; report what the ladder costs.
+    Ladder(LadderArgs),
+}
+
+#[derive(Args)]
+pub struct LadderArgs {
+    #[command(flatten)]
+    common: Common,
+    /// A CBR MPEG-1 Layer III file to stream (looped).
+    #[arg(long)]
+    file: std::path::PathBuf,
+    /// The source mount (its renditions are configured on the server).
+    #[arg(long, default_value = "/ladder.mp3")]
+    mount: String,
+    #[arg(long, default_value = "admin")]
+    admin_user: String,
+    #[arg(long, default_value = "hackme")]
+    admin_password: String,
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
 }
 
 #[derive(Args, Clone)]
@@ -108,6 +131,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Listeners(args) => local.block_on(&runtime, listeners(args)),
         Command::Storm(args) => local.block_on(&runtime, storm(args)),
+        Command::Ladder(args) => local.block_on(&runtime, ladder_run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -232,5 +256,47 @@ async fn storm(args: StormArgs) -> Result<(), String> {
     let after = common.pid.and_then(stats::sample);
     shared.stop.set(true);
     let result = report::storm(&counts, elapsed, before, after);
+    report::emit(&result, common.json.as_deref())
+}
+
+async fn ladder_run(args: LadderArgs) -> Result<(), String> {
+    let common = &args.common;
+    let data = std::fs::read(&args.file).map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    let byte_rate = ladder::mp3_byte_rate(&data).ok_or("the file is not CBR MPEG-1 Layer III")?;
+    let shared = Rc::new(net::Shared::new(0));
+    let task = ladder::stream_file(
+        common.server,
+        args.mount.clone(),
+        common.source_password.clone(),
+        Rc::new(data),
+        byte_rate,
+        shared.clone(),
+    );
+    tokio::task::spawn_local(task);
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let admin = net::basic(&args.admin_user, &args.admin_password);
+    let stats_before = ladder::admin_stats(common.server, &admin).await.ok_or("cannot read /admin/stats.json")?;
+    let before = common.pid.and_then(stats::sample);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    let window = started.elapsed();
+    let after = common.pid.and_then(stats::sample);
+    let stats_after = ladder::admin_stats(common.server, &admin).await.ok_or("cannot read /admin/stats.json")?;
+    shared.stop.set(true);
+    if shared.source_failed.get() > 0 {
+        return Err("the source was refused or cut off".into());
+    }
+    let server_cores = match (before, after) {
+        (Some(b), Some(a)) => Some(((a.cpu_s - b.cpu_s) / window.as_secs_f64() * 1000.0).round() / 1000.0),
+        _ => None,
+    };
+    let result = serde_json::json!({
+        "scenario": "ladder",
+        "source": args.mount,
+        "source_kbps": byte_rate * 8 / 1000,
+        "server_cpu_cores": server_cores,
+        "mounts": ladder::report(&stats_before, &stats_after, window),
+        "window_s": window.as_secs_f64(),
+    });
     report::emit(&result, common.json.as_deref())
 }

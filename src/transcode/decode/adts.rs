@@ -1,0 +1,245 @@
+//! AAC in ADTS: our own framer feeding symphonia's `AacDecoder`.
+//!
+//! symphonia's `AdtsReader` strips the ADTS header and only reads the first one for the track
+//! parameters, so a mid-stream change of sample rate or channel layout would go unnoticed and be
+//! decoded with the wrong tables. The ADTS header is simple enough to parse here, which lets us
+//! rebuild the decoder whenever a frame announces new parameters.
+
+use std::io::{self, Read};
+
+use symphonia::core::audio::layouts::{CHANNEL_LAYOUT_MONO, CHANNEL_LAYOUT_STEREO};
+use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
+use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder};
+use symphonia::core::packet::Packet;
+use symphonia::core::units::{Duration, Timestamp};
+
+use super::symphonia::{decode_packet, make_decoder};
+use super::{DecodeError, DecodeStats, ErrorStreak, Pcm};
+
+/// MPEG-4 sampling frequency table, indexed by the ADTS `sampling_frequency_index`.
+const SAMPLE_RATES: [u32; 13] =
+    [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+/// Samples per channel in an AAC-LC frame.
+const FRAME_SAMPLES: u64 = 1024;
+/// How many consecutive frames with undecodable parameters make the stream unsupported.
+const UNSUPPORTED_LIMIT: u32 = 32;
+
+/// The decoder-relevant part of an ADTS header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct AdtsSpec {
+    /// `profile_ObjectType`: 0 = Main, 1 = LC, 2 = SSR.
+    profile: u8,
+    rate_index: u8,
+    channel_config: u8,
+}
+
+/// A parsed ADTS frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct AdtsHeader {
+    spec: AdtsSpec,
+    header_len: usize,
+    frame_len: usize,
+    raw_blocks: u8,
+}
+
+impl AdtsHeader {
+    /// Parses and sanity-checks the 7-byte fixed + variable header at the start of `b`.
+    pub(super) fn parse(b: &[u8]) -> Option<Self> {
+        // 12-bit syncword, then MPEG version (either), layer (must be 0), protection_absent.
+        if b.len() < 7 || b[0] != 0xff || b[1] & 0xf6 != 0xf0 {
+            return None;
+        }
+        let header_len = if b[1] & 1 == 1 { 7 } else { 9 };
+        let rate_index = (b[2] >> 2) & 0x0f;
+        if usize::from(rate_index) >= SAMPLE_RATES.len() {
+            return None;
+        }
+        let frame_len = (usize::from(b[3] & 0x03) << 11) | (usize::from(b[4]) << 3) | usize::from(b[5] >> 5);
+        if frame_len <= header_len {
+            return None;
+        }
+        Some(Self {
+            spec: AdtsSpec { profile: b[2] >> 6, rate_index, channel_config: ((b[2] & 0x01) << 2) | (b[3] >> 6) },
+            header_len,
+            frame_len,
+            raw_blocks: (b[6] & 0x03) + 1,
+        })
+    }
+}
+
+/// Splits a byte stream into ADTS frames, resynchronising after junk.
+struct Framer<R> {
+    reader: R,
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+    /// Whether the previous frame ended exactly where this one starts.
+    synced: bool,
+}
+
+/// One ADTS frame.
+struct Frame {
+    header: AdtsHeader,
+    /// The raw data block(s) after the header (and CRC).
+    payload: Vec<u8>,
+    /// Junk bytes skipped before this frame.
+    skipped: usize,
+}
+
+impl<R: Read> Framer<R> {
+    fn new(reader: R) -> Self {
+        Self { reader, buf: Vec::with_capacity(16 * 1024), start: 0, eof: false, synced: false }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Buffers at least `n` bytes past `start`; returns false if the input ends first.
+    fn fill(&mut self, n: usize) -> io::Result<bool> {
+        while self.available().len() < n {
+            if self.eof {
+                return Ok(false);
+            }
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let len = self.buf.len();
+            self.buf.resize(len + 4096, 0);
+            let read = self.reader.read(&mut self.buf[len..])?;
+            self.buf.truncate(len + read);
+            self.eof = read == 0;
+        }
+        Ok(true)
+    }
+
+    /// Returns the next frame, or `None` at the end of the input (a truncated last frame is
+    /// dropped).
+    fn next_frame(&mut self) -> io::Result<Option<Frame>> {
+        let mut skipped = 0;
+        loop {
+            if !self.fill(7)? {
+                return Ok(None);
+            }
+            let Some(header) = AdtsHeader::parse(self.available()) else {
+                self.start += 1;
+                skipped += 1;
+                self.synced = false;
+                continue;
+            };
+            // After junk (or at the very start) a syncword may be a coincidence: only accept it
+            // if another header follows right after the frame (or the input ends there).
+            let confirm = !self.synced;
+            let complete = self.fill(header.frame_len + if confirm { 7 } else { 0 })?;
+            if self.available().len() < header.frame_len {
+                return Ok(None);
+            }
+            if confirm && complete && AdtsHeader::parse(&self.available()[header.frame_len..]).is_none() {
+                self.start += 1;
+                skipped += 1;
+                continue;
+            }
+            let payload = self.available()[header.header_len..header.frame_len].to_vec();
+            self.start += header.frame_len;
+            self.synced = true;
+            return Ok(Some(Frame { header, payload, skipped }));
+        }
+    }
+}
+
+/// A decoder, or why the stream's parameters cannot be decoded.
+type MaybeDecoder = Result<Box<dyn AudioDecoder>, String>;
+
+/// Builds an AAC-LC decoder for the parameters of an ADTS header.
+fn make_aac_decoder(spec: AdtsSpec) -> Result<Box<dyn AudioDecoder>, DecodeError> {
+    if spec.profile != 1 {
+        return Err(DecodeError::Unsupported(format!("AAC profile {} (only LC is supported)", spec.profile)));
+    }
+    let channels = match spec.channel_config {
+        1 => CHANNEL_LAYOUT_MONO,
+        2 => CHANNEL_LAYOUT_STEREO,
+        // 0 means "described by an in-band PCE"; 3+ are multichannel: symphonia handles neither.
+        n => return Err(DecodeError::Unsupported(format!("AAC channel configuration {n}"))),
+    };
+    let mut params = AudioCodecParameters::new();
+    params.for_codec(CODEC_ID_AAC).with_sample_rate(SAMPLE_RATES[usize::from(spec.rate_index)]).with_channels(channels);
+    make_decoder(&params, false)
+}
+
+/// Decodes an ADTS stream.
+pub(super) fn run(reader: impl Read, stats: &mut DecodeStats, on_pcm: &mut dyn FnMut(Pcm)) -> Result<(), DecodeError> {
+    let mut framer = Framer::new(reader);
+    // The parameters of the current decoder, and the decoder (or why there is none).
+    let mut current: Option<(AdtsSpec, MaybeDecoder)> = None;
+    let mut unsupported_run = 0;
+    let mut streak = ErrorStreak::default();
+    let mut ts: i64 = 0;
+
+    while let Some(frame) = framer.next_frame()? {
+        if frame.skipped > 0 {
+            // One count per junk run, however long.
+            stats.corrupt_packets += 1;
+            streak.fail()?;
+        }
+        stats.packets += 1;
+        let spec = frame.header.spec;
+        if current.as_ref().is_none_or(|(cur, _)| *cur != spec) {
+            if current.is_some() {
+                stats.resets += 1;
+                tracing::debug!(?spec, "ADTS parameters changed, decoder rebuilt");
+            }
+            current = Some((spec, make_aac_decoder(spec).map_err(|e| e.to_string())));
+        }
+        let Some((_, decoder)) = current.as_mut() else { continue };
+        let decoder = match decoder {
+            Ok(decoder) => decoder,
+            Err(why) => {
+                // Tolerate a few (a false sync could claim odd parameters), not a whole stream.
+                stats.corrupt_packets += 1;
+                unsupported_run += 1;
+                if unsupported_run >= UNSUPPORTED_LIMIT {
+                    return Err(DecodeError::Unsupported(why.clone()));
+                }
+                continue;
+            }
+        };
+        unsupported_run = 0;
+        // symphonia only takes one raw data block per packet (the common case); frames with
+        // several blocks carry their offsets in the CRC area and are skipped.
+        let packet = Packet::new(0, Timestamp::new(ts), Duration::new(FRAME_SAMPLES), frame.payload);
+        ts = ts.saturating_add(FRAME_SAMPLES as i64);
+        if frame.header.raw_blocks == 1 && decode_packet(&mut **decoder, &packet, on_pcm) {
+            streak.ok();
+        } else {
+            stats.corrupt_packets += 1;
+            streak.fail()?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_header() {
+        // LC, 44.1 kHz (index 4), stereo, no CRC, frame length 371.
+        let b = [0xff, 0xf1, 0x50, 0x80, 0x2e, 0x7f, 0xfc];
+        let h = AdtsHeader::parse(&b).expect("valid header");
+        assert_eq!(h.spec, AdtsSpec { profile: 1, rate_index: 4, channel_config: 2 });
+        assert_eq!((h.header_len, h.frame_len, h.raw_blocks), (7, 371, 1));
+        assert!(AdtsHeader::parse(&[0xff, 0xf3, 0x50, 0x80, 0x2e, 0x7f, 0xfc]).is_none(), "layer != 0");
+        assert!(AdtsHeader::parse(&[0xff, 0xf1, 0x7c, 0x80, 0x2e, 0x7f, 0xfc]).is_none(), "rate index 15");
+        assert!(AdtsHeader::parse(&[0xff, 0xf1, 0x50, 0x80, 0x00, 0x1f, 0xfc]).is_none(), "too short");
+    }
+
+    #[test]
+    fn rejects_unsupported_profiles() {
+        let spec = AdtsSpec { profile: 1, rate_index: 3, channel_config: 2 };
+        assert!(make_aac_decoder(spec).is_ok());
+        assert!(make_aac_decoder(AdtsSpec { profile: 0, ..spec }).is_err());
+        assert!(make_aac_decoder(AdtsSpec { channel_config: 6, ..spec }).is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! Source decoding for the transcoder: compressed source bytes in, PCM blocks out.
+//!
+//! One source mount is decoded once (on a dedicated OS thread, everything here is blocking) and
+//! the PCM is re-encoded into the derived mounts. [`run_decoder`] reads the source stream until
+//! EOF and hands every decoded block to a callback; [`Resampler`] converts those blocks to the
+//! rate and channel count an encoder wants.
+//!
+//! Supported inputs:
+//! * MP3 — symphonia's `MpaReader` + `MpaDecoder`;
+//! * AAC in ADTS — our own ADTS framer (see `adts.rs` for why) + symphonia's `AacDecoder`;
+//! * Ogg — symphonia's `OggReader` with the Vorbis and FLAC decoders; Opus packets, which
+//!   symphonia demuxes but cannot decode, go to libopus through the `opus` crate. A page filter
+//!   (`ogg_pages.rs`) in front of the reader drops junk and pages with bad CRCs.
+//!
+//! The decoder is built for live input: the reader is never seeked, corrupt or truncated packets
+//! are skipped and counted, and parameter changes mid-stream (chained Ogg streams, an MP3 or ADTS
+//! stream switching sample rate or channel count) rebuild the decoder, so the [`Pcm`] blocks
+//! simply carry the new format from then on.
+
+use std::io::{self, Read};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ::symphonia::core::audio::GenericAudioBufferRef;
+use ::symphonia::core::errors::Error as SymphoniaError;
+use ::symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource};
+
+mod adts;
+mod ogg_pages;
+mod opus;
+pub mod resample;
+mod symphonia;
+#[cfg(test)]
+mod tests;
+
+pub use self::resample::Resampler;
+
+/// The kind of source stream to decode (mirrors the formats Floe frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// MPEG-1/2/2.5 audio layer III.
+    Mp3,
+    /// AAC-LC in an ADTS stream.
+    Aac,
+    /// An Ogg stream carrying Vorbis, FLAC or Opus (chains allowed).
+    Ogg,
+}
+
+/// A block of decoded audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pcm {
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Number of interleaved channels.
+    pub channels: u8,
+    /// Interleaved samples, nominally in `-1.0..=1.0`.
+    pub samples: Vec<f32>,
+}
+
+impl Pcm {
+    /// Number of frames (samples per channel) in the block.
+    pub fn frames(&self) -> usize {
+        self.samples.len() / usize::from(self.channels.max(1))
+    }
+}
+
+/// Counters for status pages.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Compressed packets (frames) read from the container.
+    pub packets: u64,
+    /// Packets that failed to decode, plus junk skipped while resynchronising.
+    pub corrupt_packets: u64,
+    /// Times the decoder was rebuilt for new stream parameters (chained Ogg, rate switches).
+    pub resets: u64,
+}
+
+/// Why decoding stopped before the end of the input.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Reading the source failed (anything but a clean EOF).
+    #[error("reading the source failed: {0}")]
+    Io(#[from] io::Error),
+    /// The stream uses a codec or codec feature we cannot decode.
+    #[error("unsupported stream: {0}")]
+    Unsupported(String),
+    /// Nothing decodable was found for a long run of consecutive packets.
+    #[error("gave up after {0} consecutive undecodable packets")]
+    Stalled(u64),
+}
+
+/// Decodes everything `reader` yields until it ends (EOF), calling `on_pcm` for each decoded block.
+///
+/// `reader` may block until data arrives (it is fed from a channel by the server); a read of 0
+/// bytes means the source has ended. It need not be `Sync` (an `mpsc::Receiver` wrapper is
+/// fine). The stream must start at a frame (MP3, ADTS) or page (Ogg) boundary; for Ogg, at the
+/// beginning-of-stream pages. Corrupt data is skipped and counted in `stats`; only I/O errors,
+/// unsupported codecs and hopeless streams end decoding early.
+pub fn run_decoder(
+    input: Input,
+    reader: impl Read + Send + 'static,
+    stats: &mut DecodeStats,
+    on_pcm: &mut dyn FnMut(Pcm),
+) -> Result<(), DecodeError> {
+    let reader = LiveReader(Mutex::new(reader));
+    match input {
+        Input::Aac => adts::run(reader, stats, on_pcm),
+        // Live input: wrapped in `ReadOnlySource` so symphonia never tries to seek (it only
+        // rewinds inside its own ring buffer, which MP3 and Ogg resync rely on).
+        Input::Mp3 => self::symphonia::run_mp3(media_stream(reader), stats, on_pcm),
+        Input::Ogg => {
+            let dropped = Arc::new(AtomicU64::new(0));
+            let pages = ogg_pages::PageFilter::new(reader, dropped.clone());
+            self::symphonia::run_ogg(media_stream(pages), &dropped, stats, on_pcm)
+        }
+    }
+}
+
+fn media_stream(reader: impl Read + Send + Sync + 'static) -> MediaSourceStream<'static> {
+    MediaSourceStream::new(Box::new(ReadOnlySource::new(reader)), MediaSourceStreamOptions::default())
+}
+
+/// Adapts the caller's reader for symphonia.
+///
+/// symphonia's `MediaSource` must be `Sync`; the `Mutex` provides that for any `Send` reader
+/// and is never locked (`get_mut` suffices, as reads take `&mut self`). Reads interrupted by
+/// signals are retried, since symphonia would treat them as fatal.
+struct LiveReader<R>(Mutex<R>);
+
+impl<R: Read> Read for LiveReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let reader = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match reader.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return result,
+            }
+        }
+    }
+}
+
+/// How a run loop should react to an error from a symphonia format reader.
+enum ReaderError {
+    /// The input ended (possibly inside a truncated packet).
+    End,
+    /// Stop decoding with this error.
+    Fatal(DecodeError),
+    /// The reader switched to a new stream; rebuild the decoder.
+    Reset,
+    /// Junk or a malformed packet; count it and carry on.
+    Skip,
+}
+
+fn classify(err: SymphoniaError) -> ReaderError {
+    match err {
+        SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => ReaderError::End,
+        SymphoniaError::IoError(e) => ReaderError::Fatal(DecodeError::Io(e)),
+        SymphoniaError::ResetRequired => ReaderError::Reset,
+        _ => ReaderError::Skip,
+    }
+}
+
+/// Counts consecutive failures so that a stream that never decodes ends instead of spinning.
+#[derive(Default)]
+struct ErrorStreak(u64);
+
+impl ErrorStreak {
+    /// Generous: each failure consumes input, so this is megabytes of undecodable data.
+    const LIMIT: u64 = 10_000;
+
+    fn fail(&mut self) -> Result<(), DecodeError> {
+        self.0 += 1;
+        if self.0 >= Self::LIMIT {
+            return Err(DecodeError::Stalled(self.0));
+        }
+        Ok(())
+    }
+
+    fn ok(&mut self) {
+        self.0 = 0;
+    }
+}
+
+/// Copies a symphonia buffer into a [`Pcm`] block and hands it on; empty buffers are dropped.
+fn emit(buf: &GenericAudioBufferRef<'_>, on_pcm: &mut dyn FnMut(Pcm)) {
+    if buf.frames() == 0 {
+        return;
+    }
+    let spec = buf.spec();
+    let Ok(channels) = u8::try_from(spec.channels().count()) else {
+        return;
+    };
+    let mut samples = Vec::with_capacity(buf.samples_interleaved());
+    buf.copy_to_vec_interleaved(&mut samples);
+    on_pcm(Pcm { sample_rate: spec.rate(), channels, samples });
+}

@@ -1,0 +1,151 @@
+//! An Ogg page filter in front of symphonia's `OggReader`: only whole pages with a valid CRC get
+//! through; junk and damaged pages are dropped (and counted).
+//!
+//! symphonia resyncs after a bad page in the middle of a stream, but while it sets up a stream
+//! (`OggReader::try_new`, or a new chain link) a CRC error aborts the setup: at the start that
+//! fails the whole stream, mid-stream it leaves the reader ignoring the new chain link. With
+//! only valid pages reaching it, a damaged page is just a gap (symphonia notices the sequence
+//! discontinuity and carries on). A damaged *header* page still cannot be recovered from: that
+//! is inherent to Ogg codecs, which cannot decode without their setup headers.
+
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const HEADER_LEN: usize = 27;
+const CAPTURE: &[u8; 4] = b"OggS";
+
+/// Checks the CRC of a complete page (the CRC field, bytes 22..26, counts as zero).
+fn crc_ok(page: &[u8]) -> bool {
+    crate::format::ogg_page_crc(page) == u32::from_le_bytes([page[22], page[23], page[24], page[25]])
+}
+
+/// A reader yielding only the valid Ogg pages of `inner`.
+pub(super) struct PageFilter<R> {
+    inner: R,
+    /// Input not yet examined starts at `start`.
+    buf: Vec<u8>,
+    start: usize,
+    /// The page being handed out, from `out_pos`.
+    out: Vec<u8>,
+    out_pos: usize,
+    eof: bool,
+    /// Runs of junk or damaged pages dropped so far.
+    dropped: Arc<AtomicU64>,
+}
+
+impl<R: Read> PageFilter<R> {
+    /// Wraps `inner`; `dropped` counts the junk runs and damaged pages removed.
+    pub(super) fn new(inner: R, dropped: Arc<AtomicU64>) -> Self {
+        Self { inner, buf: Vec::new(), start: 0, out: Vec::new(), out_pos: 0, eof: false, dropped }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Buffers at least `n` bytes past `start`; returns false if the input ends first.
+    fn fill(&mut self, n: usize) -> io::Result<bool> {
+        while self.available().len() < n {
+            if self.eof {
+                return Ok(false);
+            }
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let len = self.buf.len();
+            self.buf.resize(len + 8192, 0);
+            let read = self.inner.read(&mut self.buf[len..])?;
+            self.buf.truncate(len + read);
+            self.eof = read == 0;
+        }
+        Ok(true)
+    }
+
+    /// Moves the next valid page into `out`; returns false at the end of the input.
+    fn next_page(&mut self) -> io::Result<bool> {
+        let mut junk = false;
+        let found = loop {
+            if !self.fill(HEADER_LEN)? {
+                junk |= !self.available().is_empty();
+                break false;
+            }
+            let avail = self.available();
+            if !avail.starts_with(CAPTURE) || avail[4] != 0 {
+                // Skip to the next capture pattern (keeping a possible partial one at the end).
+                let skip = avail.windows(4).skip(1).position(|w| w == CAPTURE).map_or(avail.len() - 3, |p| p + 1);
+                self.start += skip;
+                junk = true;
+                continue;
+            }
+            let segments = usize::from(avail[26]);
+            if !self.fill(HEADER_LEN + segments)? {
+                junk = true;
+                break false;
+            }
+            let lacing = &self.available()[HEADER_LEN..HEADER_LEN + segments];
+            let len = HEADER_LEN + segments + lacing.iter().map(|&l| usize::from(l)).sum::<usize>();
+            if !self.fill(len)? {
+                junk = true;
+                break false;
+            }
+            if !crc_ok(&self.available()[..len]) {
+                self.start += 1;
+                junk = true;
+                continue;
+            }
+            self.out.clear();
+            self.out.extend_from_slice(&self.buf[self.start..self.start + len]);
+            self.out_pos = 0;
+            self.start += len;
+            break true;
+        };
+        if junk {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(found)
+    }
+}
+
+impl<R: Read> Read for PageFilter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.out_pos == self.out.len() && !self.next_page()? {
+            return Ok(0);
+        }
+        let n = buf.len().min(self.out.len() - self.out_pos);
+        buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPUS: &[u8] = include_bytes!("testdata/sine_opus.ogg");
+
+    fn filter(data: &[u8]) -> (Vec<u8>, u64) {
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut out = Vec::new();
+        PageFilter::new(data, dropped.clone()).read_to_end(&mut out).expect("in-memory read");
+        (out, dropped.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn passes_valid_pages_through() {
+        assert_eq!(filter(OPUS), (OPUS.to_vec(), 0));
+    }
+
+    #[test]
+    fn drops_junk_and_damaged_pages() {
+        // Junk before the first page and between pages 2 and 3 (at byte 137), a flipped byte
+        // in page 4 (bytes 463..752), and a truncated page at the end.
+        let mut damaged = OPUS.to_vec();
+        damaged[600] ^= 0x55;
+        let data = [b"junk OggS".as_slice(), &OPUS[..137], b"more junk", &damaged[137..], b"OggS\0\0"].concat();
+        let expected = [&OPUS[..463], &OPUS[752..]].concat();
+        assert_eq!(filter(&data), (expected, 4));
+    }
+}

@@ -1,0 +1,373 @@
+//! Decoder tests on tiny fixtures: a 440 Hz sine encoded with ffmpeg 5.1
+//! (`F="ffmpeg -f lavfi -i sine=f=440"`, `P="-page_duration 100000"` for ~0.1 s Ogg pages):
+//!
+//! ```sh
+//! $F:d=1:r=44100 -ac 1 -c:a libmp3lame -b:a 32k -id3v2_version 0 -write_xing 0 p44.mp3
+//! $F:d=0.6:r=48000 -ac 1 -c:a libmp3lame -b:a 32k p48.mp3   # with ID3v2 + Xing headers
+//! cat p44.mp3 p48.mp3 > switch.mp3
+//! $F:d=0.8:r=44100 -ac 2 -c:a aac -b:a 40k -f adts sine.aac
+//! $F:d=0.6:r=44100 -ac 1 -c:a libvorbis -q:a 0 $P -f ogg v44.ogg
+//! $F:d=0.6:r=22050 -ac 2 -c:a libvorbis -q:a 0 $P -f ogg v22.ogg
+//! cat v44.ogg v22.ogg > chained_vorbis.ogg
+//! $F:d=0.6:r=48000 -ac 2 -c:a libopus -b:a 16k $P -f ogg sine_opus.ogg
+//! $F:d=0.5:r=8000 -ac 1 -sample_fmt s16 -c:a flac $P -f ogg sine_flac.ogg
+//! ```
+
+use std::io::{self, Read};
+
+use super::*;
+
+/// 1 s at 44.1 kHz followed by 0.6 s at 48 kHz (with the second file's ID3v2 and Xing headers).
+const SWITCH_MP3: &[u8] = include_bytes!("testdata/switch.mp3");
+/// 0.8 s, 44.1 kHz stereo AAC-LC.
+const SINE_AAC: &[u8] = include_bytes!("testdata/sine.aac");
+/// Chained Ogg Vorbis: 0.6 s 44.1 kHz mono, then 0.6 s 22.05 kHz stereo.
+const CHAINED_VORBIS: &[u8] = include_bytes!("testdata/chained_vorbis.ogg");
+/// 0.6 s stereo Ogg Opus.
+const SINE_OPUS: &[u8] = include_bytes!("testdata/sine_opus.ogg");
+/// 0.5 s, 8 kHz mono FLAC in Ogg.
+const SINE_FLAC: &[u8] = include_bytes!("testdata/sine_flac.ogg");
+
+/// `frames` of a sine at `hz`, amplitude 0.5.
+pub(crate) fn sine(hz: f64, rate: u32, frames: usize) -> Vec<f32> {
+    (0..frames).map(|i| (0.5 * (std::f64::consts::TAU * hz * i as f64 / f64::from(rate)).sin()) as f32).collect()
+}
+
+/// Estimates the frequency of the tone in channel 0 from its rising zero crossings (with
+/// hysteresis against codec noise, and interpolated between samples).
+pub(crate) fn tone_hz(samples: &[f32], rate: u32, channels: usize) -> f64 {
+    let x: Vec<f32> = samples.iter().step_by(channels).copied().collect();
+    let peak = x.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    let mut armed = false;
+    let mut crossings = Vec::new();
+    for i in 1..x.len() {
+        if x[i] < -0.2 * peak {
+            armed = true;
+        } else if armed && x[i - 1] < 0.0 && x[i] >= 0.0 {
+            crossings.push((i - 1) as f64 + f64::from(-x[i - 1] / (x[i] - x[i - 1])));
+            armed = false;
+        }
+    }
+    match (crossings.first(), crossings.last()) {
+        (Some(first), Some(last)) if crossings.len() > 2 => {
+            (crossings.len() - 1) as f64 * f64::from(rate) / (last - first)
+        }
+        _ => 0.0,
+    }
+}
+
+/// A reader that hands out data in small, irregular pieces, like a live source.
+struct Trickle {
+    data: Vec<u8>,
+    pos: usize,
+    step: usize,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.step = self.step * 7 % 733 + 1;
+        let n = self.step.min(buf.len()).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Consecutive blocks with the same format, merged.
+#[derive(Debug)]
+struct Segment {
+    rate: u32,
+    channels: u8,
+    samples: Vec<f32>,
+}
+
+impl Segment {
+    fn frames(&self) -> usize {
+        self.samples.len() / usize::from(self.channels)
+    }
+
+    fn secs(&self) -> f64 {
+        self.frames() as f64 / f64::from(self.rate)
+    }
+
+    /// The tone frequency over the middle of the segment (away from codec start/end transients).
+    fn tone_hz(&self) -> f64 {
+        let ch = usize::from(self.channels);
+        let (from, to) = (self.frames() / 10, self.frames() * 9 / 10);
+        tone_hz(&self.samples[from * ch..to * ch], self.rate, ch)
+    }
+}
+
+struct Decoded {
+    segments: Vec<Segment>,
+    stats: DecodeStats,
+    result: Result<(), DecodeError>,
+}
+
+fn decode(input: Input, data: &[u8]) -> Decoded {
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut stats = DecodeStats::default();
+    let reader = Trickle { data: data.to_vec(), pos: 0, step: 1 };
+    let result = run_decoder(input, reader, &mut stats, &mut |pcm| {
+        assert_eq!(pcm.samples.len() % usize::from(pcm.channels), 0);
+        match segments.last_mut() {
+            Some(s) if s.rate == pcm.sample_rate && s.channels == pcm.channels => s.samples.extend(pcm.samples),
+            _ => segments.push(Segment { rate: pcm.sample_rate, channels: pcm.channels, samples: pcm.samples }),
+        }
+    });
+    Decoded { segments, stats, result }
+}
+
+fn formats(d: &Decoded) -> Vec<(u32, u8)> {
+    d.segments.iter().map(|s| (s.rate, s.channels)).collect()
+}
+
+fn assert_tone(s: &Segment) {
+    let hz = s.tone_hz();
+    assert!((hz - 440.0).abs() < 2.0, "{hz} Hz in {s:?}", s = (s.rate, s.channels, s.frames()));
+}
+
+fn assert_secs(s: &Segment, min: f64, max: f64) {
+    assert!((min..=max).contains(&s.secs()), "{} s, expected {min}..={max}", s.secs());
+}
+
+/// Deterministic junk (xorshift), seeded per test.
+fn garbage(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
+/// `data` with `len` bytes of junk spliced in at `at` (not at a frame boundary).
+fn with_garbage(data: &[u8], at: usize, len: usize) -> Vec<u8> {
+    [&data[..at], &garbage(len, 0x9e37_79b9_7f4a_7c15)[..], &data[at..]].concat()
+}
+
+/// Byte offsets inside audio pages (not header pages) of the Ogg fixtures, for corruption tests:
+/// Ogg cannot decode a stream whose setup headers are lost.
+const VORBIS_AUDIO_AT: [usize; 3] = [3600, 4200, 8700];
+
+#[test]
+fn mp3_with_rate_switch() {
+    let d = decode(Input::Mp3, SWITCH_MP3);
+    d.result.as_ref().expect("decodes");
+    assert_eq!(formats(&d), [(44100, 1), (48000, 1)]);
+    // LAME adds ~1105 samples of delay/padding; nothing is trimmed on a live stream.
+    assert_secs(&d.segments[0], 1.0, 1.08);
+    assert_secs(&d.segments[1], 0.6, 0.7);
+    d.segments.iter().for_each(assert_tone);
+    assert_eq!(d.stats.resets, 1);
+    assert!(d.stats.packets >= 60, "{:?}", d.stats);
+    assert!(d.stats.corrupt_packets <= 2, "{:?}", d.stats);
+}
+
+#[test]
+fn mp3_joined_midway() {
+    // Not even frame aligned: the reader resyncs, the bit reservoir underflows harmlessly.
+    let d = decode(Input::Mp3, &SWITCH_MP3[1001..]);
+    d.result.as_ref().expect("decodes");
+    assert_eq!(formats(&d), [(44100, 1), (48000, 1)]);
+    assert_secs(&d.segments[0], 0.7, 1.0);
+    assert_tone(&d.segments[0]);
+}
+
+#[test]
+fn adts_aac() {
+    let d = decode(Input::Aac, SINE_AAC);
+    d.result.as_ref().expect("decodes");
+    assert_eq!(formats(&d), [(44100, 2)]);
+    // Plus the encoder's 1024 priming samples and final-frame padding.
+    assert_secs(&d.segments[0], 0.8, 0.9);
+    assert_tone(&d.segments[0]);
+    assert_eq!((d.stats.corrupt_packets, d.stats.resets), (0, 0));
+}
+
+#[test]
+fn chained_ogg_vorbis() {
+    let d = decode(Input::Ogg, CHAINED_VORBIS);
+    d.result.as_ref().expect("decodes");
+    assert_eq!(formats(&d), [(44100, 1), (22050, 2)]);
+    // Gapless: exact lengths from the granule positions.
+    assert_eq!(d.segments[0].frames(), 26460);
+    assert_eq!(d.segments[1].frames(), 13230);
+    d.segments.iter().for_each(assert_tone);
+    assert_eq!(d.stats.resets, 1);
+    assert_eq!(d.stats.corrupt_packets, 0);
+}
+
+#[test]
+fn ogg_opus() {
+    let d = decode(Input::Ogg, SINE_OPUS);
+    d.result.as_ref().expect("decodes");
+    assert_eq!(formats(&d), [(48000, 2)]);
+    // Pre-skip and end padding removed.
+    assert_eq!(d.segments[0].frames(), 28800);
+    assert_tone(&d.segments[0]);
+}
+
+#[test]
+fn ogg_flac() {
+    let d = decode(Input::Ogg, SINE_FLAC);
+    d.result.as_ref().expect("decodes");
+    assert_eq!(formats(&d), [(8000, 1)]);
+    assert_eq!(d.segments[0].frames(), 4000);
+    assert_tone(&d.segments[0]);
+}
+
+#[test]
+fn chained_ogg_opus_after_vorbis() {
+    // A chain may switch codecs too.
+    let d = decode(Input::Ogg, &[CHAINED_VORBIS, SINE_OPUS].concat());
+    d.result.as_ref().expect("decodes");
+    assert_eq!(formats(&d), [(44100, 1), (22050, 2), (48000, 2)]);
+    assert_eq!(d.stats.resets, 2);
+    d.segments.iter().for_each(assert_tone);
+}
+
+/// Decodes `data` clean and with junk at `at`; the junk must cost little audio (Ogg loses the
+/// page it lands in, ~0.1 s in these fixtures).
+fn survives_garbage(input: Input, data: &[u8], at: usize) -> Decoded {
+    let clean: f64 = decode(input, data).segments.iter().map(Segment::secs).sum();
+    let d = decode(input, &with_garbage(data, at, 700));
+    d.result.as_ref().expect("decodes past the junk");
+    let total: f64 = d.segments.iter().map(Segment::secs).sum();
+    assert!(total > clean - 0.15 && total < clean + 0.05, "{total} s vs {clean} s clean");
+    d
+}
+
+#[test]
+fn mp3_garbage_is_skipped() {
+    let d = survives_garbage(Input::Mp3, SWITCH_MP3, SWITCH_MP3.len() / 2 + 3);
+    assert_eq!(formats(&d), [(44100, 1), (48000, 1)]);
+    assert_eq!(d.stats.resets, 1, "junk must not look like a rate switch");
+    assert_tone(&d.segments[1]);
+}
+
+#[test]
+fn adts_garbage_is_skipped_and_counted() {
+    let d = survives_garbage(Input::Aac, SINE_AAC, SINE_AAC.len() / 2 + 3);
+    assert_eq!(formats(&d), [(44100, 2)]);
+    assert!(d.stats.corrupt_packets >= 1, "{:?}", d.stats);
+    assert_eq!(d.stats.resets, 0);
+}
+
+#[test]
+fn ogg_garbage_is_skipped() {
+    let d = survives_garbage(Input::Ogg, CHAINED_VORBIS, VORBIS_AUDIO_AT[0]);
+    assert_eq!(formats(&d), [(44100, 1), (22050, 2)]);
+    assert_eq!((d.stats.corrupt_packets, d.stats.resets), (1, 1), "the damaged page");
+    let d = survives_garbage(Input::Ogg, SINE_OPUS, SINE_OPUS.len() / 2);
+    assert_eq!(formats(&d), [(48000, 2)]);
+    assert_eq!(d.stats.corrupt_packets, 1);
+}
+
+#[test]
+fn corrupted_bytes_inside_packets_are_survived() {
+    // Overwrite bytes (no length change) at three places: bad frames in MP3/ADTS, CRC failures
+    // (lost pages) in Ogg.
+    let thirds = |data: &[u8]| [data.len() / 3, data.len() / 2, data.len() * 3 / 4];
+    for (input, data, at) in [
+        (Input::Mp3, SWITCH_MP3, thirds(SWITCH_MP3)),
+        (Input::Aac, SINE_AAC, thirds(SINE_AAC)),
+        (Input::Ogg, CHAINED_VORBIS, VORBIS_AUDIO_AT),
+    ] {
+        let clean: f64 = decode(input, data).segments.iter().map(Segment::secs).sum();
+        let mut data = data.to_vec();
+        for at in at {
+            data[at..at + 40].copy_from_slice(&garbage(40, at as u64 + 1));
+        }
+        let d = decode(input, &data);
+        d.result.as_ref().expect("decodes");
+        let total: f64 = d.segments.iter().map(Segment::secs).sum();
+        // Ogg loses each damaged page (~0.12 s here) plus the packet continued from it.
+        assert!(total > clean - 0.45, "{input:?}: {total} s of {clean} s");
+    }
+}
+
+#[test]
+fn truncated_input_ends_cleanly() {
+    for (input, data) in
+        [(Input::Mp3, SWITCH_MP3), (Input::Aac, SINE_AAC), (Input::Ogg, CHAINED_VORBIS), (Input::Ogg, SINE_OPUS)]
+    {
+        let d = decode(input, &data[..data.len() * 6 / 10 + 1]);
+        d.result.as_ref().expect("decodes");
+        assert!(!d.segments.is_empty(), "{input:?}");
+    }
+}
+
+#[test]
+fn empty_and_junk_inputs_do_not_hang_or_panic() {
+    for input in [Input::Mp3, Input::Aac, Input::Ogg] {
+        let d = decode(input, &[]);
+        assert!(d.result.is_ok() && d.segments.is_empty(), "{input:?}");
+        let d = decode(input, &garbage(64 * 1024, 7));
+        let total: f64 = d.segments.iter().map(Segment::secs).sum();
+        assert!(total < 0.5, "{input:?}: {total} s of audio from junk");
+    }
+}
+
+#[test]
+fn io_errors_end_decoding() {
+    struct Failing(usize);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(SWITCH_MP3.len() / 2 - self.0);
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "gone"));
+            }
+            buf[..n].copy_from_slice(&SWITCH_MP3[self.0..self.0 + n]);
+            self.0 += n;
+            Ok(n)
+        }
+    }
+    let mut blocks = 0;
+    let result = run_decoder(Input::Mp3, Failing(0), &mut DecodeStats::default(), &mut |_| blocks += 1);
+    assert!(matches!(result, Err(DecodeError::Io(_))), "{result:?}");
+    assert!(blocks > 10);
+}
+
+#[test]
+fn live_channel_input_on_a_decoder_thread() {
+    // How the server uses it: bytes arrive in chunks over a channel (the receiver is not
+    // `Sync`), decoding runs on its own thread, and the stream ends when the sender is dropped.
+    struct ChannelReader {
+        rx: std::sync::mpsc::Receiver<Vec<u8>>,
+        chunk: Vec<u8>,
+        pos: usize,
+    }
+    impl Read for ChannelReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            while self.pos == self.chunk.len() {
+                match self.rx.recv() {
+                    Ok(chunk) => (self.chunk, self.pos) = (chunk, 0),
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.chunk.len() - self.pos);
+            buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = ChannelReader { rx, chunk: Vec::new(), pos: 0 };
+    let decoder = std::thread::spawn(move || {
+        let mut stats = DecodeStats::default();
+        let mut frames = 0;
+        let result = run_decoder(Input::Ogg, reader, &mut stats, &mut |pcm| frames += pcm.frames());
+        result.map(|()| (frames, stats))
+    });
+    for chunk in SINE_OPUS.chunks(100) {
+        tx.send(chunk.to_vec()).expect("decoder alive");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    drop(tx);
+    let (frames, stats) = decoder.join().expect("no panic").expect("decodes");
+    assert_eq!(frames, 28800);
+    assert_eq!(stats.corrupt_packets, 0);
+}
