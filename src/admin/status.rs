@@ -109,6 +109,10 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
         .field("title", meta.song.as_str())
         .opt("artist", meta.artist.clone())
         .opt("fallback", mount.fallback());
+    if mount.config().derived_from.is_some() {
+        // Renditions: whether the encoder runs (on-demand ones idle without listeners).
+        elem = elem.field("encoding", load(&stats.encoding));
+    }
     if let Some(source) = mount.source() {
         let info = &source.info;
         elem = elem

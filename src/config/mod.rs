@@ -139,9 +139,21 @@ pub struct MountConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TranscodeCodec {
     Mp3,
+    /// AAC-LC.
     Aac,
+    /// HE-AAC v1 (AAC-LC with SBR), for low bitrates.
+    HeAac,
     Opus,
     Vorbis,
+}
+
+/// What Opus and Vorbis renditions are wrapped in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranscodeContainer {
+    /// Chained Ogg (titles travel as new comment headers). The default.
+    Ogg,
+    /// WebM, for browsers that do not play Ogg (Safari). Opus only.
+    WebM,
 }
 
 /// `[[mount.transcode]]`: one rendition of a source mount, served as an
@@ -158,9 +170,17 @@ pub struct TranscodeConfig {
     pub sample_rate: Option<u32>,
     /// Output channels (1 downmixes). Default: the source's, at most 2.
     pub channels: Option<u8>,
+    /// Container for Opus/Vorbis; `None` for MP3/AAC (bare frames).
+    pub container: Option<TranscodeContainer>,
     /// Carry title changes into Ogg renditions as a new chained stream with
     /// new comments (some browsers glitch at chain boundaries). Default: true.
     pub ogg_metadata: bool,
+    /// Encode only while the rendition has listeners. Default: false.
+    pub on_demand: bool,
+    /// The rendition mount's own listener settings.
+    pub max_listeners: Option<usize>,
+    pub fallback_mount: Option<String>,
+    pub fallback_override: bool,
 }
 
 impl MountConfig {

@@ -61,6 +61,8 @@ pub struct MountStats {
     /// source's data arriving, and the most it took, in microseconds.
     pub transcode_delay_us: AtomicU64,
     pub transcode_delay_max_us: AtomicU64,
+    /// 1 while a rendition's encoder runs (on-demand ones idle at 0).
+    pub encoding: AtomicU64,
 }
 
 /// The data plane: written by the source, read by every listener.
@@ -76,6 +78,9 @@ struct StreamState {
     held: BytesMut,
     /// Whether `held` starts at a sync point.
     held_sync: bool,
+    /// New listeners' bursts start no earlier than this sequence (set when a
+    /// server-fed stream restarts, so nobody is handed the old stream).
+    burst_floor: u64,
 }
 
 impl StreamState {
@@ -187,6 +192,7 @@ impl MountHandle {
                 last_publish: None,
                 held: BytesMut::new(),
                 held_sync: false,
+                burst_floor: 0,
             }),
             head,
             source: Mutex::new(None),
@@ -280,6 +286,20 @@ impl MountHandle {
             h.generation += 1;
         });
         Ok(())
+    }
+
+    /// The stream starts afresh while its source stays attached (an
+    /// on-demand rendition whose encoder stopped): listeners joining from now
+    /// get neither the old stream headers nor old audio, only what follows.
+    pub fn restart_stream(&self) {
+        let seq = {
+            let mut stream = self.0.stream.write();
+            let seq = stream.publish_point(Instant::now());
+            stream.headers = Bytes::new();
+            stream.burst_floor = seq;
+            seq
+        };
+        self.wake(seq);
     }
 
     /// Detach the source `info` (no-op if another one is attached now).
@@ -403,7 +423,11 @@ impl MountHandle {
     pub fn subscribe(&self, burst: bool) -> Subscription {
         let head = self.0.head.subscribe();
         let stream = self.0.stream.read();
-        let cursor = if burst { stream.ring.burst_start(self.0.burst_size) } else { stream.ring.live_start() };
+        let cursor = if burst {
+            stream.ring.burst_start(self.0.burst_size).max(stream.burst_floor)
+        } else {
+            stream.ring.live_start()
+        };
         Subscription { headers: stream.headers.clone(), cursor, head }
     }
 

@@ -21,6 +21,7 @@ use crate::format::Format;
 use crate::mount::MountHandle;
 use crate::state::AppState;
 use feed::FeedReader;
+pub use rendition::check;
 use rendition::Rendition;
 
 /// Units in flight between the source and the codec thread (several seconds

@@ -4,19 +4,22 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::decode::{Pcm, Resampler};
 use super::encode::{self, Codec, Container, Encoder, EncoderSpec};
-use crate::config::{TranscodeCodec, TranscodeConfig};
+use crate::config::{TranscodeCodec, TranscodeConfig, TranscodeContainer};
 use crate::format::{Framer, Unit};
 use crate::mount::{Metadata, MountHandle, SourceInfo, StreamInfo};
+
+/// How long an on-demand rendition keeps encoding after its last listener
+/// leaves: players reconnect (and browsers probe before they play).
+const ON_DEMAND_LINGER: Duration = Duration::from_secs(5);
 
 pub struct Rendition {
     config: Arc<TranscodeConfig>,
     mount: MountHandle,
     source: Arc<SourceInfo>,
-    codec: Codec,
     container: Container,
     /// Made on the first decoded block, when the input's rate is known.
     encoder: Option<Box<dyn Encoder>>,
@@ -29,17 +32,26 @@ pub struct Rendition {
     encoded: Vec<u8>,
     units: Vec<Unit>,
     failed: bool,
+    /// On-demand: when the last listener left while the encoder ran.
+    idle_since: Option<Instant>,
     /// Time spent resampling and encoding this session, in nanoseconds.
     pub busy_ns: u64,
 }
 
-fn codec_of(codec: TranscodeCodec) -> (Codec, Container) {
-    match codec {
-        TranscodeCodec::Mp3 => (Codec::Mp3, Container::Raw),
-        TranscodeCodec::Aac => (Codec::Aac, Container::Raw),
-        TranscodeCodec::Opus => (Codec::Opus, Container::Ogg),
-        TranscodeCodec::Vorbis => (Codec::Vorbis, Container::Ogg),
-    }
+fn codec_of(config: &TranscodeConfig) -> (Codec, Container) {
+    let codec = match config.codec {
+        TranscodeCodec::Mp3 => Codec::Mp3,
+        TranscodeCodec::Aac => Codec::Aac,
+        TranscodeCodec::HeAac => Codec::HeAac,
+        TranscodeCodec::Opus => Codec::Opus,
+        TranscodeCodec::Vorbis => Codec::Vorbis,
+    };
+    let container = match config.container {
+        None => Container::Raw,
+        Some(TranscodeContainer::Ogg) => Container::Ogg,
+        Some(TranscodeContainer::WebM) => Container::WebM,
+    };
+    (codec, container)
 }
 
 /// Rates LAME encodes as MPEG-1 Layer III.
@@ -55,18 +67,36 @@ fn output_rate(config: &TranscodeConfig, input: u32) -> u32 {
         TranscodeCodec::Opus => 48000,
         // Below 32 kbit/s MP3 must be MPEG-2 (half rates).
         TranscodeCodec::Mp3 if config.bitrate < 32 => 22050,
-        TranscodeCodec::Mp3 if MPEG1_RATES.contains(&input) => input,
-        TranscodeCodec::Mp3 => 44100,
+        TranscodeCodec::Mp3 | TranscodeCodec::HeAac if MPEG1_RATES.contains(&input) => input,
+        TranscodeCodec::Mp3 | TranscodeCodec::HeAac => 44100,
         TranscodeCodec::Aac if AAC_RATES.contains(&input) => input,
         TranscodeCodec::Aac => 44100,
         TranscodeCodec::Vorbis => input,
     }
 }
 
+/// What the encoder is asked for, given the input's rate and channels.
+fn encoder_spec(config: &TranscodeConfig, input_rate: u32, input_channels: u8) -> EncoderSpec {
+    let (codec, container) = codec_of(config);
+    EncoderSpec {
+        codec,
+        bitrate_kbps: config.bitrate,
+        sample_rate: output_rate(config, input_rate),
+        channels: config.channels.unwrap_or(input_channels.clamp(1, 2)),
+        container,
+    }
+}
+
+/// Would the encoder accept `config`? Asked at config load time, for a
+/// typical 44.1 kHz stereo source unless the rendition fixes rate or channels.
+pub fn check(config: &TranscodeConfig) -> Result<(), String> {
+    encode::validate(&encoder_spec(config, 44100, 2))
+}
+
 impl Rendition {
     /// Claim `mount` as this rendition's output.
     pub fn attach(config: Arc<TranscodeConfig>, mount: MountHandle, parent: &StreamInfo) -> Result<Rendition, String> {
-        let (codec, container) = codec_of(config.codec);
+        let (codec, container) = codec_of(&config);
         let mut info = parent.clone();
         info.bitrate = Some(config.bitrate);
         info.audio_info = None;
@@ -79,7 +109,6 @@ impl Rendition {
             config,
             mount,
             source,
-            codec,
             container,
             encoder: None,
             target: None,
@@ -88,6 +117,7 @@ impl Rendition {
             encoded: Vec::new(),
             units: Vec::new(),
             failed: false,
+            idle_since: None,
             busy_ns: 0,
         })
     }
@@ -98,7 +128,7 @@ impl Rendition {
 
     /// Encode one decoded block.
     pub fn feed(&mut self, pcm: &Pcm, clock: &super::feed::Clock) {
-        if self.failed || pcm.frames() == 0 {
+        if self.failed || pcm.frames() == 0 || !self.wanted() {
             return;
         }
         let started = Instant::now();
@@ -144,23 +174,47 @@ impl Rendition {
         self.mount.stats().transcode_ns.fetch_add(spent, Ordering::Relaxed);
     }
 
+    /// Whether to encode now. Always, unless `on_demand`: then while the
+    /// mount has listeners, and for `ON_DEMAND_LINGER` after the last one
+    /// leaves, so a player that reconnects finds it running.
+    fn wanted(&mut self) -> bool {
+        if !self.config.on_demand || self.mount.listener_count() > 0 {
+            self.idle_since = None;
+            return true;
+        }
+        if self.encoder.is_none() {
+            return false;
+        }
+        let since = *self.idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < ON_DEMAND_LINGER {
+            return true;
+        }
+        self.flush_encoder();
+        self.encoder = None;
+        self.resampler = None;
+        self.target = None;
+        self.idle_since = None;
+        // The next listener gets a stream of its own from its first byte.
+        self.framer = self.source.format.framer();
+        self.mount.restart_stream();
+        tracing::info!(mount = self.mount.name(), "rendition idle: no listeners");
+        false
+    }
+
     fn ensure_encoder(&mut self, pcm: &Pcm) -> Option<(u32, u8)> {
         if let Some(target) = self.target {
             return Some(target);
         }
-        let rate = output_rate(&self.config, pcm.sample_rate);
-        let channels = self.config.channels.unwrap_or(pcm.channels.clamp(1, 2));
-        let spec = EncoderSpec {
-            codec: self.codec,
-            bitrate_kbps: self.config.bitrate,
-            sample_rate: rate,
-            channels,
-            container: self.container,
-        };
-        match encode::new_encoder(&spec) {
+        let spec = encoder_spec(&self.config, pcm.sample_rate, pcm.channels);
+        let (rate, channels) = (spec.sample_rate, spec.channels);
+        // Ogg comments of the first stream carry the title already playing.
+        let meta = self.mount.metadata();
+        let title = meta.title.as_deref().unwrap_or(&meta.song);
+        match encode::new_encoder_titled(&spec, meta.artist.as_deref(), title) {
             Ok(encoder) => {
                 let frame = encoder.frame_samples();
                 self.encoder = Some(encoder);
+                self.mount.stats().encoding.store(1, Ordering::Relaxed);
                 self.target = Some((rate, channels));
                 tracing::info!(
                     mount = self.mount.name(),
@@ -209,8 +263,9 @@ impl Rendition {
         any
     }
 
-    /// The source is gone: flush the encoder and release the mount.
-    pub fn finish(&mut self) {
+    /// Encode what the resampler and encoder still hold, end the stream
+    /// (Ogg: its EOS page) and publish it.
+    fn flush_encoder(&mut self) {
         if let (Some((_, resampler)), Some(encoder)) = (&mut self.resampler, &mut self.encoder) {
             self.resampled.clear();
             resampler.flush(&mut self.resampled);
@@ -221,6 +276,12 @@ impl Rendition {
         }
         self.push_encoded();
         self.mount.publish_now();
+        self.mount.stats().encoding.store(0, Ordering::Relaxed);
+    }
+
+    /// The source is gone: flush the encoder and release the mount.
+    pub fn finish(&mut self) {
+        self.flush_encoder();
         self.mount.detach_source(&self.source);
     }
 }

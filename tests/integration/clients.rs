@@ -74,28 +74,9 @@ fn access_line(lines: &[String], parts: &[&str]) -> Option<usize> {
 
 /// An MP3 file (20 s, 440 Hz, 128 kbit/s, 44.1 kHz stereo) with ID3 artist/title tags.
 fn tagged_mp3(server: &TestServer) -> PathBuf {
-    let path = server.dir().join("tone.mp3");
-    let out = run_bounded(
-        Command::new("ffmpeg").args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"]).args([
-            "sine=frequency=440:sample_rate=44100:duration=20",
-            "-ac",
-            "2",
-            "-c:a",
-            "libmp3lame",
-            "-b:a",
-            "128k",
-            "-id3v2_version",
-            "3",
-            "-metadata",
-            "artist=Ez Artist",
-            "-metadata",
-            "title=Ez Title",
-            path.to_str().unwrap(),
-        ]),
-        Duration::from_secs(30),
-    );
-    assert!(out.status_ok, "ffmpeg could not make the MP3 file: {}", out.stderr);
-    path
+    let args = ["-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", "-id3v2_version", "3"];
+    let tags = ["-metadata", "artist=Ez Artist", "-metadata", "title=Ez Title"];
+    ffmpeg_make(server, "tone.mp3", "sine=frequency=440:sample_rate=44100:duration=20", &[&args[..], &tags].concat())
 }
 
 /// Start ezstream looping `file` to `mount`; `tls` is the `<tls>` setting.

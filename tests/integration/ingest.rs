@@ -146,32 +146,10 @@ fn webm_source() {
 
 /// An Ogg file made by ffmpeg with a title tag.
 fn opus_file(server: &TestServer, name: &str, frequency: u32, title: &str) -> Vec<u8> {
-    let path = server.dir().join(name);
-    let out = run_bounded(
-        std::process::Command::new("ffmpeg").args([
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency={frequency}:sample_rate=48000:duration=3"),
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "64k",
-            "-metadata",
-            &format!("title={title}"),
-            "-f",
-            "ogg",
-            path.to_str().unwrap(),
-        ]),
-        Duration::from_secs(30),
-    );
-    assert!(out.status_ok, "{}", out.stderr);
-    std::fs::read(path).unwrap()
+    let input = format!("sine=frequency={frequency}:sample_rate=48000:duration=3");
+    let title = format!("title={title}");
+    let args = ["-c:a", "libopus", "-b:a", "64k", "-metadata", &title, "-f", "ogg"];
+    std::fs::read(ffmpeg_make(server, name, &input, &args)).unwrap()
 }
 
 /// A chained Ogg stream (a new BOS after data): listeners already playing get

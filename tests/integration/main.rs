@@ -14,5 +14,6 @@ mod icy;
 mod ingest;
 mod lifecycle;
 mod listeners;
+mod renditions;
 pub mod sources;
-mod transcode;
+pub mod transcode;

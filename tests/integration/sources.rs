@@ -2,7 +2,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
 use crate::support::*;
 
@@ -183,30 +182,7 @@ pub fn sine_mp3(server: &TestServer, seconds: u32) -> Vec<u8> {
 
 /// `seconds` of a 440 Hz sine as MP3 at 128 kbit/s and `rate` Hz, without Xing or ID3 tags.
 pub fn sine_mp3_at(server: &TestServer, rate: u32, seconds: u32) -> Vec<u8> {
-    let path = server.dir().join(format!("sine{rate}-{seconds}.mp3"));
-    let out = run_bounded(
-        std::process::Command::new("ffmpeg").args([
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency=440:sample_rate={rate}:duration={seconds}"),
-            "-c:a",
-            "libmp3lame",
-            "-b:a",
-            "128k",
-            "-write_xing",
-            "0",
-            "-id3v2_version",
-            "0",
-            path.to_str().unwrap(),
-        ]),
-        Duration::from_secs(30),
-    );
-    assert!(out.status_ok, "{}", out.stderr);
-    std::fs::read(path).unwrap()
+    let input = format!("sine=frequency=440:sample_rate={rate}:duration={seconds}");
+    let args = ["-c:a", "libmp3lame", "-b:a", "128k", "-write_xing", "0", "-id3v2_version", "0"];
+    std::fs::read(ffmpeg_make(server, &format!("sine{rate}-{seconds}.mp3"), &input, &args)).unwrap()
 }

@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::sources::sine_mp3_at;
@@ -38,9 +37,7 @@ sample_rate = 22050
 "#;
 
 fn source_bytes(server: &TestServer) -> u64 {
-    let json: serde_json::Value = serde_json::from_slice(&server.admin("/admin/stats.json").body).unwrap();
-    let sources = json["icestats"]["source"].as_array().cloned().unwrap_or_default();
-    sources.iter().find(|s| s["mount"] == "/src.mp3").and_then(|s| s["total_bytes_read"].as_u64()).unwrap_or(0)
+    server.mount_stat("/src.mp3", "total_bytes_read")
 }
 
 fn ladder_server() -> TestServer {
@@ -49,7 +46,7 @@ fn ladder_server() -> TestServer {
 
 /// Capture `seconds` of a mount to a file, returning the path and the bytes
 /// per second measured after the burst.
-fn capture(server: &TestServer, mount: &str, seconds: u64) -> (String, f64) {
+pub fn capture(server: &TestServer, mount: &str, seconds: u64) -> (String, f64) {
     let mut listener = Listener::connect(server, mount, &[]);
     listener.read_for(Duration::from_millis(1500));
     let start = listener.body.len();
@@ -61,20 +58,18 @@ fn capture(server: &TestServer, mount: &str, seconds: u64) -> (String, f64) {
     (path.to_str().unwrap().to_string(), rate)
 }
 
-/// The frequency of the tone in `path`: decoded to 16 kHz mono by ffmpeg,
-/// then zero crossings counted over everything after the first half second.
+/// The frequency of the tone in `path`, after its first half second.
 fn tone_frequency(path: &str) -> f64 {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", path, "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg");
-    let samples: Vec<i16> = out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
-    let tail = &samples[samples.len().min(8000)..];
-    assert!(tail.len() > 16000, "at least a second of audio decoded from {path}");
-    let loud = tail.iter().map(|s| i32::from(*s).abs()).max().unwrap_or(0);
-    assert!(loud > 1000, "not silence (peak {loud})");
-    let crossings = tail.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-    crossings as f64 / 2.0 / (tail.len() as f64 / 16000.0)
+    let samples = decode_mono_16k(path);
+    tone_frequency_of(&samples[samples.len().min(8000)..])
+}
+
+/// `path` decodes with no errors and carries the 440 Hz tone.
+pub fn assert_clean_tone(path: &str, what: &str) {
+    let errors = ffmpeg_decode(path, 60);
+    assert!(errors.trim().is_empty(), "{what}: {errors}");
+    let freq = tone_frequency(path);
+    assert!((freq - 440.0).abs() <= 2.0, "{what}: tone at {freq:.1} Hz");
 }
 
 /// Every rendition decodes cleanly with its configured codec, rate and
@@ -105,10 +100,7 @@ fn every_codec_carries_the_tone() {
         // libvorbis is quality-driven VBR: a pure sine needs far less than its target.
         let low = if codec == "vorbis" { 0.35 } else { 0.75 };
         assert!(measured > kbps * low && measured < kbps * 1.5, "{mount}: {measured:.0} kbit/s for {kbps}");
-        let errors = ffmpeg_decode(&path, 60);
-        assert!(errors.trim().is_empty(), "{mount}: {errors}");
-        let freq = tone_frequency(&path);
-        assert!((freq - 440.0).abs() <= 2.0, "{mount}: tone at {freq:.1} Hz");
+        assert_clean_tone(&path, mount);
     }
     let status = server.admin("/admin/stats").text();
     assert!(status.contains("<source mount=\"/r.opus\">"), "renditions are ordinary mounts");

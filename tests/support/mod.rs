@@ -146,6 +146,13 @@ impl TestServer {
     }
 
     /// Listener count of `mount` from `/admin/listclients.json`.
+    /// A numeric field of `mount` in `/admin/stats.json` (0 when absent).
+    pub fn mount_stat(&self, mount: &str, field: &str) -> u64 {
+        let json: serde_json::Value = serde_json::from_slice(&self.admin("/admin/stats.json").body).unwrap();
+        let sources = json["icestats"]["source"].as_array().cloned().unwrap_or_default();
+        sources.iter().find(|s| s["mount"] == mount).and_then(|s| s[field].as_u64()).unwrap_or(0)
+    }
+
     pub fn listener_ids(&self, mount: &str) -> Vec<u64> {
         let response = self.admin(&format!("/admin/listclients.json?mount={mount}"));
         if response.status != 200 {
@@ -365,6 +372,38 @@ impl Drop for FfmpegSource {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Make `name` in the server's directory with ffmpeg from the lavfi graph
+/// `input` and the output options `args`; returns its path.
+pub fn ffmpeg_make(server: &TestServer, name: &str, input: &str, args: &[&str]) -> PathBuf {
+    let path = server.dir().join(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", input]).args(args).arg(&path);
+    let out = run_bounded(&mut cmd, Duration::from_secs(30));
+    assert!(out.status_ok, "ffmpeg could not make {name}: {}", out.stderr);
+    path
+}
+
+/// `input` decoded by ffmpeg to 16 kHz mono samples.
+pub fn decode_mono_16k(input: &str) -> Vec<i16> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", input, "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg");
+    out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+}
+
+/// The frequency of the tone in 16 kHz `samples`, by counting zero
+/// crossings; asserts there is at least a second of it and that it is not
+/// silence.
+pub fn tone_frequency_of(samples: &[i16]) -> f64 {
+    assert!(samples.len() > 16000, "at least a second of audio ({} samples)", samples.len());
+    let loud = samples.iter().map(|s| i32::from(*s).abs()).max().unwrap_or(0);
+    assert!(loud > 1000, "not silence (peak {loud})");
+    let crossings = samples.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / 16000.0)
 }
 
 /// Decode `seconds` of `url` with ffmpeg; returns ffmpeg's error output (empty = clean).

@@ -1,6 +1,6 @@
 //! Tests of the configuration loader.
 
-use super::super::StreamInfoOverride;
+use super::super::{StreamInfoOverride, TranscodeCodec, TranscodeContainer};
 use super::hint::edit_distance;
 use super::*;
 
@@ -328,6 +328,58 @@ fn mount_names_and_fallbacks() {
     assert_eq!((p.line, p.key.as_str(), p.message.as_str()), (1, "mount[1]", "expected a table, found an integer"));
 }
 
+const TRANSCODE_HEAD: &str = "[[mount]]\nname = \"/a\"\n[[mount.transcode]]\nname = \"/a.x\"\n";
+
+/// One problem with a rendition of `body` (lines after TRANSCODE_HEAD's four).
+fn transcode_problem(body: &str) -> Problem {
+    one(&format!("{TRANSCODE_HEAD}{body}"))
+}
+
+#[test]
+fn transcode_tables() {
+    let c = parse(&format!(
+        "{TRANSCODE_HEAD}codec = \"he-aac\"\non_demand = true\nmax_listeners = 3\n\
+         fallback_mount = \"/b.aac\"\nfallback_override = true\n\
+         [[mount.transcode]]\nname = \"/a.webm\"\ncodec = \"opus\"\ncontainer = \"webm\"\n"
+    ));
+    let he = &c.mount("/a").transcode[0];
+    assert_eq!((he.codec, he.bitrate, he.container, he.on_demand), (TranscodeCodec::HeAac, 48, None, true));
+    let webm = &c.mount("/a").transcode[1];
+    assert_eq!((webm.codec, webm.container), (TranscodeCodec::Opus, Some(TranscodeContainer::WebM)));
+    // The rendition's own mount carries its listener settings.
+    let derived = c.mount("/a.x");
+    assert_eq!(derived.derived_from.as_deref(), Some("/a"));
+    assert_eq!(derived.max_listeners, Some(3));
+    assert_eq!(derived.fallback_mount.as_deref(), Some("/b.aac"));
+    assert!(derived.fallback_override);
+    assert_eq!(c.mount("/a.webm").fallback_mount, None);
+
+    // The encoders' own rules, reported on the rendition's table.
+    let p = transcode_problem("codec = \"he-aac\"\nsample_rate = 22050\n");
+    assert_eq!((p.line, p.key.as_str()), (3, "mount[1].transcode[1]"));
+    assert!(p.message.contains("HE-AAC sample rate 22050"), "{}", p.message);
+    let p = transcode_problem("codec = \"he-aac\"\nchannels = 1\nbitrate = 96\n");
+    assert!(p.message.contains("HE-AAC bitrate 96"), "{}", p.message);
+    let p = transcode_problem("codec = \"mp3\"\nbitrate = 100\n");
+    assert!(p.message.contains("MP3 bitrate 100"), "{}", p.message);
+    let p = transcode_problem("codec = \"opus\"\nsample_rate = 44100\n");
+    assert!(p.message.contains("48000"), "{}", p.message);
+    let p = transcode_problem("codec = \"vorbis\"\ncontainer = \"webm\"\n");
+    assert!(p.message.contains("Vorbis cannot be served in the WebM container"), "{}", p.message);
+    let p = transcode_problem("codec = \"mp3\"\ncontainer = \"ogg\"\n");
+    assert_eq!((p.line, p.key.as_str()), (6, "mount[1].transcode[1].container"));
+    let p = transcode_problem("codec = \"opus\"\ncontainer = \"mkv\"\n");
+    assert_eq!((p.line, p.key.as_str()), (6, "mount[1].transcode[1].container"));
+    let p = transcode_problem("codec = \"flac\"\n");
+    assert_eq!(p.message, "unknown codec \"flac\": expected mp3, aac, he-aac, opus or vorbis");
+    let p = transcode_problem("codec = \"mp3\"\nfallback_mount = \"/a.x\"\n");
+    assert_eq!((p.line, p.key.as_str()), (6, "mount[1].transcode[1].fallback_mount"));
+    let p = transcode_problem("codec = \"mp3\"\non_demand = 1\n");
+    assert_eq!(p.key, "mount[1].transcode[1].on_demand");
+    let p = one("[[mount]]\nname = \"/a\"\n[[mount.transcode]]\nname = \"/a\"\ncodec = \"mp3\"\n");
+    assert!(p.message.contains("is already a mount"), "{}", p.message);
+}
+
 #[test]
 fn shoutcast_port_defaults() {
     let sc = |text: &str| parse(text).shoutcast.listen;
@@ -392,10 +444,10 @@ fn spelling_hints() {
 #[test]
 fn example_config_parses_cleanly() {
     let c = parse(include_str!("../../../mounts.example.toml"));
-    // Two mounts plus the two renditions of /live.mp3.
-    assert_eq!(c.mounts.len(), 4);
+    // Two mounts plus the three renditions of /live.mp3.
+    assert_eq!(c.mounts.len(), 5);
     assert_eq!(c.mount("/live-64.aac").derived_from.as_deref(), Some("/live.mp3"));
-    assert_eq!(c.mount("/live.mp3").transcode.len(), 2);
+    assert_eq!(c.mount("/live.mp3").transcode.len(), 3);
     let live = c.mount("/live.mp3");
     assert_eq!(live.username, "dj");
     assert!(live.password.is_some());

@@ -7,7 +7,8 @@
 //! caller frames and fans out to listeners.
 //!
 //! Per-codec details live in `mp3`, `aac`, `opus` and `vorbis`; Ogg serials,
-//! comment packets and the page writer used by the Opus path live in `ogg_mux`.
+//! comment packets and the page writer used by the Opus path live in
+//! `ogg_mux`, the WebM writer Opus can use instead in `webm_mux`.
 
 use std::fmt;
 
@@ -16,6 +17,7 @@ mod mp3;
 mod ogg_mux;
 mod opus;
 mod vorbis;
+mod webm_mux;
 
 /// What to produce: codec, target bitrate, PCM layout and container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,6 +57,9 @@ pub enum Container {
     Raw,
     /// Ogg pages (Opus, Vorbis), chained on title changes.
     Ogg,
+    /// WebM (Opus only): one live segment of short clusters, for browsers
+    /// without Ogg. Titles do not travel in-band.
+    WebM,
 }
 
 /// Why encoding (or building an encoder) failed.
@@ -105,13 +110,25 @@ pub trait Encoder: Send {
 }
 
 /// Build an encoder for `spec` (validated first).
+#[cfg(test)]
 pub fn new_encoder(spec: &EncoderSpec) -> Result<Box<dyn Encoder>, EncodeError> {
+    new_encoder_titled(spec, None, "")
+}
+
+/// Build an encoder for `spec` whose first Ogg stream already carries a
+/// title (a rendition starting mid-song); MP3/AAC ignore it.
+pub fn new_encoder_titled(
+    spec: &EncoderSpec,
+    artist: Option<&str>,
+    title: &str,
+) -> Result<Box<dyn Encoder>, EncodeError> {
     validate(spec).map_err(EncodeError::Unsupported)?;
+    let tags = title_comments(artist, title);
     Ok(match spec.codec {
         Codec::Mp3 => Box::new(mp3::Mp3Encoder::new(spec)?),
         Codec::Aac | Codec::HeAac => aac::new_encoder(spec)?,
-        Codec::Opus => Box::new(opus::OpusEncoder::new(spec)?),
-        Codec::Vorbis => Box::new(vorbis::VorbisEncoder::new(spec)?),
+        Codec::Opus => Box::new(opus::OpusEncoder::new(spec, &tags)?),
+        Codec::Vorbis => Box::new(vorbis::VorbisEncoder::new(spec, tags)?),
     })
 }
 
@@ -122,12 +139,17 @@ pub fn validate(spec: &EncoderSpec) -> Result<(), String> {
     if !(1..=2).contains(&spec.channels) {
         return Err(format!("{} channels requested; only mono (1) and stereo (2) are supported", spec.channels));
     }
-    let wanted = match spec.codec {
-        Codec::Mp3 | Codec::Aac | Codec::HeAac => Container::Raw,
-        Codec::Opus | Codec::Vorbis => Container::Ogg,
+    let allowed: &[Container] = match spec.codec {
+        Codec::Mp3 | Codec::Aac | Codec::HeAac => &[Container::Raw],
+        Codec::Opus => &[Container::Ogg, Container::WebM],
+        // Safari, the reason for WebM, does not decode Vorbis at all.
+        Codec::Vorbis => &[Container::Ogg],
     };
-    if spec.container != wanted {
-        return Err(format!("{:?} must use the {wanted:?} container, not {:?}", spec.codec, spec.container));
+    if !allowed.contains(&spec.container) {
+        return Err(format!(
+            "{:?} cannot be served in the {:?} container (use {allowed:?})",
+            spec.codec, spec.container
+        ));
     }
     match spec.codec {
         Codec::Mp3 => mp3::validate(spec),
@@ -142,6 +164,7 @@ pub fn content_type(codec: Codec, container: Container) -> &'static str {
     match (codec, container) {
         (Codec::Mp3, _) => "audio/mpeg",
         (Codec::Aac | Codec::HeAac, _) => "audio/aac",
+        (Codec::Opus, Container::WebM) => "audio/webm",
         (Codec::Opus | Codec::Vorbis, _) => "audio/ogg",
     }
 }
@@ -226,6 +249,7 @@ mod tests {
             spec(Codec::Vorbis, 128, 44_100, 0),
             spec(Codec::Vorbis, 5, 44_100, 2),
             EncoderSpec { container: Container::Ogg, ..spec(Codec::Mp3, 128, 44_100, 2) },
+            EncoderSpec { container: Container::WebM, ..spec(Codec::Vorbis, 128, 44_100, 2) },
         ];
         for s in bad {
             let err = validate(&s).expect_err("should be rejected");
@@ -240,6 +264,7 @@ mod tests {
         assert_eq!(content_type(Codec::Aac, Container::Raw), "audio/aac");
         assert_eq!(content_type(Codec::Opus, Container::Ogg), "audio/ogg");
         assert_eq!(content_type(Codec::Vorbis, Container::Ogg), "audio/ogg");
+        assert_eq!(content_type(Codec::Opus, Container::WebM), "audio/webm");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Opus encoding (libopus via the `opus` crate) muxed into chained Ogg.
+//! Opus encoding (libopus via the `opus` crate) muxed into chained Ogg, or
+//! into WebM (`webm_mux`) for browsers without Ogg.
 //!
 //! 48 kHz only, 20 ms frames (960 samples/channel) buffered internally.
 //! Each logical stream is OpusHead (alone on the BOS page), OpusTags (own
@@ -10,11 +11,13 @@
 //! flushed gaplessly: the buffered partial frame and the encoder lookahead
 //! are pushed out with zero padding, and the EOS page's granule position is
 //! set to exactly pre-skip + real samples, so decoders trim the padding.
+//! WebM has no such chaining: titles stay out of band there.
 
 use opus::{Application, Bitrate, Channels};
 
 use super::ogg_mux::{comment_packet, new_serial, OggLink, PageEnd};
-use super::{check_pcm, title_comments, EncodeError, Encoder, EncoderSpec};
+use super::webm_mux::{OpusTrack, WebmWriter};
+use super::{check_pcm, title_comments, Container, EncodeError, Encoder, EncoderSpec};
 
 /// Samples per channel in one 20 ms Opus frame at 48 kHz.
 const FRAME: usize = 960;
@@ -47,7 +50,7 @@ pub(super) struct OpusEncoder {
     channels: usize,
     /// Encoder lookahead at 48 kHz, written as OpusHead pre-skip.
     pre_skip: u16,
-    link: OggLink,
+    mux: Mux,
     /// Interleaved samples of the current, incomplete frame.
     pending: Vec<f32>,
     /// Scratch output buffer for one packet.
@@ -56,8 +59,24 @@ pub(super) struct OpusEncoder {
     input_samples: u64,
     /// End granule of the last packet written (= packets × 960).
     granule: u64,
-    packets_in_page: u32,
     finished: bool,
+}
+
+/// Where the packets go.
+enum Mux {
+    /// The current link of a chained Ogg stream.
+    Ogg { link: OggLink, packets_in_page: u32 },
+    /// One endless WebM segment (block timestamps are `granule` in ms).
+    WebM(WebmWriter),
+}
+
+impl Mux {
+    fn drain_into(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Mux::Ogg { link, .. } => link.drain_into(out),
+            Mux::WebM(w) => w.drain_into(out),
+        }
+    }
 }
 
 fn codec_err(what: &str) -> impl Fn(opus::Error) -> EncodeError + '_ {
@@ -65,64 +84,76 @@ fn codec_err(what: &str) -> impl Fn(opus::Error) -> EncodeError + '_ {
 }
 
 impl OpusEncoder {
-    /// Create the encoder and queue the first link's headers; they come out
+    /// Create the encoder and queue the first link's headers (Ogg comments:
+    /// `tags`); they come out
     /// at the front of the first `encode`/`set_title`/`finish` output.
-    pub(super) fn new(spec: &EncoderSpec) -> Result<Self, EncodeError> {
+    pub(super) fn new(spec: &EncoderSpec, tags: &[(&str, String)]) -> Result<Self, EncodeError> {
         let init = |e: opus::Error| EncodeError::Init(format!("Opus: {e}"));
         let channels = if spec.channels == 1 { Channels::Mono } else { Channels::Stereo };
         let mut enc = opus::Encoder::new(48_000, channels, Application::Audio).map_err(init)?;
         let bps = i32::try_from(spec.bitrate_kbps * 1000).unwrap_or(i32::MAX);
         enc.set_bitrate(Bitrate::Bits(bps)).map_err(init)?;
         let pre_skip = u16::try_from(enc.get_lookahead().map_err(init)?.max(0)).unwrap_or(u16::MAX);
+        let mux = match spec.container {
+            Container::WebM => {
+                let head = opus_head(spec.channels, pre_skip);
+                Mux::WebM(WebmWriter::new(&OpusTrack { opus_head: &head, pre_skip, channels: spec.channels }))
+            }
+            _ => Mux::Ogg { link: OggLink::new(new_serial(None)), packets_in_page: 0 },
+        };
         let mut me = Self {
             enc,
             channels: usize::from(spec.channels),
             pre_skip,
-            link: OggLink::new(new_serial(None)),
+            mux,
             pending: Vec::with_capacity(FRAME * 2),
             packet: vec![0; MAX_PACKET],
             input_samples: 0,
             granule: 0,
-            packets_in_page: 0,
             finished: false,
         };
-        me.start_link(&[])?;
+        me.start_link(tags)?;
         Ok(me)
     }
 
-    /// Write OpusHead and OpusTags, each on its own page, and reset the
+    /// Ogg: write OpusHead and OpusTags, each on its own page, and reset the
     /// per-link counters (granules restart at 0 in every link).
     fn start_link(&mut self, comments: &[(&str, String)]) -> Result<(), EncodeError> {
-        let mut head = Vec::with_capacity(19);
-        head.extend_from_slice(b"OpusHead");
-        head.push(1); // version
-        head.push(self.channels as u8);
-        head.extend_from_slice(&self.pre_skip.to_le_bytes());
-        head.extend_from_slice(&48_000u32.to_le_bytes()); // input sample rate (informational)
-        head.extend_from_slice(&0i16.to_le_bytes()); // output gain
-        head.push(0); // channel mapping family 0: mono/stereo, no table
-        self.link.write(head, 0, PageEnd::Flush)?;
-        self.link.write(comment_packet(b"OpusTags", VENDOR, comments), 0, PageEnd::Flush)?;
+        let Mux::Ogg { link, packets_in_page } = &mut self.mux else { return Ok(()) };
+        link.write(opus_head(self.channels as u8, self.pre_skip), 0, PageEnd::Flush)?;
+        link.write(comment_packet(b"OpusTags", VENDOR, comments), 0, PageEnd::Flush)?;
+        *packets_in_page = 0;
         self.input_samples = 0;
         self.granule = 0;
-        self.packets_in_page = 0;
         Ok(())
     }
 
     /// Encode one full frame; `eos_granule` marks the final packet of a link.
     fn encode_frame(&mut self, frame: &[f32], eos_granule: Option<u64>) -> Result<(), EncodeError> {
         let len = self.enc.encode_float(frame, &mut self.packet).map_err(codec_err("encode"))?;
+        let start = self.granule;
         self.granule += FRAME as u64;
-        self.packets_in_page += 1;
-        let (granule, end) = match eos_granule {
-            Some(g) => (g, PageEnd::EndOfStream),
-            None if self.packets_in_page >= PACKETS_PER_PAGE => (self.granule, PageEnd::Flush),
-            None => (self.granule, PageEnd::Continue),
-        };
-        if end != PageEnd::Continue {
-            self.packets_in_page = 0;
+        match &mut self.mux {
+            Mux::Ogg { link, packets_in_page } => {
+                *packets_in_page += 1;
+                let (granule, end) = match eos_granule {
+                    Some(g) => (g, PageEnd::EndOfStream),
+                    None if *packets_in_page >= PACKETS_PER_PAGE => (self.granule, PageEnd::Flush),
+                    None => (self.granule, PageEnd::Continue),
+                };
+                if end != PageEnd::Continue {
+                    *packets_in_page = 0;
+                }
+                link.write(self.packet[..len].to_vec(), granule, end)
+            }
+            Mux::WebM(w) => {
+                w.block(&self.packet[..len], start / 48);
+                if eos_granule.is_some() {
+                    w.flush();
+                }
+                Ok(())
+            }
         }
-        self.link.write(self.packet[..len].to_vec(), granule, end)
     }
 
     /// End the current link: pad the partial frame with silence and keep
@@ -143,9 +174,22 @@ impl OpusEncoder {
             }
         }
         self.pending = frame;
-        self.link.drain_into(out);
+        self.mux.drain_into(out);
         Ok(())
     }
+}
+
+/// The OpusHead identification header (RFC 7845 §5.1), mapping family 0.
+fn opus_head(channels: u8, pre_skip: u16) -> Vec<u8> {
+    let mut head = Vec::with_capacity(19);
+    head.extend_from_slice(b"OpusHead");
+    head.push(1); // version
+    head.push(channels);
+    head.extend_from_slice(&pre_skip.to_le_bytes());
+    head.extend_from_slice(&48_000u32.to_le_bytes()); // input sample rate (informational)
+    head.extend_from_slice(&0i16.to_le_bytes()); // output gain
+    head.push(0); // channel mapping family 0: mono/stereo, no table
+    head
 }
 
 impl Encoder for OpusEncoder {
@@ -169,7 +213,7 @@ impl Encoder for OpusEncoder {
         let rest = chunks.remainder().len();
         buf.drain(..buf.len() - rest);
         self.pending = buf;
-        self.link.drain_into(out);
+        self.mux.drain_into(out);
         result
     }
 
@@ -177,13 +221,15 @@ impl Encoder for OpusEncoder {
         if self.finished {
             return Err(EncodeError::Finished);
         }
+        let Mux::Ogg { link, .. } = &self.mux else { return Ok(()) };
+        let serial = link.serial();
         self.end_link(out)?;
         // A new link starts a new decoder, so start a fresh encoder state to
         // match (same settings, same lookahead → same pre-skip).
         self.enc.reset_state().map_err(codec_err("reset"))?;
-        self.link = OggLink::new(new_serial(Some(self.link.serial())));
+        self.mux = Mux::Ogg { link: OggLink::new(new_serial(Some(serial))), packets_in_page: 0 };
         self.start_link(&title_comments(artist, title))?;
-        self.link.drain_into(out);
+        self.mux.drain_into(out);
         Ok(())
     }
 
@@ -290,5 +336,22 @@ mod tests {
         assert!(last.last && last.granule == pre_skip + (96_000 - 48_500));
         let first_last = pk.iter().rfind(|p| p.serial == bos[0].serial).expect("first link");
         assert_eq!(first_last.granule, pre_skip + 48_500);
+    }
+
+    #[test]
+    fn webm_output_has_headers_and_ignores_titles() {
+        use super::super::{Container, EncoderSpec};
+        let spec = EncoderSpec { container: Container::WebM, ..spec(Codec::Opus, 64, 48_000, 2) };
+        let mut enc = new_encoder(&spec).expect("encoder");
+        let mut out = Vec::new();
+        enc.encode(&sine(48_000, 2, 1.0), &mut out).expect("encode");
+        assert!(out.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]), "EBML header first");
+        assert!(out.windows(6).any(|w| w == b"A_OPUS"));
+        let mut title = Vec::new();
+        enc.set_title(None, "Song", &mut title).expect("title");
+        assert!(title.is_empty(), "WebM carries no in-band titles");
+        let before = out.len();
+        enc.finish(&mut out).expect("finish");
+        assert!(out.len() > before, "the tail is flushed as a last cluster");
     }
 }

@@ -100,13 +100,14 @@ pub(super) struct VorbisEncoder {
 }
 
 impl VorbisEncoder {
-    pub(super) fn new(spec: &EncoderSpec) -> Result<Self, EncodeError> {
+    /// Start the worker and its first link, whose comment header holds `tags`.
+    pub(super) fn new(spec: &EncoderSpec, tags: Vec<(&'static str, String)>) -> Result<Self, EncodeError> {
         let params = Params::new(spec)?;
         let (tx, cmd_rx) = mpsc::channel();
         let (reply_tx, rx) = mpsc::channel();
         let worker = std::thread::Builder::new()
             .name("vorbis-encoder".into())
-            .spawn(move || worker(params, cmd_rx, reply_tx))
+            .spawn(move || worker(params, &tags, cmd_rx, reply_tx))
             .map_err(|e| EncodeError::Init(format!("Vorbis worker thread: {e}")))?;
         // The first reply is the outcome of setting up the first link.
         let headers = rx.recv().map_err(|_| EncodeError::Init("Vorbis worker thread exited".into()))??;
@@ -265,7 +266,7 @@ impl Worker {
 
 /// Worker thread body: set up the first link, then serve requests until the
 /// handle is dropped.
-fn worker(params: Params, cmds: Receiver<Cmd>, replies: Sender<Reply>) {
+fn worker(params: Params, tags: &[(&'static str, String)], cmds: Receiver<Cmd>, replies: Sender<Reply>) {
     let mut w = Worker {
         params,
         sink: SharedSink::default(),
@@ -273,7 +274,7 @@ fn worker(params: Params, cmds: Receiver<Cmd>, replies: Sender<Reply>) {
         serial: new_serial(None),
         planar: vec![Vec::new(); usize::from(params.channels.get())],
     };
-    let first = w.start_link(&[]).map(|()| w.sink.take());
+    let first = w.start_link(tags).map(|()| w.sink.take());
     let ok = first.is_ok();
     if replies.send(first).is_err() || !ok {
         return;
