@@ -1,23 +1,53 @@
-//! Headless Chromium plays a mount from the status page's `<audio>` element.
+//! Headless Chromium plays mounts from the status page's `<audio>` elements.
 
 use std::process::Command;
 use std::time::Duration;
 
 use crate::support::*;
 
-/// The status page lists the live mount with a player, and Chromium's
-/// `<audio>` plays it: `currentTime` advances past one second.
+/// Press play on `mount`'s player on the status page and check that
+/// Chromium's `<audio>` plays it: `currentTime` advances past one second.
+fn assert_chromium_plays(server: &TestServer, mount: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/play.mjs");
+    let out = run_bounded(Command::new("node").arg(script).arg(server.url("/")).arg(mount), Duration::from_secs(60));
+    assert!(out.status_ok, "chromium did not play {mount}: {} {}\n{}", out.stdout, out.stderr, server.log());
+    let result: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON result");
+    assert!(result["currentTime"].as_f64().unwrap() > 1.0, "{mount}: {result}");
+    assert_eq!(result["paused"], false, "{mount}: {result}");
+    assert!(result["src"].as_str().unwrap().ends_with(mount), "{mount}: {result}");
+}
+
 #[test]
 fn chromium_plays_mp3_from_status_page() {
     let server = TestServer::start(Opts::default());
     let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
     server.wait_live("/live.mp3");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/play.mjs");
-    let out =
-        run_bounded(Command::new("node").arg(script).arg(server.url("/")).arg("/live.mp3"), Duration::from_secs(60));
-    assert!(out.status_ok, "chromium did not play: {} {}\n{}", out.stdout, out.stderr, server.log());
-    let result: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON result");
-    assert!(result["currentTime"].as_f64().unwrap() > 1.0);
-    assert_eq!(result["paused"], false);
-    assert!(result["src"].as_str().unwrap().ends_with("/live.mp3"));
+    assert_chromium_plays(&server, "/live.mp3");
+}
+
+/// The browser renditions: Opus in WebM (the Safari container) and in Ogg,
+/// the WebM one on demand (started by the browser's request).
+#[test]
+fn chromium_plays_webm_and_ogg_renditions() {
+    let server = TestServer::start(Opts {
+        rest: r#"
+[[mount]]
+name = "/live.mp3"
+[[mount.transcode]]
+name = "/live.webm"
+codec = "opus"
+container = "webm"
+on_demand = true
+[[mount.transcode]]
+name = "/live.opus"
+codec = "opus"
+"#,
+        ..Opts::default()
+    });
+    let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.webm");
+    server.wait_live("/live.opus");
+    for mount in ["/live.webm", "/live.opus"] {
+        assert_chromium_plays(&server, mount);
+    }
 }

@@ -39,6 +39,7 @@ container = "webm"
     assert_eq!(stream["codec_name"], "aac", "{stream}");
     assert_eq!(stream["profile"], "HE-AAC", "{stream}");
     assert_eq!(stream["sample_rate"], "44100", "{stream}");
+    assert_eq!(stream["channels"], 2, "{stream}");
     let kbps = bytes_per_s * 8.0 / 1000.0;
     assert!((36.0..72.0).contains(&kbps), "HE-AAC at {kbps:.0} kbit/s for 48");
     assert_clean_tone(&path, "HE-AAC");
