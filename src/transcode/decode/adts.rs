@@ -5,6 +5,7 @@
 //! decoded with the wrong tables. The ADTS header is simple enough to parse here, which lets us
 //! rebuild the decoder whenever a frame announces new parameters.
 
+use super::lookahead::Lookahead;
 use std::io::{self, Read};
 
 use symphonia::core::audio::layouts::{CHANNEL_LAYOUT_MONO, CHANNEL_LAYOUT_STEREO};
@@ -69,10 +70,7 @@ impl AdtsHeader {
 
 /// Splits a byte stream into ADTS frames, resynchronising after junk.
 struct Framer<R> {
-    reader: R,
-    buf: Vec<u8>,
-    start: usize,
-    eof: bool,
+    input: Lookahead<R>,
     /// Whether the previous frame ended exactly where this one starts.
     synced: bool,
 }
@@ -88,30 +86,7 @@ struct Frame {
 
 impl<R: Read> Framer<R> {
     fn new(reader: R) -> Self {
-        Self { reader, buf: Vec::with_capacity(16 * 1024), start: 0, eof: false, synced: false }
-    }
-
-    fn available(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-
-    /// Buffers at least `n` bytes past `start`; returns false if the input ends first.
-    fn fill(&mut self, n: usize) -> io::Result<bool> {
-        while self.available().len() < n {
-            if self.eof {
-                return Ok(false);
-            }
-            if self.start > 0 {
-                self.buf.drain(..self.start);
-                self.start = 0;
-            }
-            let len = self.buf.len();
-            self.buf.resize(len + 4096, 0);
-            let read = self.reader.read(&mut self.buf[len..])?;
-            self.buf.truncate(len + read);
-            self.eof = read == 0;
-        }
-        Ok(true)
+        Self { input: Lookahead::new(reader, 4096), synced: false }
     }
 
     /// Returns the next frame, or `None` at the end of the input (a truncated last frame is
@@ -119,11 +94,11 @@ impl<R: Read> Framer<R> {
     fn next_frame(&mut self) -> io::Result<Option<Frame>> {
         let mut skipped = 0;
         loop {
-            if !self.fill(7)? {
+            if !self.input.fill(7)? {
                 return Ok(None);
             }
-            let Some(header) = AdtsHeader::parse(self.available()) else {
-                self.start += 1;
+            let Some(header) = AdtsHeader::parse(self.input.available()) else {
+                self.input.consume(1);
                 skipped += 1;
                 self.synced = false;
                 continue;
@@ -131,17 +106,17 @@ impl<R: Read> Framer<R> {
             // After junk (or at the very start) a syncword may be a coincidence: only accept it
             // if another header follows right after the frame (or the input ends there).
             let confirm = !self.synced;
-            let complete = self.fill(header.frame_len + if confirm { 7 } else { 0 })?;
-            if self.available().len() < header.frame_len {
+            let complete = self.input.fill(header.frame_len + if confirm { 7 } else { 0 })?;
+            if self.input.available().len() < header.frame_len {
                 return Ok(None);
             }
-            if confirm && complete && AdtsHeader::parse(&self.available()[header.frame_len..]).is_none() {
-                self.start += 1;
+            if confirm && complete && AdtsHeader::parse(&self.input.available()[header.frame_len..]).is_none() {
+                self.input.consume(1);
                 skipped += 1;
                 continue;
             }
-            let payload = self.available()[header.header_len..header.frame_len].to_vec();
-            self.start += header.frame_len;
+            let payload = self.input.available()[header.header_len..header.frame_len].to_vec();
+            self.input.consume(header.frame_len);
             self.synced = true;
             return Ok(Some(Frame { header, payload, skipped }));
         }

@@ -26,6 +26,7 @@ use ::symphonia::core::errors::Error as SymphoniaError;
 use ::symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource};
 
 mod adts;
+mod lookahead;
 mod ogg_pages;
 mod opus;
 pub mod resample;

@@ -12,6 +12,8 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::lookahead::Lookahead;
+
 const HEADER_LEN: usize = 27;
 const CAPTURE: &[u8; 4] = b"OggS";
 
@@ -22,14 +24,10 @@ fn crc_ok(page: &[u8]) -> bool {
 
 /// A reader yielding only the valid Ogg pages of `inner`.
 pub(super) struct PageFilter<R> {
-    inner: R,
-    /// Input not yet examined starts at `start`.
-    buf: Vec<u8>,
-    start: usize,
+    input: Lookahead<R>,
     /// The page being handed out, from `out_pos`.
     out: Vec<u8>,
     out_pos: usize,
-    eof: bool,
     /// Runs of junk or damaged pages dropped so far.
     dropped: Arc<AtomicU64>,
 }
@@ -37,68 +35,45 @@ pub(super) struct PageFilter<R> {
 impl<R: Read> PageFilter<R> {
     /// Wraps `inner`; `dropped` counts the junk runs and damaged pages removed.
     pub(super) fn new(inner: R, dropped: Arc<AtomicU64>) -> Self {
-        Self { inner, buf: Vec::new(), start: 0, out: Vec::new(), out_pos: 0, eof: false, dropped }
-    }
-
-    fn available(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-
-    /// Buffers at least `n` bytes past `start`; returns false if the input ends first.
-    fn fill(&mut self, n: usize) -> io::Result<bool> {
-        while self.available().len() < n {
-            if self.eof {
-                return Ok(false);
-            }
-            if self.start > 0 {
-                self.buf.drain(..self.start);
-                self.start = 0;
-            }
-            let len = self.buf.len();
-            self.buf.resize(len + 8192, 0);
-            let read = self.inner.read(&mut self.buf[len..])?;
-            self.buf.truncate(len + read);
-            self.eof = read == 0;
-        }
-        Ok(true)
+        Self { input: Lookahead::new(inner, 8192), out: Vec::new(), out_pos: 0, dropped }
     }
 
     /// Moves the next valid page into `out`; returns false at the end of the input.
     fn next_page(&mut self) -> io::Result<bool> {
         let mut junk = false;
         let found = loop {
-            if !self.fill(HEADER_LEN)? {
-                junk |= !self.available().is_empty();
+            if !self.input.fill(HEADER_LEN)? {
+                junk |= !self.input.available().is_empty();
                 break false;
             }
-            let avail = self.available();
+            let avail = self.input.available();
             if !avail.starts_with(CAPTURE) || avail[4] != 0 {
                 // Skip to the next capture pattern (keeping a possible partial one at the end).
                 let skip = avail.windows(4).skip(1).position(|w| w == CAPTURE).map_or(avail.len() - 3, |p| p + 1);
-                self.start += skip;
+                self.input.consume(skip);
                 junk = true;
                 continue;
             }
             let segments = usize::from(avail[26]);
-            if !self.fill(HEADER_LEN + segments)? {
+            if !self.input.fill(HEADER_LEN + segments)? {
                 junk = true;
                 break false;
             }
-            let lacing = &self.available()[HEADER_LEN..HEADER_LEN + segments];
+            let lacing = &self.input.available()[HEADER_LEN..HEADER_LEN + segments];
             let len = HEADER_LEN + segments + lacing.iter().map(|&l| usize::from(l)).sum::<usize>();
-            if !self.fill(len)? {
+            if !self.input.fill(len)? {
                 junk = true;
                 break false;
             }
-            if !crc_ok(&self.available()[..len]) {
-                self.start += 1;
+            if !crc_ok(&self.input.available()[..len]) {
+                self.input.consume(1);
                 junk = true;
                 continue;
             }
             self.out.clear();
-            self.out.extend_from_slice(&self.buf[self.start..self.start + len]);
+            self.out.extend_from_slice(&self.input.available()[..len]);
             self.out_pos = 0;
-            self.start += len;
+            self.input.consume(len);
             break true;
         };
         if junk {

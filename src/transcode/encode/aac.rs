@@ -192,7 +192,7 @@ mod fdk {
 
 #[cfg(all(test, feature = "fdk-aac"))]
 mod tests {
-    use super::super::test_util::{sine, spec};
+    use super::super::test_util::{encode_sine, spec};
     use super::super::{new_encoder, validate, Codec};
     use super::AAC_RATES;
 
@@ -216,12 +216,9 @@ mod tests {
     }
 
     fn run(codec: Codec, kbps: u32, rate: u32, ch: u8) -> (Vec<u8>, usize) {
-        let mut enc = new_encoder(&spec(codec, kbps, rate, ch)).expect("encoder");
-        let mut out = Vec::new();
-        for chunk in sine(rate, ch, 2.0).chunks(usize::from(ch) * 1000) {
-            enc.encode(chunk, &mut out).expect("encode");
-        }
-        enc.finish(&mut out).expect("finish");
+        let spec = spec(codec, kbps, rate, ch);
+        let mut enc = new_encoder(&spec).expect("encoder");
+        let out = encode_sine(enc.as_mut(), &spec, 2.0, 1000);
         (out, enc.frame_samples())
     }
 

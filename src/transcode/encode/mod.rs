@@ -196,7 +196,18 @@ fn title_comments(artist: Option<&str>, title: &str) -> Vec<(&'static str, Strin
 pub(crate) mod test_util {
     //! Shared helpers for the codec tests.
 
-    use super::{Codec, Container, EncoderSpec};
+    use super::{Codec, Container, Encoder, EncoderSpec};
+
+    /// Encode `secs` of a 440 Hz sine in chunks of `chunk_frames` (sizes
+    /// that do not align with codec frames exercise the buffering), then finish.
+    pub(crate) fn encode_sine(enc: &mut dyn Encoder, spec: &EncoderSpec, secs: f32, chunk_frames: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in sine(spec.sample_rate, spec.channels, secs).chunks(usize::from(spec.channels) * chunk_frames) {
+            enc.encode(chunk, &mut out).expect("encode");
+        }
+        enc.finish(&mut out).expect("finish");
+        out
+    }
 
     /// Interleaved 440 Hz sine at -6 dBFS, `secs` seconds long.
     pub(crate) fn sine(rate: u32, channels: u8, secs: f32) -> Vec<f32> {

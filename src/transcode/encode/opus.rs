@@ -249,7 +249,7 @@ impl Encoder for OpusEncoder {
 #[cfg(test)]
 mod tests {
     use super::super::ogg_mux::test_util::{comments, packets, pages};
-    use super::super::test_util::{sine, spec};
+    use super::super::test_util::{encode_sine, sine, spec};
     use super::super::{new_encoder, Codec};
 
     fn decode_rms(pkts: &[&[u8]], channels: u8, pre_skip: usize) -> (usize, f32) {
@@ -268,14 +268,10 @@ mod tests {
 
     #[test]
     fn ogg_opus_structure_and_granules() {
-        let mut enc = new_encoder(&spec(Codec::Opus, 96, 48_000, 2)).expect("encoder");
+        let spec = spec(Codec::Opus, 96, 48_000, 2);
+        let mut enc = new_encoder(&spec).expect("encoder");
         assert_eq!(enc.frame_samples(), 960);
-        let mut out = Vec::new();
-        // Chunks that don't align with 960-sample frames.
-        for chunk in sine(48_000, 2, 2.0).chunks(2 * 441) {
-            enc.encode(chunk, &mut out).expect("encode");
-        }
-        enc.finish(&mut out).expect("finish");
+        let out = encode_sine(enc.as_mut(), &spec, 2.0, 441);
 
         let pg = pages(&out);
         assert!(pg[0].bos && pg[0].packets_ended == 1 && pg[0].granule == 0, "OpusHead alone on BOS page");

@@ -289,18 +289,15 @@ fn worker(params: Params, tags: &[(&'static str, String)], cmds: Receiver<Cmd>, 
 #[cfg(test)]
 mod tests {
     use super::super::ogg_mux::test_util::{comments, packets, pages};
-    use super::super::test_util::{sine, spec};
+    use super::super::test_util::{encode_sine, sine, spec};
     use super::super::{new_encoder, validate, Codec};
 
     #[test]
     fn ogg_vorbis_structure_and_granules() {
-        let mut enc = new_encoder(&spec(Codec::Vorbis, 128, 44_100, 2)).expect("encoder");
+        let spec = spec(Codec::Vorbis, 128, 44_100, 2);
+        let mut enc = new_encoder(&spec).expect("encoder");
         assert_eq!(enc.frame_samples(), 2048);
-        let mut out = Vec::new();
-        for chunk in sine(44_100, 2, 2.0).chunks(2 * 882) {
-            enc.encode(chunk, &mut out).expect("encode");
-        }
-        enc.finish(&mut out).expect("finish");
+        let out = encode_sine(enc.as_mut(), &spec, 2.0, 882);
 
         let pg = pages(&out);
         assert!(pg[0].bos && pg[0].packets_ended == 1, "identification header alone on BOS page");
