@@ -227,6 +227,7 @@ impl ListenerStream {
         response_head: Bytes,
     ) -> ListenerStream {
         let subscription = registration.mount().subscribe(true);
+        registration.entry().cursor.store(subscription.cursor, Ordering::Relaxed);
         let mut stream = ListenerStream {
             sock,
             state,
@@ -290,7 +291,10 @@ impl ListenerStream {
             let Ok(next) = mount.read(self.cursor, BATCH_BYTES, &mut self.batch) else {
                 return self.dropped_slow();
             };
-            self.cursor = next;
+            if next != self.cursor {
+                self.cursor = next;
+                self.registration.entry().cursor.store(next, Ordering::Relaxed);
+            }
             if self.batch.is_empty() && self.pieces.is_empty() {
                 if let Some(end) = self.wait().await {
                     return end;
@@ -349,13 +353,17 @@ impl ListenerStream {
     /// Continue on another mount at its live edge, with its stream headers.
     fn switch_to(&mut self, target: MountHandle, home: Option<MountHandle>) {
         let entry = self.registration.entry().clone();
-        let Some(registration) = target.register(entry, true) else {
+        // Hold the target's trimming until this listener's cursor there is known.
+        entry.cursor.store(0, Ordering::Relaxed);
+        let Some(registration) = target.register(entry.clone(), true) else {
+            entry.cursor.store(self.cursor, Ordering::Relaxed);
             return;
         };
         tracing::debug!(from = self.mount().name(), to = target.name(), "listener moved");
         self.registration = registration;
         let subscription = target.subscribe(false);
         self.cursor = subscription.cursor;
+        self.registration.entry().cursor.store(self.cursor, Ordering::Relaxed);
         self.head = subscription.head;
         self.home = home.map(|h| {
             let rx = h.watch_head();

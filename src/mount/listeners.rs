@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,6 +65,10 @@ pub struct ListenerEntry {
     pub referer: Option<String>,
     pub connected: Instant,
     pub control: Arc<ListenerControl>,
+    /// The ring sequence this listener reads next on its current mount, so
+    /// the ring can let go of what every listener has read. 0 while it
+    /// (re)subscribes, which holds trimming until its real cursor is known.
+    pub cursor: AtomicU64,
 }
 
 /// The table of a mount's listeners.
@@ -100,6 +104,11 @@ impl ListenerTable {
 
     pub fn len(&self) -> usize {
         self.entries.lock().len()
+    }
+
+    /// The smallest cursor of any listener (`None` without listeners).
+    pub fn slowest_cursor(&self) -> Option<u64> {
+        self.entries.lock().values().map(|e| e.cursor.load(Ordering::Relaxed)).min()
     }
 }
 

@@ -28,6 +28,9 @@ use crate::config::{Limits, MountConfig};
 use crate::format::{AudioInfo, Unit};
 use listeners::ListenerTable;
 
+/// How often a mount's ring is trimmed to what its listeners still need.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What listeners wait on: the next sequence to be written and whether a
 /// source is live. Published through a `watch` so no wake-up is ever lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +84,8 @@ struct StreamState {
     /// New listeners' bursts start no earlier than this sequence (set when a
     /// server-fed stream restarts, so nobody is handed the old stream).
     burst_floor: u64,
+    /// When the ring was last trimmed to what listeners still need.
+    last_trim: Option<Instant>,
 }
 
 impl StreamState {
@@ -193,6 +198,7 @@ impl MountHandle {
                 held: BytesMut::new(),
                 held_sync: false,
                 burst_floor: 0,
+                last_trim: None,
             }),
             head,
             source: Mutex::new(None),
@@ -349,6 +355,9 @@ impl MountHandle {
                 }
             }
             let due = stream.last_publish.is_none_or(|last| now.duration_since(last) >= interval);
+            if due {
+                self.trim(&mut stream, now);
+            }
             due.then(|| stream.publish_point(now))
         };
         if let Some(seq) = wake {
@@ -399,8 +408,30 @@ impl MountHandle {
 
     /// Publish everything appended so far and wake listeners.
     pub fn publish_now(&self) {
-        let seq = self.0.stream.write().publish_point(Instant::now());
+        let now = Instant::now();
+        let seq = {
+            let mut stream = self.0.stream.write();
+            self.trim(&mut stream, now);
+            stream.publish_point(now)
+        };
         self.wake(seq);
+    }
+
+    /// Let go of the chunks no listener needs any more: those before the
+    /// slowest listener's cursor and before a new listener's burst. Without
+    /// this every mount would keep a full `queue_size` ring however fast its
+    /// listeners are. At most once per `TRIM_INTERVAL`, with the stream
+    /// locked: a listener subscribing concurrently is either already in the
+    /// table (at cursor 0, which holds the trim) or subscribes to the
+    /// trimmed ring.
+    fn trim(&self, stream: &mut StreamState, now: Instant) {
+        if stream.last_trim.is_some_and(|last| now.duration_since(last) < TRIM_INTERVAL) {
+            return;
+        }
+        stream.last_trim = Some(now);
+        let burst = stream.ring.burst_start(self.0.burst_size).max(stream.burst_floor);
+        let keep = self.0.listeners.slowest_cursor().map_or(burst, |slowest| slowest.min(burst));
+        stream.ring.trim_before(keep);
     }
 
     fn wake(&self, seq: u64) {
@@ -502,7 +533,15 @@ impl MountHandle {
 
 /// Build a listener table entry.
 pub fn listener_entry(id: u64, ip: IpAddr, user_agent: Option<String>, referer: Option<String>) -> ListenerEntry {
-    ListenerEntry { id, ip, user_agent, referer, connected: Instant::now(), control: Arc::default() }
+    ListenerEntry {
+        id,
+        ip,
+        user_agent,
+        referer,
+        connected: Instant::now(),
+        control: Arc::default(),
+        cursor: AtomicU64::new(0),
+    }
 }
 
 #[cfg(test)]

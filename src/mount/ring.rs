@@ -4,7 +4,9 @@
 //! next chunk it wants (its cursor). The ring owns no listener state: it
 //! evicts the oldest chunks once it holds more than its byte capacity, and a
 //! listener whose cursor falls off the tail has, by definition, fallen too far
-//! behind.
+//! behind. The mount also trims it (`trim_before`) to what its slowest
+//! listener and a new listener's burst still need, so a mount of fast
+//! listeners holds about a burst, not a whole queue.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -61,6 +63,17 @@ impl Ring {
             }
         }
         self.head_seq()
+    }
+
+    /// Drop the chunks before `seq` (keeping at least the newest one, as
+    /// `push` does). Listeners at or after `seq` are unaffected.
+    pub fn trim_before(&mut self, seq: u64) {
+        while self.first_seq < seq && self.chunks.len() > 1 {
+            if let Some(old) = self.chunks.pop_front() {
+                self.held -= old.data.len();
+                self.first_seq += 1;
+            }
+        }
     }
 
     /// Sequence the next pushed chunk will get.

@@ -103,3 +103,43 @@ fn lag_is_measured_from_the_live_edge() {
     assert_eq!(m.lag_at(10_000 - 4096), Lag::Within);
     assert_eq!(m.lag_at(10_000 - 4097), Lag::TooFar);
 }
+
+/// Trim as if `TRIM_INTERVAL` had passed, and report the oldest sequence kept.
+fn trim_now(m: &MountHandle) -> u64 {
+    let mut stream = m.0.stream.write();
+    stream.last_trim = None;
+    m.trim(&mut stream, Instant::now());
+    stream.ring.first_seq()
+}
+
+#[test]
+fn ring_keeps_only_what_listeners_and_new_joiners_need() {
+    let limits = Limits { delivery_interval: Duration::ZERO, burst_size: 8 * 1024, ..Limits::default() };
+    let m = MountHandle::new(Arc::new(MountConfig::dynamic("/t")), true, &limits);
+    for i in 0..64 {
+        m.push_units(&mut data(i, 1024));
+    }
+    // No listeners: only a new joiner's burst (the last 8 KiB) is kept.
+    let burst = m.subscribe(true).cursor;
+    assert_eq!(burst, 56);
+    assert_eq!(trim_now(&m), 56);
+    assert_eq!(m.subscribe(true).cursor, burst, "the burst is unchanged");
+
+    // A listener behind the burst keeps its chunks in the ring.
+    let entry = Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None));
+    entry.cursor.store(60, Ordering::Relaxed);
+    let registration = m.register(entry.clone(), false).unwrap();
+    for i in 0..16 {
+        m.push_units(&mut data(i, 1024));
+    }
+    assert_eq!(trim_now(&m), 60, "the slow listener's next chunk is kept");
+    let mut out = Vec::new();
+    assert_eq!(m.read(60, usize::MAX, &mut out), Ok(80));
+
+    // A listener still subscribing (cursor 0) holds trimming altogether.
+    entry.cursor.store(0, Ordering::Relaxed);
+    m.push_units(&mut data(9, 1024));
+    assert_eq!(trim_now(&m), 60);
+    drop(registration);
+    assert_eq!(trim_now(&m), m.subscribe(true).cursor);
+}
