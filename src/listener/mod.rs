@@ -226,7 +226,7 @@ impl ListenerStream {
         permit: OwnedSemaphorePermit,
         response_head: Bytes,
     ) -> ListenerStream {
-        let subscription = registration.mount().subscribe(true);
+        let subscription = registration.mount().subscribe(registration.entry().id, true);
         registration.entry().cursor.store(subscription.cursor, Ordering::Relaxed);
         let mut stream = ListenerStream {
             sock,
@@ -361,7 +361,7 @@ impl ListenerStream {
         };
         tracing::debug!(from = self.mount().name(), to = target.name(), "listener moved");
         self.registration = registration;
-        let subscription = target.subscribe(false);
+        let subscription = target.subscribe(self.registration.entry().id, false);
         self.cursor = subscription.cursor;
         self.registration.entry().cursor.store(self.cursor, Ordering::Relaxed);
         self.head = subscription.head;

@@ -8,6 +8,7 @@ mod metadata;
 mod registry;
 mod ring;
 mod source_info;
+mod wake;
 
 pub use listeners::{ListenerControl, ListenerEntry, Registration};
 pub use metadata::{decode_with_charset, encode_icy_block, truncate_on_char_boundary, Metadata, ICY_NO_CHANGE};
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 use crate::config::{Limits, MountConfig};
 use crate::format::{AudioInfo, Unit};
 use listeners::ListenerTable;
+use wake::{Groups, Heads, Schedule};
 
 /// How often a mount's ring is trimmed to what its listeners still need.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
@@ -75,8 +77,8 @@ struct StreamState {
     /// Headers a new listener needs before any chunk (Ogg/WebM); empty otherwise.
     headers: Bytes,
     meta: Arc<Metadata>,
-    /// When listeners were last woken (`delivery_interval` throttling).
-    last_publish: Option<Instant>,
+    /// When each wake group is next due (`delivery_interval` throttling).
+    schedule: Schedule,
     /// Framed data not yet published (only with a `delivery_interval`).
     held: BytesMut,
     /// Whether `held` starts at a sync point.
@@ -110,10 +112,9 @@ impl StreamState {
         }
     }
 
-    /// Release held data and note the wake-up; returns the sequence to publish.
-    fn publish_point(&mut self, now: Instant) -> u64 {
+    /// Release held data; returns the sequence to publish.
+    fn publish_point(&mut self) -> u64 {
         self.release_held();
-        self.last_publish = Some(now);
         self.ring.head_seq()
     }
 }
@@ -131,7 +132,8 @@ pub struct Mount {
     /// Read-mostly: many listeners copy out chunk handles, one source appends.
     /// Held only for those copies, never across an await.
     stream: RwLock<StreamState>,
-    head: watch::Sender<Head>,
+    /// What listeners wait on, one head per wake group.
+    heads: Heads,
     /// The live source, if any. Locked on attach/detach and status reads only.
     source: Mutex<Option<Arc<SourceInfo>>>,
     listeners: ListenerTable,
@@ -184,7 +186,6 @@ impl MountHandle {
         let burst_size = config.burst_size.unwrap_or(limits.burst_size);
         // Room for the slowest tolerated listener plus a full burst behind it.
         let capacity = queue_size + burst_size + 16 * 1024;
-        let (head, _) = watch::channel(Head { seq: 0, live: false, generation: 0 });
         MountHandle(Arc::new(Mount {
             dynamic,
             queue_size,
@@ -194,13 +195,13 @@ impl MountHandle {
                 ring: Ring::new(capacity),
                 headers: Bytes::new(),
                 meta: Arc::new(Metadata::default()),
-                last_publish: None,
+                schedule: Schedule::default(),
                 held: BytesMut::new(),
                 held_sync: false,
                 burst_floor: 0,
                 last_trim: None,
             }),
-            head,
+            heads: Heads::new(),
             source: Mutex::new(None),
             listeners: ListenerTable::default(),
             fallback: Mutex::new(config.fallback_mount.clone()),
@@ -245,15 +246,16 @@ impl MountHandle {
     }
 
     pub fn is_live(&self) -> bool {
-        self.0.head.borrow().live
+        self.0.heads.current().live
     }
 
     pub fn head(&self) -> Head {
-        *self.0.head.borrow()
+        self.0.heads.current()
     }
 
+    /// A receiver that sees the source come and go (for a fallback's home).
     pub fn watch_head(&self) -> watch::Receiver<Head> {
-        self.0.head.subscribe()
+        self.0.heads.subscribe(0)
     }
 
     pub fn metadata(&self) -> Arc<Metadata> {
@@ -287,7 +289,7 @@ impl MountHandle {
             stream.headers = Bytes::new();
             stream.meta = Arc::new(Metadata::default());
         }
-        self.0.head.send_modify(|h| {
+        self.0.heads.modify_all(|h| {
             h.live = true;
             h.generation += 1;
         });
@@ -300,12 +302,12 @@ impl MountHandle {
     pub fn restart_stream(&self) {
         let seq = {
             let mut stream = self.0.stream.write();
-            let seq = stream.publish_point(Instant::now());
+            let seq = stream.publish_point();
             stream.headers = Bytes::new();
             stream.burst_floor = seq;
             seq
         };
-        self.wake(seq);
+        self.0.heads.wake(Groups::ALL, seq);
     }
 
     /// Detach the source `info` (no-op if another one is attached now).
@@ -313,19 +315,19 @@ impl MountHandle {
         let mut source = self.0.source.lock();
         if source.as_ref().is_some_and(|s| Arc::ptr_eq(s, info)) {
             *source = None;
-            let seq = self.0.stream.write().publish_point(Instant::now());
-            self.0.head.send_modify(|h| {
+            let seq = self.0.stream.write().publish_point();
+            self.0.heads.modify_all(|h| {
                 h.live = false;
                 h.seq = seq;
             });
         }
     }
 
-    /// Append what the framer produced; wake listeners unless the last
-    /// wake-up was less than `delivery_interval` ago. Held-back data waits in
-    /// one pending buffer and enters the ring as one chunk when it is
+    /// Append what the framer produced and wake the listener groups that are
+    /// due (each at most once per `delivery_interval`). Held-back data waits
+    /// in one pending buffer and enters the ring as one chunk when a group is
     /// published (`publish_due` tells the source when), so each listener
-    /// handles one chunk per wake-up, not one per source write.
+    /// handles a few chunks per wake-up, not one per source write.
     pub fn push_units(&self, units: &mut Vec<Unit>) {
         if units.is_empty() {
             return;
@@ -354,21 +356,28 @@ impl MountHandle {
                     }
                 }
             }
-            let due = stream.last_publish.is_none_or(|last| now.duration_since(last) >= interval);
-            if due {
-                self.trim(&mut stream, now);
-            }
-            due.then(|| stream.publish_point(now))
+            self.due_groups(&mut stream, now)
         };
-        if let Some(seq) = wake {
-            self.wake(seq);
+        if let Some((groups, seq)) = wake {
+            self.0.heads.wake(groups, seq);
         }
+    }
+
+    /// The groups due now and the sequence to wake them for (trimming the
+    /// ring on the way), or `None` if none is due.
+    fn due_groups(&self, stream: &mut StreamState, now: Instant) -> Option<(Groups, u64)> {
+        let groups = stream.schedule.take_due(now, self.0.delivery_interval);
+        if groups.is_empty() {
+            return None;
+        }
+        self.trim(stream, now);
+        Some((groups, stream.publish_point()))
     }
 
     /// Wake every listener of this mount without new data, so they look at
     /// their control flags (admin kill/move, shutdown).
     pub fn nudge(&self) {
-        self.0.head.send_modify(|_| {});
+        self.0.heads.modify_all(|_| {});
     }
 
     /// Give the tap a copy of every unit (handles, not bytes). A tap that
@@ -399,22 +408,32 @@ impl MountHandle {
         *self.0.tap.lock() = tx;
     }
 
-    /// When held-back data is due to be published, if there is any.
+    /// When a group with data to be woken for is due, if there is one.
     pub fn publish_due(&self) -> Option<Instant> {
         let stream = self.0.stream.read();
-        let pending = !stream.held.is_empty() || stream.ring.head_seq() > self.0.head.borrow().seq;
-        pending.then(|| stream.last_publish.map_or_else(Instant::now, |last| last + self.0.delivery_interval))
+        let pending = if stream.held.is_empty() { self.0.heads.behind(stream.ring.head_seq()) } else { Groups::ALL };
+        stream.schedule.next_due(pending, Instant::now())
     }
 
-    /// Publish everything appended so far and wake listeners.
+    /// Publish to the groups that are due (the source's timer, when it sent
+    /// nothing new).
+    pub fn publish_scheduled(&self) {
+        let wake = self.due_groups(&mut self.0.stream.write(), Instant::now());
+        if let Some((groups, seq)) = wake {
+            self.0.heads.wake(groups, seq);
+        }
+    }
+
+    /// Publish everything appended so far to every listener at once (the
+    /// stream ends or is about to change hands).
     pub fn publish_now(&self) {
         let now = Instant::now();
         let seq = {
             let mut stream = self.0.stream.write();
             self.trim(&mut stream, now);
-            stream.publish_point(now)
+            stream.publish_point()
         };
-        self.wake(seq);
+        self.0.heads.wake(Groups::ALL, seq);
     }
 
     /// Let go of the chunks no listener needs any more: those before the
@@ -434,14 +453,6 @@ impl MountHandle {
         stream.ring.trim_before(keep);
     }
 
-    fn wake(&self, seq: u64) {
-        self.0.head.send_if_modified(|h| {
-            let changed = h.seq != seq;
-            h.seq = seq;
-            changed
-        });
-    }
-
     /// Record stream parameters the framer found.
     pub fn set_audio_info(&self, audio: Option<AudioInfo>) {
         if let (Some(audio), Some(source)) = (audio, self.source()) {
@@ -449,10 +460,11 @@ impl MountHandle {
         }
     }
 
-    /// Start point for a new listener: headers, then `burst_size` of recent
-    /// audio (or the live edge when `burst` is false, for moved listeners).
-    pub fn subscribe(&self, burst: bool) -> Subscription {
-        let head = self.0.head.subscribe();
+    /// Start point for listener `id`: headers, then `burst_size` of recent
+    /// audio (or the live edge when `burst` is false, for moved listeners),
+    /// and the head of its wake group.
+    pub fn subscribe(&self, id: u64, burst: bool) -> Subscription {
+        let head = self.0.heads.subscribe(Heads::group_of(id));
         let stream = self.0.stream.read();
         let cursor = if burst {
             stream.ring.burst_start(self.0.burst_size).max(stream.burst_floor)

@@ -120,10 +120,10 @@ fn ring_keeps_only_what_listeners_and_new_joiners_need() {
         m.push_units(&mut data(i, 1024));
     }
     // No listeners: only a new joiner's burst (the last 8 KiB) is kept.
-    let burst = m.subscribe(true).cursor;
+    let burst = m.subscribe(0, true).cursor;
     assert_eq!(burst, 56);
     assert_eq!(trim_now(&m), 56);
-    assert_eq!(m.subscribe(true).cursor, burst, "the burst is unchanged");
+    assert_eq!(m.subscribe(0, true).cursor, burst, "the burst is unchanged");
 
     // A listener behind the burst keeps its chunks in the ring.
     let entry = Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None));
@@ -141,5 +141,5 @@ fn ring_keeps_only_what_listeners_and_new_joiners_need() {
     m.push_units(&mut data(9, 1024));
     assert_eq!(trim_now(&m), 60);
     drop(registration);
-    assert_eq!(trim_now(&m), m.subscribe(true).cursor);
+    assert_eq!(trim_now(&m), m.subscribe(0, true).cursor);
 }

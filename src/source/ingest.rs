@@ -170,7 +170,7 @@ pub async fn run<R: AsyncRead + Unpin>(
             // Framed data held back by `delivery_interval` goes out on time
             // even if the source sends nothing more.
             _ = sleep_until(publish_due), if publish_due.is_some() => {
-                mount.publish_now();
+                mount.publish_scheduled();
                 continue;
             }
         };

@@ -129,7 +129,8 @@ fn codec_thread(input: decode::Input, reader: FeedReader, mut renditions: Vec<Re
 /// this task publishes data held back by `delivery_interval` when it is due,
 /// as the ingest loop does for ordinary sources. It ends with the renditions.
 async fn publish_held(mounts: Vec<MountHandle>, interval: std::time::Duration) {
-    let tick = interval.max(std::time::Duration::from_millis(10)) / 2;
+    // Fine enough for the wake groups' phases, a quarter interval apart.
+    let tick = interval.max(std::time::Duration::from_millis(20)) / 8;
     // Renditions go live when their encoder starts; wait for that first.
     let mut seen_live = false;
     loop {
@@ -142,7 +143,7 @@ async fn publish_held(mounts: Vec<MountHandle>, interval: std::time::Duration) {
         let now = Instant::now();
         for mount in &mounts {
             if mount.publish_due().is_some_and(|due| due <= now) {
-                mount.publish_now();
+                mount.publish_scheduled();
             }
         }
     }
