@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::decode::{Pcm, Resampler};
 use super::encode::{self, Codec, Container, Encoder, EncoderSpec};
 use crate::config::{TranscodeCodec, TranscodeConfig, TranscodeContainer};
-use crate::format::{Framer, Unit};
+use crate::format::{AudioInfo, Framer, Unit};
 use crate::mount::{Metadata, MountHandle, SourceInfo, StreamInfo};
 
 /// How long an on-demand rendition keeps encoding after its last listener
@@ -215,6 +215,10 @@ impl Rendition {
                 let frame = encoder.frame_samples();
                 self.encoder = Some(encoder);
                 self.mount.stats().encoding.store(1, Ordering::Relaxed);
+                // What the encoder makes, not what the framer reads back: an
+                // HE-AAC header states the half-rate core.
+                let info = AudioInfo { sample_rate: rate, channels, bitrate: self.config.bitrate };
+                self.mount.set_audio_info(Some(info));
                 self.target = Some((rate, channels));
                 tracing::info!(
                     mount = self.mount.name(),
@@ -259,7 +263,6 @@ impl Rendition {
         self.encoded.clear();
         let any = !self.units.is_empty();
         self.mount.push_units(&mut self.units);
-        self.mount.set_audio_info(self.framer.audio_info());
         any
     }
 

@@ -54,6 +54,8 @@ container = "webm"
     assert_clean_tone(&path, "WebM");
     let status = server.admin("/admin/stats.json").text();
     assert!(status.contains("\"audio_info\":\"samplerate=48000;channels=2"), "{status}");
+    // The HE-AAC output rate, not the half-rate core its ADTS headers state.
+    assert!(status.contains("\"audio_info\":\"samplerate=44100;channels=2;bitrate=48\""), "{status}");
 }
 
 /// An on-demand rendition encodes only while it has listeners: idle before
