@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
@@ -251,6 +251,17 @@ impl ListenerStream {
         stream.pieces.push_back(response_head);
         let meta = stream.registration.mount().metadata();
         stream.queue(&subscription.headers, &meta);
+        if stream.icy.is_none() {
+            // The burst as one copied piece: cheaper than a handle per chunk
+            // when many listeners arrive at once. ICY listeners read chunk by
+            // chunk, for each chunk's title.
+            let mut burst = BytesMut::new();
+            if let Ok(next) = stream.mount().read_copy(stream.cursor, BATCH_BYTES, &mut burst) {
+                stream.cursor = next;
+                stream.registration.entry().cursor.store(next, Ordering::Relaxed);
+                stream.queue(&burst.freeze(), &meta);
+            }
+        }
         stream
     }
 

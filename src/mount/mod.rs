@@ -482,6 +482,13 @@ impl MountHandle {
         Ok(stream.ring.read_from(cursor, max_bytes, out))
     }
 
+    /// `read`, copying the bytes into `out` (see `Ring::copy_from`).
+    pub fn read_copy(&self, cursor: u64, max_bytes: usize, out: &mut BytesMut) -> Result<u64, Lag> {
+        let stream = self.0.stream.read();
+        self.check_lag(&stream.ring, cursor)?;
+        Ok(stream.ring.copy_from(cursor, max_bytes, out))
+    }
+
     /// Is a listener whose next byte is at stream offset `position` too far behind?
     pub fn lag_at(&self, position: u64) -> Lag {
         let stream = self.0.stream.read();

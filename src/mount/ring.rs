@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::metadata::Metadata;
 
@@ -139,6 +139,18 @@ impl Ring {
 
     /// Clone up to `max_bytes` (at least one chunk) starting at `seq`.
     pub fn read_from(&self, seq: u64, max_bytes: usize, out: &mut Vec<Chunk>) -> u64 {
+        self.each_from(seq, max_bytes, |chunk| out.push(chunk.clone()))
+    }
+
+    /// Like `read_from`, but the bytes are copied into `out`: one buffer
+    /// instead of a handle per chunk (a new listener's burst is many small
+    /// chunks, and each handle is a shared reference count to bump).
+    pub fn copy_from(&self, seq: u64, max_bytes: usize, out: &mut BytesMut) -> u64 {
+        self.each_from(seq, max_bytes, |chunk| out.extend_from_slice(&chunk.data))
+    }
+
+    /// Visit chunks from `seq` up to about `max_bytes` (at least one); returns the next sequence.
+    fn each_from(&self, seq: u64, max_bytes: usize, mut visit: impl FnMut(&Chunk)) -> u64 {
         let mut next = seq;
         let mut taken = 0;
         while let Some(chunk) = self.get(next) {
@@ -146,7 +158,7 @@ impl Ring {
                 break;
             }
             taken += chunk.data.len();
-            out.push(chunk.clone());
+            visit(chunk);
             next += 1;
         }
         next

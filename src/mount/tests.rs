@@ -143,3 +143,14 @@ fn ring_keeps_only_what_listeners_and_new_joiners_need() {
     drop(registration);
     assert_eq!(trim_now(&m), m.subscribe(0, true).cursor);
 }
+
+#[test]
+fn read_copy_joins_chunks_into_one_buffer() {
+    let m = mount(0);
+    for i in 0..5 {
+        m.push_units(&mut data(i, 100));
+    }
+    let mut out = BytesMut::new();
+    assert_eq!(m.read_copy(1, 250, &mut out), Ok(3));
+    assert_eq!(&out[..], &[[1u8; 100], [2u8; 100]].concat()[..]);
+}
