@@ -64,7 +64,8 @@ pub struct Limits {
     pub max_header_size: usize,
     /// Most header fields in one request. Default: 64.
     pub max_headers: usize,
-    /// Listeners are woken for new audio at most this often. Each wake-up
+    /// Listeners are woken for new audio at most this often (a mount's in
+    /// four groups at phases spread over the interval). Each wake-up
     /// costs every listener a send (the dominant CPU cost at scale), so a
     /// longer interval serves more listeners per core and adds up to this
     /// much delay. Zero delivers every chunk as soon as it is framed; 100 ms
