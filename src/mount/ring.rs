@@ -55,25 +55,26 @@ impl Ring {
         self.chunks.push_back(Chunk { data, start: self.end, meta, sync, headers });
         self.end += len as u64;
         self.held += len;
-        // Keep at least one chunk so a listener at the head always has a position.
-        while self.held > self.capacity && self.chunks.len() > 1 {
-            if let Some(old) = self.chunks.pop_front() {
-                self.held -= old.data.len();
-                self.first_seq += 1;
-            }
-        }
+        while self.held > self.capacity && self.evict_oldest() {}
         self.head_seq()
     }
 
     /// Drop the chunks before `seq` (keeping at least the newest one, as
     /// `push` does). Listeners at or after `seq` are unaffected.
     pub fn trim_before(&mut self, seq: u64) {
-        while self.first_seq < seq && self.chunks.len() > 1 {
-            if let Some(old) = self.chunks.pop_front() {
-                self.held -= old.data.len();
-                self.first_seq += 1;
-            }
+        while self.first_seq < seq && self.evict_oldest() {}
+    }
+
+    /// Drop the oldest chunk unless it is the only one (so a listener at the
+    /// head always has a position); false if nothing was dropped.
+    fn evict_oldest(&mut self) -> bool {
+        if self.chunks.len() <= 1 {
+            return false;
         }
+        let Some(old) = self.chunks.pop_front() else { return false };
+        self.held -= old.data.len();
+        self.first_seq += 1;
+        true
     }
 
     /// Sequence the next pushed chunk will get.

@@ -60,7 +60,7 @@ impl Heads {
     }
 
     pub fn subscribe(&self, group: usize) -> watch::Receiver<Head> {
-        self.senders[group % GROUPS].subscribe()
+        self.senders[group].subscribe()
     }
 
     /// Change every group's head (a source came or went) and wake everyone.
@@ -99,7 +99,8 @@ impl Heads {
 /// so the groups keep their phases however late a publish happens.
 #[derive(Debug, Default)]
 pub struct Schedule {
-    due: [Option<Instant>; GROUPS],
+    /// `None` until the first publish.
+    due: Option<[Instant; GROUPS]>,
 }
 
 impl Schedule {
@@ -109,19 +110,16 @@ impl Schedule {
         if interval.is_zero() {
             return Groups::ALL;
         }
-        if self.due.iter().all(Option::is_none) {
-            for (group, due) in self.due.iter_mut().enumerate() {
-                *due = Some(now + interval * (group as u32 + 1) / GROUPS as u32);
-            }
+        let Some(due) = &mut self.due else {
+            self.due = Some(std::array::from_fn(|group| now + interval * (group as u32 + 1) / GROUPS as u32));
             return Groups::ALL;
-        }
+        };
         let mut groups = Groups::NONE;
-        for (group, slot) in self.due.iter_mut().enumerate() {
-            let Some(due) = *slot else { continue };
-            if due <= now {
+        for (group, due) in due.iter_mut().enumerate() {
+            if *due <= now {
                 groups = groups.with(group);
-                let intervals = (now - due).as_nanos() / interval.as_nanos() + 1;
-                *slot = Some(due + interval * u32::try_from(intervals).unwrap_or(u32::MAX));
+                let intervals = (now - *due).as_nanos() / interval.as_nanos() + 1;
+                *due += interval * u32::try_from(intervals).unwrap_or(u32::MAX);
             }
         }
         groups
@@ -129,7 +127,7 @@ impl Schedule {
 
     /// The earliest time one of `groups` is due (`now` before the first publish).
     pub fn next_due(&self, groups: Groups, now: Instant) -> Option<Instant> {
-        (0..GROUPS).filter(|&g| groups.contains(g)).map(|g| self.due[g].unwrap_or(now)).min()
+        (0..GROUPS).filter(|&g| groups.contains(g)).map(|g| self.due.map_or(now, |due| due[g])).min()
     }
 }
 

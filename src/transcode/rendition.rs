@@ -189,16 +189,22 @@ impl Rendition {
         if since.elapsed() < ON_DEMAND_LINGER {
             return true;
         }
+        self.go_idle();
+        false
+    }
+
+    /// Stop encoding until listeners return: end the stream, drop the
+    /// encoder and resampler, and restart the mount's stream so the next
+    /// listener gets one of its own from its first byte.
+    fn go_idle(&mut self) {
         self.flush_encoder();
         self.encoder = None;
         self.resampler = None;
         self.target = None;
         self.idle_since = None;
-        // The next listener gets a stream of its own from its first byte.
         self.framer = self.source.format.framer();
         self.mount.restart_stream();
         tracing::info!(mount = self.mount.name(), "rendition idle: no listeners");
-        false
     }
 
     fn ensure_encoder(&mut self, pcm: &Pcm) -> Option<(u32, u8)> {

@@ -29,8 +29,8 @@ fn chromium_plays_mp3_from_status_page() {
 /// the WebM one on demand (started by the browser's request).
 #[test]
 fn chromium_plays_webm_and_ogg_renditions() {
-    let server = TestServer::start(Opts {
-        rest: r#"
+    let server = TestServer::with_mounts(
+        r#"
 [[mount]]
 name = "/live.mp3"
 [[mount.transcode]]
@@ -42,8 +42,7 @@ on_demand = true
 name = "/live.opus"
 codec = "opus"
 "#,
-        ..Opts::default()
-    });
+    );
     let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
     server.wait_live("/live.webm");
     server.wait_live("/live.opus");

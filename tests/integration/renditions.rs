@@ -13,8 +13,8 @@ use crate::transcode::{assert_clean_tone, capture};
 /// codec, profile and container; a late WebM joiner decodes from its first byte.
 #[test]
 fn he_aac_and_webm_renditions() {
-    let server = TestServer::start(Opts {
-        rest: r#"
+    let server = TestServer::with_mounts(
+        r#"
 [[mount]]
 name = "/src.mp3"
 [[mount.transcode]]
@@ -27,8 +27,7 @@ codec = "opus"
 bitrate = 64
 container = "webm"
 "#,
-        ..Opts::default()
-    });
+    );
     let _source =
         FfmpegSource::start(&server, "/src.mp3", MP3, "sine=frequency=440:sample_rate=44100", "1", &["-ac", "2"]);
     server.wait_live("/r.webm");
@@ -63,8 +62,8 @@ container = "webm"
 /// stream (headers first, clean decode) for the next one.
 #[test]
 fn on_demand_renditions_encode_only_for_listeners() {
-    let server = TestServer::start(Opts {
-        rest: r#"
+    let server = TestServer::with_mounts(
+        r#"
 [[mount]]
 name = "/src.mp3"
 [[mount.transcode]]
@@ -73,8 +72,7 @@ codec = "opus"
 bitrate = 48
 on_demand = true
 "#,
-        ..Opts::default()
-    });
+    );
     let _source = FfmpegSource::start(&server, "/src.mp3", MP3, "sine=frequency=440:sample_rate=44100", "2", &[]);
     server.wait_live("/od.opus");
     // Several seconds of source audio go by with nobody listening.
@@ -103,8 +101,8 @@ on_demand = true
 /// and return (`fallback_override`) when it comes back.
 #[test]
 fn rendition_listeners_fall_back_and_return() {
-    let server = TestServer::start(Opts {
-        rest: r#"
+    let server = TestServer::with_mounts(
+        r#"
 [[mount]]
 name = "/main.mp3"
 [[mount.transcode]]
@@ -120,8 +118,7 @@ name = "/backup.aac"
 codec = "aac"
 bitrate = 64
 "#,
-        ..Opts::default()
-    });
+    );
     let _backup = FfmpegSource::start(&server, "/backup.mp3", MP3, "sine=frequency=660:sample_rate=44100", "1", &[]);
     let mut main = FfmpegSource::sine(&server, "/main.mp3", MP3);
     server.wait_live("/backup.aac");
@@ -156,8 +153,8 @@ bitrate = 64
 /// switch is still the tone at the right pitch (the resampler was remade).
 #[test]
 fn chained_ogg_source_changing_rate_and_channels() {
-    let server = TestServer::start(Opts {
-        rest: r#"
+    let server = TestServer::with_mounts(
+        r#"
 [[mount]]
 name = "/src.ogg"
 [[mount.transcode]]
@@ -169,8 +166,7 @@ name = "/c.opus"
 codec = "opus"
 bitrate = 48
 "#,
-        ..Opts::default()
-    });
+    );
     let vorbis = |name: &str, rate: u32, channels: &str| {
         let input = format!("sine=frequency=440:sample_rate={rate}:duration=4");
         std::fs::read(ffmpeg_make(&server, name, &input, &["-ac", channels, "-c:a", "libvorbis", "-f", "ogg"])).unwrap()

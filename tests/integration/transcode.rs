@@ -41,7 +41,7 @@ fn source_bytes(server: &TestServer) -> u64 {
 }
 
 fn ladder_server() -> TestServer {
-    TestServer::start(Opts { rest: LADDER, ..Opts::default() })
+    TestServer::with_mounts(LADDER)
 }
 
 /// Capture `seconds` of a mount to a file, returning the path and the bytes

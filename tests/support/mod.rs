@@ -36,6 +36,11 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server with the default options plus these mount sections.
+    pub fn with_mounts(rest: &'static str) -> TestServer {
+        TestServer::start(Opts { rest, ..Opts::default() })
+    }
+
     pub fn start(opts: Opts) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(

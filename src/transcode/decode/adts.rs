@@ -5,7 +5,6 @@
 //! decoded with the wrong tables. The ADTS header is simple enough to parse here, which lets us
 //! rebuild the decoder whenever a frame announces new parameters.
 
-use super::lookahead::Lookahead;
 use std::io::{self, Read};
 
 use symphonia::core::audio::layouts::{CHANNEL_LAYOUT_MONO, CHANNEL_LAYOUT_STEREO};
@@ -14,6 +13,7 @@ use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder};
 use symphonia::core::packet::Packet;
 use symphonia::core::units::{Duration, Timestamp};
 
+use super::lookahead::Lookahead;
 use super::symphonia::{decode_packet, make_decoder};
 use super::{DecodeError, DecodeStats, ErrorStreak, Pcm};
 
