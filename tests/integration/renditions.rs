@@ -44,7 +44,9 @@ container = "webm"
     assert_clean_tone(&path, "HE-AAC");
 
     // Joining late: the listener gets the stored headers, then Clusters.
-    let (path, _) = capture(&server, "/r.webm", 3);
+    let (path, bytes_per_s) = capture(&server, "/r.webm", 3);
+    let kbps = bytes_per_s * 8.0 / 1000.0;
+    assert!((48.0..96.0).contains(&kbps), "WebM Opus at {kbps:.0} kbit/s for 64");
     let body = std::fs::read(&path).unwrap();
     assert!(body.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]), "starts with the EBML header");
     let stream = ffprobe(&path);
@@ -95,6 +97,39 @@ on_demand = true
         eventually("the rendition goes idle", WAIT, || server.mount_stat("/od.opus", "encoding") == 0);
     }
     assert!(server.is_live("/od.opus"), "an idle rendition is still a mount listeners can join");
+}
+
+/// With `ogg_metadata = false` a title change does not chain a new Ogg
+/// stream: one logical stream throughout, the title in the status only.
+#[test]
+fn ogg_metadata_off_keeps_one_logical_stream() {
+    let server = TestServer::with_mounts(
+        r#"
+[[mount]]
+name = "/src.mp3"
+[[mount.transcode]]
+name = "/flat.opus"
+codec = "opus"
+bitrate = 48
+ogg_metadata = false
+"#,
+    );
+    let _source = FfmpegSource::sine(&server, "/src.mp3", MP3);
+    server.wait_live("/flat.opus");
+    let mut listener = Listener::connect(&server, "/flat.opus", &[]);
+    listener.read_at_least(2000, WAIT);
+    let set = server.admin("/admin/metadata?mount=/src.mp3&mode=updinfo&song=Flat+Title");
+    assert_eq!(set.status, 200);
+    eventually("the title reaches the rendition's status", WAIT, || {
+        let json: serde_json::Value = serde_json::from_slice(&server.admin("/admin/stats.json").body).unwrap();
+        let sources = json["icestats"]["source"].as_array().cloned().unwrap_or_default();
+        sources.iter().any(|s| s["mount"] == "/flat.opus" && s["title"] == "Flat Title")
+    });
+    let after = listener.body.len();
+    listener.read_at_least(after + 12_000, WAIT);
+    let bos_pages = listener.body.windows(6).filter(|w| &w[..4] == b"OggS" && w[5] & 2 == 2).count();
+    assert_eq!(bos_pages, 1, "no chained stream for the title");
+    assert!(find(&listener.body, b"Flat Title").is_none(), "the title stays out of band");
 }
 
 /// A rendition's listeners follow its own fallback when the source leaves,
