@@ -32,6 +32,10 @@ struct Cli {
 enum Command {
     /// Check a configuration file and report every problem.
     CheckConfig { file: PathBuf },
+    /// Internal: the codec process the server starts per transcoded mount
+    /// (the mount is named for `ps`; the job comes on stdin).
+    #[command(hide = true)]
+    CodecWorker { mount: Option<String> },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,9 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    if let Some(Command::CodecWorker { .. }) = &cli.command {
+        return floe::transcode::codec_process::run();
+    }
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return match config::load_file(file) {
             Ok(_) => {

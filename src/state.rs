@@ -26,6 +26,9 @@ pub struct ServerStats {
     pub slow_listeners: AtomicU64,
     /// Requests refused before routing (bad heads, timeouts, limits).
     pub bad_requests: AtomicU64,
+    /// Codec processes that failed (crashed, stalled, ran away, refused a
+    /// stream) and renditions whose encoder failed, all mounts.
+    pub transcode_failures: AtomicU64,
 }
 
 /// Everything a connection needs, cheap to clone.

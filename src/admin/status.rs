@@ -104,6 +104,7 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
         .field("total_bytes_sent", load(&stats.bytes_sent))
         .field("transcode_cpu_ms", load(&stats.transcode_ns) / 1_000_000)
         .field("corrupt_packets", load(&stats.corrupt_packets))
+        .field("transcode_failures", load(&stats.transcode_failures))
         .field("transcode_delay_ms", load(&stats.transcode_delay_us) / 1000)
         .field("transcode_delay_max_ms", load(&stats.transcode_delay_max_us) / 1000)
         .field("title", meta.song.as_str())
@@ -158,5 +159,6 @@ pub fn stats_elem(state: &AppState) -> Elem {
         .field("sources", live.len())
         .field("stats", 0u64)
         .field("stats_connections", load(&s.stats_connections))
+        .field("transcode_failures", load(&s.transcode_failures))
         .children(state.mounts.all().iter().filter(|m| m.is_live()).map(|m| source_elem(state, m)))
 }

@@ -331,6 +331,8 @@ const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
 const MAX_BUFFER: u64 = 1 << 30;
 /// Smallest accepted queue: a few TCP segments.
 const MIN_QUEUE: u64 = 4096;
+/// Smallest memory limit of a codec process: what the codecs need to start.
+const MIN_CODEC_MEMORY: u64 = 128 << 20;
 /// Largest accepted request-head limit: 1 MiB.
 const MAX_HEAD: u64 = 1 << 20;
 /// Counts (clients, sources, listeners) have no upper bound.
@@ -371,6 +373,7 @@ const LIMITS: &[Field<Limits>] = &[
     ("delivery_interval_ms", |c, k, v, l| {
         set(&mut l.delivery_interval, c.uint(k, v, 0..=1000, "milliseconds").map(Duration::from_millis))
     }),
+    ("transcode_memory", |c, k, v, l| set(&mut l.transcode_memory, c.uint(k, v, MIN_CODEC_MEMORY..=1 << 40, "bytes"))),
 ];
 
 const AUTH: &[Field<AuthConfig>] = &[

@@ -72,6 +72,11 @@ pub struct Limits {
     /// is about the cadence Icecast 2.4 sends at (measured: ~11 sends per
     /// listener per second). Default: 100 ms.
     pub delivery_interval: Duration,
+    /// Address space each codec process (one per source mount with
+    /// renditions) may map, in bytes. A stream crafted to make a decoder
+    /// allocate without bound hits this limit and costs that mount's
+    /// renditions a restart, not the server its memory. Default: 536870912 (512 MiB).
+    pub transcode_memory: u64,
 }
 
 /// `[auth]`: global credentials.
@@ -137,7 +142,7 @@ pub struct MountConfig {
 }
 
 /// Codecs Floe can encode renditions in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TranscodeCodec {
     Mp3,
     /// AAC-LC.
@@ -149,7 +154,7 @@ pub enum TranscodeCodec {
 }
 
 /// What Opus and Vorbis renditions are wrapped in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TranscodeContainer {
     /// Chained Ogg (titles travel as new comment headers). The default.
     Ogg,
@@ -158,8 +163,8 @@ pub enum TranscodeContainer {
 }
 
 /// `[[mount.transcode]]`: one rendition of a source mount, served as an
-/// ordinary mount of its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// ordinary mount of its own. Serializable: a codec process gets it in its job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TranscodeConfig {
     /// The rendition's mount path.
     pub name: String,
@@ -245,6 +250,7 @@ impl Default for Limits {
             max_header_size: 16384,
             max_headers: 64,
             delivery_interval: Duration::from_millis(100),
+            transcode_memory: 512 << 20,
         }
     }
 }

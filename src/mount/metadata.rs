@@ -40,6 +40,11 @@ impl Metadata {
         Metadata::build(song, artist.map(str::to_string), title.map(str::to_string), url)
     }
 
+    /// Metadata from all its fields (as they travel to and from a codec process).
+    pub fn from_fields(song: &str, artist: Option<&str>, title: Option<&str>, url: Option<&str>) -> Metadata {
+        Metadata::build(song.to_string(), artist.map(str::to_string), title.map(str::to_string), url)
+    }
+
     fn build(song: String, artist: Option<String>, title: Option<String>, url: Option<&str>) -> Metadata {
         let url = url.filter(|u| !u.is_empty()).map(str::to_string);
         let icy_block = encode_icy_block(&song, url.as_deref());

@@ -8,6 +8,7 @@ mod metadata;
 mod registry;
 mod ring;
 mod source_info;
+pub mod tap;
 mod wake;
 
 pub use listeners::{ListenerControl, ListenerEntry, Registration};
@@ -15,6 +16,7 @@ pub use metadata::{decode_with_charset, encode_icy_block, truncate_on_char_bound
 pub use registry::Mounts;
 pub use ring::{Chunk, Ring};
 pub use source_info::{SourceInfo, StreamInfo};
+pub use tap::{Tap, TapId, Tapped};
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +70,10 @@ pub struct MountStats {
     pub transcode_delay_max_us: AtomicU64,
     /// 1 while a rendition's encoder runs (on-demand ones idle at 0).
     pub encoding: AtomicU64,
+    /// Times transcoding failed and its renditions ended: on a source mount,
+    /// its codec process (crashed, stalled, refused the stream); on a
+    /// rendition, its own encoder.
+    pub transcode_failures: AtomicU64,
 }
 
 /// The data plane: written by the source, read by every listener.
@@ -139,19 +145,11 @@ pub struct Mount {
     listeners: ListenerTable,
     /// The transcoder's feed, while one runs. It sees data as it is framed,
     /// before `delivery_interval` batching, so renditions add no such delay.
-    tap: Mutex<Option<tokio::sync::mpsc::Sender<Tapped>>>,
+    tap: Mutex<Option<Tap>>,
     /// Where listeners go when the source leaves; starts as configured,
     /// changed at run time by `/admin/fallbacks`. Read on source loss only.
     fallback: Mutex<Option<String>>,
     pub stats: MountStats,
-}
-
-/// What a mount hands its tap (the transcoder): every unit as it is framed,
-/// with the time it arrived, and title changes at their place in the stream.
-#[derive(Debug)]
-pub enum Tapped {
-    Data(Bytes, Instant),
-    Title(Arc<Metadata>),
 }
 
 /// A cheap, clonable handle to a mount.
@@ -272,8 +270,8 @@ impl MountHandle {
             stream.release_held();
             stream.meta = meta.clone();
         }
-        if let Some(tx) = self.0.tap.lock().as_ref() {
-            let _ = tx.try_send(Tapped::Title(meta));
+        if let Some(tap) = self.0.tap.lock().as_ref() {
+            tap.offer(Tapped::Title(meta));
         }
     }
 
@@ -385,27 +383,34 @@ impl MountHandle {
     /// transcoder's decoder resyncs.
     fn tap(&self, units: &[Unit], now: Instant) {
         let tap = self.0.tap.lock();
-        let Some(tx) = tap.as_ref() else { return };
+        let Some(tap) = tap.as_ref() else { return };
         for unit in units {
             let bytes = match unit {
                 Unit::Data { bytes, .. } | Unit::Headers { bytes, .. } => bytes.clone(),
             };
-            if tx.try_send(Tapped::Data(bytes, now)).is_err() {
+            if !tap.offer(Tapped::Data(bytes, now)) {
                 self.0.stats.tap_overruns.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
     /// Start feeding a transcoder: the current stream headers first, then
-    /// everything framed from now on. `None` stops it (the receiver sees the end).
-    pub fn set_tap(&self, tx: Option<tokio::sync::mpsc::Sender<Tapped>>) {
-        if let Some(tx) = &tx {
-            let headers = self.0.stream.read().headers.clone();
-            if !headers.is_empty() {
-                let _ = tx.try_send(Tapped::Data(headers, Instant::now()));
-            }
+    /// everything framed from now on (replacing any earlier tap).
+    pub fn set_tap(&self, tap: Tap) {
+        let headers = self.0.stream.read().headers.clone();
+        if !headers.is_empty() {
+            tap.offer(Tapped::Data(headers, Instant::now()));
         }
-        *self.0.tap.lock() = tx;
+        *self.0.tap.lock() = Some(tap);
+    }
+
+    /// Stop feeding the transcoder that holds `id` (its receiver sees the
+    /// end); a newer transcoder's tap stays.
+    pub fn clear_tap(&self, id: &TapId) {
+        let mut tap = self.0.tap.lock();
+        if tap.as_ref().is_some_and(|t| t.is(id)) {
+            *tap = None;
+        }
     }
 
     /// When a group with data to be woken for is due, if there is one.

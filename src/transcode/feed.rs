@@ -1,93 +1,127 @@
-//! From the source mount to the codec thread: the mount's tap (a bounded
-//! channel fed as units are framed) read through a blocking `Read` the
-//! decoder pulls from. Title changes travel in the same channel at their
-//! place in the audio and are handed over when the decoder reads past them.
+//! The codec process's input: framed messages from the server on stdin,
+//! read through a blocking `Read` that the decoder pulls source bytes from.
+//! Title changes and on-demand switches travel in the same pipe at their
+//! place in the stream, and are handed to the encoding loop ([`Pending`])
+//! once the decoder has read past them.
 
-use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
-use crate::mount::{Metadata, Tapped};
+use super::wire::{self, Title, ToCodec};
 
-/// The latest title change the decoder has read past, for the codec thread.
+/// What the decoder has read past and the encoding loop has not seen yet.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// The latest title change (a quicker one replaces an earlier one).
+    pub title: Option<Title>,
+    /// On-demand switches, in order: (rendition, wanted).
+    pub wants: Vec<(u8, bool)>,
+    /// Arrival time (µs into the session) of the newest source data read.
+    pub arrived_us: u64,
+    /// Time spent waiting for the server, in nanoseconds.
+    pub waited_ns: u64,
+}
+
+/// [`Pending`], shared between the reader (inside the decoder) and the loop.
 #[derive(Clone, Default)]
-pub struct Titles(Arc<Mutex<Option<Arc<Metadata>>>>);
+pub struct Shared(Arc<Mutex<Pending>>);
 
-impl Titles {
-    pub fn take(&self) -> Option<Arc<Metadata>> {
-        self.0.lock().take()
+impl Shared {
+    /// Take the title and switches, leaving the clock readings.
+    pub fn take(&self) -> (Option<Title>, Vec<(u8, bool)>, u64) {
+        let mut pending = self.0.lock();
+        (pending.title.take(), std::mem::take(&mut pending.wants), pending.arrived_us)
     }
-}
 
-/// Timing the codec thread reads: how long it waited for the source, and
-/// when the data it is decoding arrived.
-#[derive(Clone)]
-pub struct Clock {
-    base: Instant,
-    waited_ns: Arc<AtomicU64>,
-    /// Arrival of the newest data handed to the decoder, as nanoseconds since `base`.
-    arrived_ns: Arc<AtomicU64>,
-}
-
-impl Clock {
     pub fn waited_ns(&self) -> u64 {
-        self.waited_ns.load(Ordering::Relaxed)
+        self.0.lock().waited_ns
     }
 
-    /// How long ago the newest decoded data arrived from the source.
-    pub fn since_arrival(&self) -> std::time::Duration {
-        let arrived = self.base + std::time::Duration::from_nanos(self.arrived_ns.load(Ordering::Relaxed));
-        arrived.elapsed()
+    pub fn arrived_us(&self) -> u64 {
+        self.0.lock().arrived_us
     }
 }
 
-/// A blocking reader over the tap: EOF when the tap is dropped.
-pub struct FeedReader {
-    rx: mpsc::Receiver<Tapped>,
+/// A blocking reader of the source bytes in the server's messages; EOF when
+/// the server closes the pipe (the source ended).
+pub struct FeedReader<R> {
+    input: R,
     current: Bytes,
-    titles: Titles,
-    clock: Clock,
+    pending: Shared,
+    /// Called after every message read: lets the server know we are alive.
+    heartbeat: Box<dyn FnMut() + Send>,
 }
 
-impl FeedReader {
-    pub fn new(rx: mpsc::Receiver<Tapped>) -> FeedReader {
-        let clock = Clock { base: Instant::now(), waited_ns: Arc::default(), arrived_ns: Arc::default() };
-        FeedReader { rx, current: Bytes::new(), titles: Titles::default(), clock }
-    }
-
-    pub fn titles(&self) -> Titles {
-        self.titles.clone()
-    }
-
-    pub fn clock(&self) -> Clock {
-        self.clock.clone()
+impl<R: Read> FeedReader<R> {
+    pub fn new(input: R, pending: Shared, heartbeat: Box<dyn FnMut() + Send>) -> FeedReader<R> {
+        FeedReader { input, current: Bytes::new(), pending, heartbeat }
     }
 }
 
-impl Read for FeedReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl<R: Read> Read for FeedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
             let waiting = Instant::now();
-            let next = self.rx.blocking_recv();
-            self.clock.waited_ns.fetch_add(waiting.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            match next {
-                Some(Tapped::Data(data, arrived)) => {
-                    let since = arrived.saturating_duration_since(self.clock.base).as_nanos() as u64;
-                    self.clock.arrived_ns.store(since, Ordering::Relaxed);
-                    self.current = data;
+            let frame = wire::read_frame(&mut self.input);
+            let mut pending = self.pending.0.lock();
+            pending.waited_ns += waiting.elapsed().as_nanos() as u64;
+            let message = match frame {
+                Ok(None) => return Ok(0),
+                Ok(Some((tag, payload))) => ToCodec::decode(tag, payload),
+                Err(error) => Err(error),
+            };
+            match message {
+                Ok(ToCodec::Data { arrived_us, bytes }) => {
+                    pending.arrived_us = arrived_us;
+                    self.current = bytes;
                 }
-                Some(Tapped::Title(meta)) => *self.titles.0.lock() = Some(meta),
-                None => return Ok(0),
+                Ok(ToCodec::Title(title)) => pending.title = Some(title),
+                Ok(ToCodec::Want { rendition, wanted }) => pending.wants.push((rendition, wanted)),
+                Ok(ToCodec::Job(_)) => return Err(io::Error::new(io::ErrorKind::InvalidData, "a second job")),
+                Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error.to_string())),
             }
+            drop(pending);
+            (self.heartbeat)();
         }
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current[..n]);
         self.current.advance(n);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_data_and_collects_what_travels_with_it() {
+        let mut wire = Vec::new();
+        ToCodec::Data { arrived_us: 5, bytes: Bytes::from_static(b"abc") }.encode(&mut wire);
+        ToCodec::Title(Title { song: "S".into(), ..Title::default() }).encode(&mut wire);
+        ToCodec::Want { rendition: 1, wanted: false }.encode(&mut wire);
+        ToCodec::Data { arrived_us: 9, bytes: Bytes::from_static(b"de") }.encode(&mut wire);
+        let pending = Shared::default();
+        let beats = Arc::new(Mutex::new(0));
+        let counter = beats.clone();
+        let mut reader = FeedReader::new(&wire[..], pending.clone(), Box::new(move || *counter.lock() += 1));
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).expect("reads");
+        assert_eq!(all, b"abcde");
+        let (title, wants, arrived) = pending.take();
+        assert_eq!(title.map(|t| t.song).as_deref(), Some("S"));
+        assert_eq!(wants, vec![(1, false)]);
+        assert_eq!(arrived, 9);
+        assert_eq!(*beats.lock(), 4);
+    }
+
+    #[test]
+    fn garbage_from_the_server_is_an_error() {
+        let mut reader = FeedReader::new(&[3u8, 0, 0, 0, 99, 1, 2][..], Shared::default(), Box::new(|| {}));
+        assert!(reader.read(&mut [0u8; 8]).is_err());
     }
 }

@@ -9,6 +9,7 @@ mod bad_input;
 mod bench;
 mod browser;
 mod clients;
+mod codec_isolation;
 mod config;
 mod icy;
 mod ingest;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -91,6 +93,45 @@ impl TestServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Is the server process still running?
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Pids of the server's codec processes (`floe codec-worker <mount>`).
+    pub fn codec_pids(&self, mount: &str) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let Some(after) = stat.rfind(')').map(|at| &stat[at + 1..]) else { continue };
+            let parent = after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            if parent == Some(self.pid())
+                && args.get(1) == Some(&&b"codec-worker"[..])
+                && args.get(2) == Some(&mount.as_bytes())
+            {
+                pids.push(pid);
+            }
+        }
+        pids
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -355,6 +396,28 @@ impl FfmpegSource {
         cmd.args(codec.args).args(["-content_type", codec.content_type, "-f", codec.muxer]);
         cmd.args(extra).arg(url);
         let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("ffmpeg is installed (scripts/test installs it)");
+        FfmpegSource { child, log }
+    }
+
+    /// Stream a file as it is (`-c copy`), in real time.
+    pub fn file(
+        server: &TestServer,
+        mount: &str,
+        path: &std::path::Path,
+        content_type: &str,
+        muxer: &str,
+    ) -> FfmpegSource {
+        let log = server.dir().join(format!("ffmpeg{}.log", mount.replace('/', "_")));
+        let url = format!("icecast://source:hackme@{}{}", server.http, mount);
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-i"])
+            .arg(path)
+            .args(["-c", "copy", "-content_type", content_type, "-f", muxer])
+            .arg(url)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

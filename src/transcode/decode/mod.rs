@@ -33,11 +33,12 @@ pub mod resample;
 mod symphonia;
 #[cfg(test)]
 mod tests;
+mod vorbis_setup;
 
 pub use self::resample::Resampler;
 
 /// The kind of source stream to decode (mirrors the formats Floe frames).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Input {
     /// MPEG-1/2/2.5 audio layer III.
     Mp3,
@@ -155,6 +156,10 @@ enum ReaderError {
 fn classify(err: SymphoniaError) -> ReaderError {
     match err {
         SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => ReaderError::End,
+        // The page filter refused the stream (a hostile Vorbis setup header).
+        SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::InvalidData => {
+            ReaderError::Fatal(DecodeError::Unsupported(e.to_string()))
+        }
         SymphoniaError::IoError(e) => ReaderError::Fatal(DecodeError::Io(e)),
         SymphoniaError::ResetRequired => ReaderError::Reset,
         _ => ReaderError::Skip,
@@ -182,7 +187,19 @@ impl ErrorStreak {
     }
 }
 
-/// Copies a symphonia buffer into a [`Pcm`] block and hands it on; empty buffers are dropped.
+/// Make decoded samples safe for any encoder: NaN and ±infinity become
+/// silence, everything else is clipped to full scale. A crafted stream (an
+/// MP3 frame with a huge global gain, say) decodes to values far outside
+/// `-1.0..=1.0`, on which LAME aborts the process and other encoders lose
+/// their bitrate or their signal.
+pub fn sanitize(samples: &mut [f32]) {
+    for s in samples {
+        *s = if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 };
+    }
+}
+
+/// Copies a symphonia buffer into a [`Pcm`] block (sanitised) and hands it
+/// on; empty buffers are dropped.
 fn emit(buf: &GenericAudioBufferRef<'_>, on_pcm: &mut dyn FnMut(Pcm)) {
     if buf.frames() == 0 {
         return;
@@ -193,5 +210,6 @@ fn emit(buf: &GenericAudioBufferRef<'_>, on_pcm: &mut dyn FnMut(Pcm)) {
     };
     let mut samples = Vec::with_capacity(buf.samples_interleaved());
     buf.copy_to_vec_interleaved(&mut samples);
+    sanitize(&mut samples);
     on_pcm(Pcm { sample_rate: spec.rate(), channels, samples });
 }

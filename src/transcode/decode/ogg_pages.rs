@@ -7,12 +7,16 @@
 //! only valid pages reaching it, a damaged page is just a gap (symphonia notices the sequence
 //! discontinuity and carries on). A damaged *header* page still cannot be recovered from: that
 //! is inherent to Ogg codecs, which cannot decode without their setup headers.
+//!
+//! The filter also holds back Vorbis setup headers the decoder must not see (`vorbis_setup`):
+//! the read fails with `InvalidData` instead, which ends decoding as an unsupported stream.
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::lookahead::Lookahead;
+use super::vorbis_setup;
 
 const HEADER_LEN: usize = 27;
 const CAPTURE: &[u8; 4] = b"OggS";
@@ -30,12 +34,19 @@ pub(super) struct PageFilter<R> {
     out_pos: usize,
     /// Runs of junk or damaged pages dropped so far.
     dropped: Arc<AtomicU64>,
+    vorbis: VorbisHeaders,
 }
 
 impl<R: Read> PageFilter<R> {
     /// Wraps `inner`; `dropped` counts the junk runs and damaged pages removed.
     pub(super) fn new(inner: R, dropped: Arc<AtomicU64>) -> Self {
-        Self { input: Lookahead::new(inner, 8192), out: Vec::new(), out_pos: 0, dropped }
+        Self {
+            input: Lookahead::new(inner, 8192),
+            out: Vec::new(),
+            out_pos: 0,
+            dropped,
+            vorbis: VorbisHeaders::default(),
+        }
     }
 
     /// Moves the next valid page into `out`; returns false at the end of the input.
@@ -74,6 +85,7 @@ impl<R: Read> PageFilter<R> {
             self.out.extend_from_slice(&self.input.available()[..len]);
             self.out_pos = 0;
             self.input.consume(len);
+            self.vorbis.inspect(&self.out).map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))?;
             break true;
         };
         if junk {
@@ -92,6 +104,55 @@ impl<R: Read> Read for PageFilter<R> {
         buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
         self.out_pos += n;
         Ok(n)
+    }
+}
+
+/// Largest Vorbis setup header looked at (real ones are a few KB).
+const MAX_SETUP: usize = 1 << 20;
+/// Vorbis streams whose headers are being collected at once.
+const MAX_PENDING: usize = 16;
+
+/// Collects the setup header of each Vorbis stream to check it before the
+/// decoder reads it.
+#[derive(Default)]
+struct VorbisHeaders {
+    /// (serial, header packets completed, the setup packet so far).
+    pending: Vec<(u32, u32, Vec<u8>)>,
+}
+
+impl VorbisHeaders {
+    /// Look at one valid page; `Err` refuses the stream.
+    fn inspect(&mut self, page: &[u8]) -> Result<(), String> {
+        let serial = u32::from_le_bytes([page[14], page[15], page[16], page[17]]);
+        let segments = usize::from(page[26]);
+        let (table, body) = page[HEADER_LEN..].split_at(segments);
+        if page[5] & 0x02 != 0 && body.starts_with(b"\x01vorbis") && self.pending.len() < MAX_PENDING {
+            self.pending.retain(|(s, ..)| *s != serial);
+            self.pending.push((serial, 0, Vec::new()));
+        }
+        let Some(index) = self.pending.iter().position(|(s, ..)| *s == serial) else { return Ok(()) };
+        let (_, done, setup) = &mut self.pending[index];
+        let mut at = 0;
+        for &lace in table {
+            let segment = body.get(at..at + usize::from(lace)).unwrap_or_default();
+            at += usize::from(lace);
+            // Packets 0 and 1 are the identification and comment headers.
+            if *done == 2 {
+                setup.extend_from_slice(segment);
+                if setup.len() > MAX_SETUP {
+                    return Err(format!("Vorbis setup header larger than {} KiB refused", MAX_SETUP >> 10));
+                }
+            }
+            if lace < 255 {
+                if *done == 2 {
+                    let verdict = vorbis_setup::check(setup);
+                    self.pending.remove(index);
+                    return verdict;
+                }
+                *done += 1;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -88,7 +88,8 @@ impl OpusDecoder {
         let end = frames.saturating_sub(trim_end);
         if end > skip {
             let ch = usize::from(self.channels);
-            let samples = self.buf[skip * ch..end * ch].to_vec();
+            let mut samples = self.buf[skip * ch..end * ch].to_vec();
+            super::sanitize(&mut samples);
             on_pcm(Pcm { sample_rate: OPUS_RATE, channels: self.channels, samples });
         }
         true
