@@ -277,24 +277,31 @@ async fn ladder_run(args: LadderArgs) -> Result<(), String> {
     let admin = net::basic(&args.admin_user, &args.admin_password);
     let stats_before = ladder::admin_stats(common.server, &admin).await.ok_or("cannot read /admin/stats.json")?;
     let before = common.pid.and_then(stats::sample);
+    let codec_before = common.pid.map(stats::sample_children);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     let window = started.elapsed();
     let after = common.pid.and_then(stats::sample);
+    let codec_after = common.pid.map(stats::sample_children);
     let stats_after = ladder::admin_stats(common.server, &admin).await.ok_or("cannot read /admin/stats.json")?;
     shared.stop.set(true);
     if shared.source_failed.get() > 0 {
         return Err("the source was refused or cut off".into());
     }
-    let server_cores = match (before, after) {
+    let cores = |b: Option<stats::ProcSample>, a: Option<stats::ProcSample>| match (b, a) {
         (Some(b), Some(a)) => Some(((a.cpu_s - b.cpu_s) / window.as_secs_f64() * 1000.0).round() / 1000.0),
         _ => None,
     };
+    // Codec work runs in child processes of the server (`floe codec-worker`).
     let result = serde_json::json!({
         "scenario": "ladder",
         "source": args.mount,
         "source_kbps": byte_rate * 8 / 1000,
-        "server_cpu_cores": server_cores,
+        "server_cpu_cores": cores(before, after),
+        "codec_processes": common.pid.map_or(0, |p| stats::children(p).len()),
+        "codec_cpu_cores": cores(codec_before, codec_after),
+        "server_rss_kib": after.map(|a| a.rss_kib),
+        "codec_rss_kib": codec_after.map(|a| a.rss_kib),
         "mounts": ladder::report(&stats_before, &stats_after, window),
         "window_s": window.as_secs_f64(),
     });

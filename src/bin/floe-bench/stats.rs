@@ -87,6 +87,25 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     Some(ProcSample { cpu_s: (utime + stime) / TICKS_PER_S, rss_kib })
 }
 
+/// The direct children of `pid` (a Floe server's codec processes).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    out
+}
+
+/// CPU and RSS summed over the children of `pid`.
+pub fn sample_children(pid: u32) -> ProcSample {
+    children(pid).into_iter().filter_map(sample).fold(ProcSample::default(), |acc, s| ProcSample {
+        cpu_s: acc.cpu_s + s.cpu_s,
+        rss_kib: acc.rss_kib + s.rss_kib,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
