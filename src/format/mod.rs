@@ -53,6 +53,12 @@ pub trait Framer: Send {
     fn audio_info(&self) -> Option<AudioInfo> {
         None
     }
+
+    /// Bytes held between pushes (partial frames, pages or elements, header
+    /// captures): bounded by each format's largest unit.
+    fn buffered(&self) -> usize {
+        0
+    }
 }
 
 /// The formats Floe frames, chosen by the source's `Content-Type`.

@@ -23,7 +23,11 @@ pub(crate) use page::page_crc;
 mod tests;
 
 /// Header captures larger than this are given up (cover art has limits too).
-const MAX_HEADER_BYTES: usize = 16 << 20;
+const MAX_HEADER_BYTES: usize = 1 << 20;
+/// Logical streams one group may multiplex (audio, video, skeleton and a few
+/// more); a flood of BOS pages beyond it is dropped, so following a group
+/// costs a bounded amount of work per page.
+const MAX_GROUP_STREAMS: usize = 16;
 
 /// Frames an Ogg byte stream on page boundaries and captures its headers.
 pub struct OggFramer {
@@ -155,6 +159,11 @@ impl OggFramer {
             // A new group (chained stream); an unfinished one is dropped.
             self.abandon_capture();
         }
+        if self.capture.as_ref().is_some_and(|c| c.streams.len() >= MAX_GROUP_STREAMS) {
+            self.abandon_capture();
+            self.skipped += bytes.len() as u64;
+            return;
+        }
         let capture = self.capture.get_or_insert_with(|| Capture {
             pages: BytesMut::new(),
             streams: Vec::new(),
@@ -221,6 +230,10 @@ impl Framer for OggFramer {
         self.buf.extend_from_slice(input);
         while self.step(out) {}
         self.flush(out);
+    }
+
+    fn buffered(&self) -> usize {
+        self.buf.len() + self.pending.len() + self.capture.as_ref().map_or(0, |c| c.pages.len())
     }
 
     fn skipped_bytes(&self) -> u64 {

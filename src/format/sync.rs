@@ -79,6 +79,10 @@ impl<S: FrameSyntax> Framer for SyncFramer<S> {
         self.skipped
     }
 
+    fn buffered(&self) -> usize {
+        self.buf.len() + self.pending.len()
+    }
+
     /// Parameters of the last frame framed.
     fn audio_info(&self) -> Option<AudioInfo> {
         self.info

@@ -31,8 +31,11 @@ const TOP_LEVEL: [u32; 7] = [0x114D_9B74, 0x1549_A966, TRACKS, 0x1254_C367, 0x1C
 /// Cluster children: Timecode, SimpleBlock, BlockGroup, Position, PrevSize,
 /// SilentTracks, EncryptedBlock (plus Void and CRC-32, allowed anywhere).
 const CLUSTER_CHILDREN: [u32; 9] = [TIMECODE, 0xA3, 0xA0, 0xA7, 0xAB, 0x5854, 0xAF, VOID, CRC32];
-/// Larger elements are taken for garbage (a video keyframe stays well below).
-const MAX_ELEMENT: u64 = 16 << 20;
+/// Larger elements are taken for garbage: elements are buffered whole, and
+/// an audio frame is a few hundred bytes, a video keyframe well below this.
+const MAX_ELEMENT: u64 = 2 << 20;
+/// Stream headers (EBML header, Info, Tracks, Tags…) captured at most.
+const MAX_HEADERS: usize = 1 << 20;
 /// EBML headers are a few dozen bytes.
 const MAX_EBML_HEADER: u64 = 4096;
 
@@ -291,7 +294,7 @@ impl WebmFramer {
     fn capture_bytes(&mut self, bytes: BytesMut) {
         let capture = self.capture.get_or_insert_with(BytesMut::new);
         capture.unsplit(bytes);
-        if capture.len() as u64 > MAX_ELEMENT {
+        if capture.len() > MAX_HEADERS {
             self.skipped += capture.len() as u64;
             self.capture = None;
         }
@@ -342,6 +345,10 @@ impl Framer for WebmFramer {
 
     fn skipped_bytes(&self) -> u64 {
         self.skipped
+    }
+
+    fn buffered(&self) -> usize {
+        self.buf.len() + self.pending.len() + self.capture.as_ref().map_or(0, BytesMut::len)
     }
 
     fn audio_info(&self) -> Option<AudioInfo> {

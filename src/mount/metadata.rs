@@ -51,6 +51,18 @@ impl Metadata {
         Metadata { song, artist, title, url, icy_block }
     }
 
+    /// Bytes this value keeps on the heap (its strings and encoded block),
+    /// plus itself: what a ring chunk starting a new title costs extra.
+    pub fn heap_size(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        std::mem::size_of::<Metadata>()
+            + self.song.capacity()
+            + text(&self.artist)
+            + text(&self.title)
+            + text(&self.url)
+            + self.icy_block.len()
+    }
+
     /// The ICY block to interleave when this metadata is new to a listener.
     pub fn icy_block(&self) -> Bytes {
         if self.icy_block.is_empty() {

@@ -34,6 +34,14 @@ use wake::{Groups, Heads, Schedule};
 
 /// How often a mount's ring is trimmed to what its listeners still need.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+/// Most framed data held back between wake-ups before it goes into the ring
+/// as a chunk anyway (a source far above its bitrate cannot grow it).
+const MAX_HELD: usize = 64 * 1024;
+/// A title takes effect for at least this much of the stream: a quicker
+/// change replaces it where it stands, so a source sending a new title with
+/// every few bytes cannot make a chunk (and a title to keep) of each.
+/// Listeners with ICY metadata see a title every `metaint` bytes at best.
+pub const MIN_TITLE_BYTES: u64 = 4096;
 
 /// What listeners wait on: the next sequence to be written and whether a
 /// source is live. Published through a `watch` so no wake-up is ever lost.
@@ -70,6 +78,9 @@ pub struct MountStats {
     pub transcode_delay_max_us: AtomicU64,
     /// 1 while a rendition's encoder runs (on-demand ones idle at 0).
     pub encoding: AtomicU64,
+    /// Bytes the source's framer holds between reads (partial pages,
+    /// elements, header captures), as of its last read.
+    pub framer_bytes: AtomicU64,
     /// Times transcoding failed and its renditions ended: on a source mount,
     /// its codec process (crashed, stalled, refused the stream); on a
     /// rendition, its own encoder.
@@ -94,6 +105,9 @@ struct StreamState {
     burst_floor: u64,
     /// When the ring was last trimmed to what listeners still need.
     last_trim: Option<Instant>,
+    /// Stream offset at which the current title took effect (`None`: the
+    /// stream's first title is still the default).
+    title_at: Option<u64>,
 }
 
 impl StreamState {
@@ -107,6 +121,24 @@ impl StreamState {
             self.held_sync = sync;
         }
         self.held.extend_from_slice(bytes);
+        if self.held.len() >= MAX_HELD {
+            self.release_held();
+        }
+    }
+
+    /// Offset just past everything written, held data included.
+    fn write_offset(&self) -> u64 {
+        self.ring.end() + self.held.len() as u64
+    }
+
+    /// Nothing here can be read any more (no source, no listener): let go of
+    /// it all.
+    fn release_all(&mut self) {
+        self.release_held();
+        self.ring.clear();
+        self.headers = Bytes::new();
+        self.meta = Arc::new(Metadata::default());
+        self.title_at = None;
     }
 
     /// Move held-back data into the ring as one chunk.
@@ -182,8 +214,9 @@ impl MountHandle {
     pub(crate) fn new(config: Arc<MountConfig>, dynamic: bool, limits: &Limits) -> MountHandle {
         let queue_size = config.queue_size.unwrap_or(limits.queue_size);
         let burst_size = config.burst_size.unwrap_or(limits.burst_size);
-        // Room for the slowest tolerated listener plus a full burst behind it.
-        let capacity = queue_size + burst_size + 16 * 1024;
+        // Room for the slowest tolerated listener plus a full burst behind it,
+        // and for the chunks' bookkeeping and titles (see `Ring`).
+        let capacity = queue_size + burst_size + ((queue_size + burst_size) / 8).max(16 * 1024);
         MountHandle(Arc::new(Mount {
             dynamic,
             queue_size,
@@ -198,6 +231,7 @@ impl MountHandle {
                 held_sync: false,
                 burst_floor: 0,
                 last_trim: None,
+                title_at: None,
             }),
             heads: Heads::new(),
             source: Mutex::new(None),
@@ -261,13 +295,18 @@ impl MountHandle {
     }
 
     /// Title changes take effect at the current end of the stream: chunks
-    /// written from now on carry them.
+    /// written from now on carry them. A change less than `MIN_TITLE_BYTES`
+    /// after the previous one replaces it instead.
     pub fn set_metadata(&self, meta: Metadata) {
         let meta = Arc::new(meta);
         {
             let mut stream = self.0.stream.write();
-            // Held-back audio was written under the old title: it keeps it.
-            stream.release_held();
+            let at = stream.write_offset();
+            if stream.title_at.is_none_or(|since| at - since >= MIN_TITLE_BYTES) {
+                // Held-back audio was written under the old title: it keeps it.
+                stream.release_held();
+                stream.title_at = Some(at);
+            }
             stream.meta = meta.clone();
         }
         if let Some(tap) = self.0.tap.lock().as_ref() {
@@ -286,6 +325,9 @@ impl MountHandle {
             let mut stream = self.0.stream.write();
             stream.headers = Bytes::new();
             stream.meta = Arc::new(Metadata::default());
+            stream.title_at = None;
+            // New listeners get nothing of an earlier source's stream.
+            stream.burst_floor = stream.publish_point();
         }
         self.0.heads.modify_all(|h| {
             h.live = true;
@@ -313,7 +355,14 @@ impl MountHandle {
         let mut source = self.0.source.lock();
         if source.as_ref().is_some_and(|s| Arc::ptr_eq(s, info)) {
             *source = None;
-            let seq = self.0.stream.write().publish_point();
+            let seq = {
+                let mut stream = self.0.stream.write();
+                let seq = stream.publish_point();
+                if self.0.listeners.len() == 0 {
+                    stream.release_all();
+                }
+                seq
+            };
             self.0.heads.modify_all(|h| {
                 h.live = false;
                 h.seq = seq;
@@ -534,8 +583,24 @@ impl MountHandle {
     }
 
     fn unregister(&self, id: u64) {
-        let count = self.0.listeners.remove(id) as u64;
-        self.0.stats.listeners.store(count, Ordering::Relaxed);
+        let count = self.0.listeners.remove(id);
+        self.0.stats.listeners.store(count as u64, Ordering::Relaxed);
+        if count == 0 && !self.is_live() {
+            // The last listener draining an ended stream is gone.
+            let _source = self.0.source.lock();
+            if !self.is_live() {
+                self.0.stream.write().release_all();
+            }
+        }
+    }
+
+    /// Bytes the mount keeps for its listeners (ring data, bookkeeping,
+    /// titles, stream headers, data held back for the next wake-up) and in
+    /// its source's framer: everything its source can make it hold.
+    pub fn held_bytes(&self) -> usize {
+        let framer = self.0.stats.framer_bytes.load(Ordering::Relaxed) as usize;
+        let stream = self.0.stream.read();
+        stream.ring.held() + stream.held.len() + stream.headers.len() + framer
     }
 
     pub fn listeners(&self) -> Vec<Arc<ListenerEntry>> {

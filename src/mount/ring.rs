@@ -7,6 +7,12 @@
 //! behind. The mount also trims it (`trim_before`) to what its slowest
 //! listener and a new listener's burst still need, so a mount of fast
 //! listeners holds about a burst, not a whole queue.
+//!
+//! Capacity counts every byte the ring keeps alive, not just the stream's:
+//! each chunk's bookkeeping, and the title metadata of a chunk that starts a
+//! new title. Otherwise a source that makes every byte a chunk of its own
+//! with a fresh 8 KB title (ICY metadata every byte) would pin gigabytes
+//! behind a ring that believes it holds half a megabyte.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,7 +34,13 @@ pub struct Chunk {
     /// In-band stream headers (a chained Ogg stream): new listeners get the
     /// stored copy instead, so their burst never starts before one of these.
     pub headers: bool,
+    /// What keeping this chunk costs, as charged against the capacity.
+    cost: u32,
 }
+
+/// Bookkeeping per chunk beyond its data: the `Chunk` in the ring and the
+/// `Bytes` allocation behind it.
+pub const CHUNK_OVERHEAD: usize = 96;
 
 /// Sequence-numbered chunks, oldest first, bounded in bytes.
 #[derive(Debug)]
@@ -36,7 +48,7 @@ pub struct Ring {
     chunks: VecDeque<Chunk>,
     /// Sequence number of `chunks[0]`.
     first_seq: u64,
-    /// Bytes held in `chunks`.
+    /// Bytes kept alive by `chunks`: data, overhead and titles (see `cost`).
     held: usize,
     /// Bytes the ring may hold before evicting (at least queue_size + burst_size).
     capacity: usize,
@@ -52,11 +64,27 @@ impl Ring {
     /// Append data; evicts the oldest chunks beyond capacity. Returns the new head sequence.
     pub fn push(&mut self, data: Bytes, meta: Arc<Metadata>, sync: bool, headers: bool) -> u64 {
         let len = data.len();
-        self.chunks.push_back(Chunk { data, start: self.end, meta, sync, headers });
+        let new_title = self.chunks.back().is_none_or(|last| !Arc::ptr_eq(&last.meta, &meta));
+        let cost = len + CHUNK_OVERHEAD + if new_title { meta.heap_size() } else { 0 };
+        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+        self.chunks.push_back(Chunk { data, start: self.end, meta, sync, headers, cost });
         self.end += len as u64;
-        self.held += len;
+        self.held += cost as usize;
         while self.held > self.capacity && self.evict_oldest() {}
         self.head_seq()
+    }
+
+    /// Bytes kept alive by the ring (data, bookkeeping and titles).
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Let go of every chunk (nobody can read them any more); sequence
+    /// numbers and stream offsets carry on.
+    pub fn clear(&mut self) {
+        self.first_seq = self.head_seq();
+        self.chunks = VecDeque::new();
+        self.held = 0;
     }
 
     /// Drop the chunks before `seq` (keeping at least the newest one, as
@@ -72,7 +100,14 @@ impl Ring {
             return false;
         }
         let Some(old) = self.chunks.pop_front() else { return false };
-        self.held -= old.data.len();
+        let mut freed = old.cost;
+        // The title's charge moves on to the next chunk that shares it.
+        let title = old.cost.saturating_sub((old.data.len() + CHUNK_OVERHEAD) as u32);
+        if let Some(next) = self.chunks.front_mut().filter(|next| title > 0 && Arc::ptr_eq(&next.meta, &old.meta)) {
+            next.cost += title;
+            freed -= title;
+        }
+        self.held -= freed as usize;
         self.first_seq += 1;
         true
     }
@@ -176,15 +211,17 @@ mod tests {
 
     fn ring_with(sizes: &[(usize, bool)], capacity: usize) -> Ring {
         let mut ring = Ring::new(capacity);
+        let meta = meta();
         for &(len, sync) in sizes {
-            ring.push(Bytes::from(vec![0u8; len]), meta(), sync, false);
+            ring.push(Bytes::from(vec![0u8; len]), meta.clone(), sync, false);
         }
         ring
     }
 
     #[test]
     fn evicts_oldest_beyond_capacity() {
-        let ring = ring_with(&[(100, true); 10], 350);
+        let title = meta().heap_size();
+        let ring = ring_with(&[(100, true); 10], 3 * (100 + CHUNK_OVERHEAD) + title + 50);
         assert_eq!(ring.head_seq(), 10);
         assert_eq!(ring.first_seq(), 7);
         assert_eq!(ring.end(), 1000);
@@ -214,6 +251,29 @@ mod tests {
         ring.push(Bytes::from_static(b"HDRS"), meta(), true, true);
         ring.push(Bytes::from(vec![0u8; 100]), meta(), true, false);
         assert_eq!(ring.burst_start(100_000), 6);
+    }
+
+    /// A chunk per byte, each with a title of its own: the titles count, so
+    /// the ring stays within its capacity in real memory.
+    #[test]
+    fn titles_and_overhead_count_against_capacity() {
+        let mut ring = Ring::new(64 * 1024);
+        for i in 0..10_000 {
+            let meta = Arc::new(Metadata::from_song(&format!("{i:04}{}", "x".repeat(4000)), None));
+            ring.push(Bytes::from_static(b"a"), meta, true, false);
+        }
+        assert!(ring.held() <= 64 * 1024, "held {}", ring.held());
+        let kept = (ring.head_seq() - ring.first_seq()) as usize;
+        assert!((5..=8).contains(&kept), "{kept} chunks of ~8 KiB kept");
+        // One shared title costs once.
+        let mut ring = Ring::new(64 * 1024);
+        let meta = Arc::new(Metadata::from_song(&"y".repeat(4000), None));
+        for _ in 0..100 {
+            ring.push(Bytes::from_static(b"abcd"), meta.clone(), true, false);
+        }
+        assert_eq!(ring.held(), 100 * (4 + CHUNK_OVERHEAD) + meta.heap_size());
+        ring.clear();
+        assert_eq!((ring.held(), ring.first_seq(), ring.head_seq(), ring.end()), (0, 100, 100, 400));
     }
 
     #[test]

@@ -154,3 +154,78 @@ fn read_copy_joins_chunks_into_one_buffer() {
     assert_eq!(m.read_copy(1, 250, &mut out), Ok(3));
     assert_eq!(&out[..], &[[1u8; 100], [2u8; 100]].concat()[..]);
 }
+
+fn source() -> Arc<SourceInfo> {
+    Arc::new(SourceInfo::new("audio/mpeg".into(), StreamInfo::default(), ([127, 0, 0, 1], 1).into(), None))
+}
+
+/// A source gone and nobody listening: everything the mount held is released.
+#[test]
+fn an_ended_stream_without_listeners_is_released() {
+    let m = mount(0);
+    let info = source();
+    m.attach_source(info.clone()).unwrap();
+    m.push_units(&mut data(1, 5000));
+    m.set_metadata(Metadata::from_song("A title", None));
+    assert!(m.held_bytes() > 5000);
+    m.detach_source(&info);
+    assert_eq!(m.held_bytes(), 0);
+    assert_eq!(m.metadata().song, "");
+}
+
+/// With a listener still draining it, the stream stays until it leaves.
+#[test]
+fn the_last_listener_leaving_an_ended_stream_releases_it() {
+    let m = mount(0);
+    let info = source();
+    m.attach_source(info.clone()).unwrap();
+    m.push_units(&mut data(1, 5000));
+    let registration = m.register(Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None)), false).unwrap();
+    m.detach_source(&info);
+    assert!(m.held_bytes() >= 5000, "kept for the draining listener");
+    drop(registration);
+    assert_eq!(m.held_bytes(), 0);
+}
+
+/// A new source's listeners never get an earlier source's audio as burst.
+#[test]
+fn a_new_source_starts_a_new_burst() {
+    let m = mount(0);
+    let first = source();
+    m.attach_source(first.clone()).unwrap();
+    m.push_units(&mut data(1, 100));
+    let _keep = m.register(Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None)), false).unwrap();
+    m.detach_source(&first);
+    m.attach_source(source()).unwrap();
+    let subscription = m.subscribe(2, true);
+    assert_eq!(subscription.cursor, m.head().seq, "no burst from the old stream");
+}
+
+/// Titles faster than `MIN_TITLE_BYTES` of audio replace one another: one
+/// chunk and one title per span, however many the source sends.
+#[test]
+fn rapid_titles_are_coalesced() {
+    let m = mount(10_000);
+    m.push_units(&mut data(0, 10));
+    for i in 0..1000 {
+        m.set_metadata(Metadata::from_song(&format!("title {i}"), None));
+        m.push_units(&mut data(1, 1));
+    }
+    let chunks = read_all(&m);
+    let titles: std::collections::HashSet<_> = chunks.iter().map(|c| c.meta.song.clone()).collect();
+    assert!(titles.len() <= 2 + 1010 / MIN_TITLE_BYTES as usize, "{} titles kept", titles.len());
+    assert_eq!(m.metadata().song, "title 999", "the latest title is current");
+}
+
+/// Held-back data is bounded whatever rate the source sends at.
+#[test]
+fn held_data_is_bounded() {
+    let m = mount(10_000);
+    m.push_units(&mut data(1, 10));
+    for _ in 0..100 {
+        m.push_units(&mut data(2, 10_000));
+    }
+    let held = m.0.stream.read().held.len();
+    assert!(held < MAX_HELD, "{held} bytes held");
+    assert!(m.held_bytes() <= m.0.stream.read().ring.held() + MAX_HELD + 16);
+}

@@ -14,7 +14,7 @@ use super::chunked::{ChunkedDecoder, Progress};
 use super::icy_strip::IcyStripper;
 use super::SourceError;
 use crate::format::{Framer, Unit};
-use crate::mount::{Metadata, MountHandle, SourceInfo};
+use crate::mount::{Metadata, MountHandle, SourceInfo, MIN_TITLE_BYTES};
 use crate::state::AppState;
 
 /// How the request body is delimited.
@@ -56,6 +56,7 @@ pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached
 
 impl Drop for Attached {
     fn drop(&mut self) {
+        self.mount.stats().framer_bytes.store(0, Ordering::Relaxed);
         self.mount.detach_source(&self.info);
         self.state.mounts.forget_if_idle(&self.mount);
         tracing::info!(mount = self.mount.name(), "source disconnected");
@@ -107,7 +108,13 @@ impl Pipeline {
             Some(strip) => {
                 let base = strip.audio_emitted();
                 self.audio.clear();
-                let updates = strip.push(input, &mut self.audio);
+                let mut updates = strip.push(input, &mut self.audio);
+                // A title the next one replaces within a few KB would never
+                // be seen: keep only the last of such a run (the mount does
+                // the same across reads).
+                let next_offsets: Vec<u64> = updates.iter().skip(1).map(|u| u.audio_offset).collect();
+                let mut next = next_offsets.into_iter();
+                updates.retain(|u| next.next().is_none_or(|n| n - u.audio_offset >= MIN_TITLE_BYTES));
                 let mut done = 0usize;
                 for update in updates {
                     // Frame the audio before the change under the old title.
@@ -125,6 +132,7 @@ impl Pipeline {
         }
         mount.set_audio_info(self.framer.audio_info());
         mount.stats().bytes_skipped.store(self.framer.skipped_bytes(), Ordering::Relaxed);
+        mount.stats().framer_bytes.store(self.framer.buffered() as u64, Ordering::Relaxed);
         Ok(more)
     }
 }

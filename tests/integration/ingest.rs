@@ -2,32 +2,17 @@
 //! source, the source timeout, and WebM.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::sources::sine_mp3;
 use crate::support::*;
-
-/// Open a source connection that has been accepted; returns the socket.
-fn source(server: &TestServer, head: &str) -> TcpStream {
-    let mut sock = TcpStream::connect(server.http).unwrap();
-    sock.set_read_timeout(Some(WAIT)).unwrap();
-    sock.write_all(head.as_bytes()).unwrap();
-    let mut reply = Vec::new();
-    let mut byte = [0u8; 1];
-    while find(&reply, b"200 OK").is_none() || !reply.ends_with(b"\r\n\r\n") {
-        sock.read_exact(&mut byte).expect("source accepted");
-        reply.push(byte[0]);
-    }
-    sock
-}
 
 /// A chunked `PUT` body is de-chunked: listeners get exactly the source's MP3.
 #[test]
 fn chunked_put_body() {
     let server = TestServer::start(Opts::default());
     let mp3 = sine_mp3(&server, 4);
-    let mut sock = source(
+    let mut sock = open_source(
         &server,
         &format!(
             "PUT /chunked.mp3 HTTP/1.1\r\nAuthorization: {}\r\nContent-Type: audio/mpeg\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -60,8 +45,10 @@ fn chunked_put_body() {
 fn garbage_is_resynced_not_relayed() {
     let server = TestServer::start(Opts::default());
     let mp3 = sine_mp3(&server, 4);
-    let mut sock =
-        source(&server, &format!("SOURCE /dirty.mp3 HTTP/1.0\r\nAuthorization: {}\r\n\r\n", basic("source", "hackme")));
+    let mut sock = open_source(
+        &server,
+        &format!("SOURCE /dirty.mp3 HTTP/1.0\r\nAuthorization: {}\r\n\r\n", basic("source", "hackme")),
+    );
     server.wait_live("/dirty.mp3");
     let mut listener = Listener::connect(&server, "/dirty.mp3", &[]);
     let garbage: Vec<u8> = (0..3000u32).map(|i| if i % 7 == 0 { 0xFF } else { 0xAB }).collect();
@@ -83,7 +70,7 @@ fn garbage_is_resynced_not_relayed() {
 fn inline_icy_metadata_from_source() {
     let server = TestServer::start(Opts::default());
     let mp3 = sine_mp3(&server, 4);
-    let mut sock = source(
+    let mut sock = open_source(
         &server,
         &format!(
             "SOURCE /relay.mp3 HTTP/1.0\r\nAuthorization: {}\r\nicy-metaint: 1000\r\n\r\n",
@@ -115,8 +102,10 @@ fn inline_icy_metadata_from_source() {
 fn stalled_source_times_out() {
     let server = TestServer::start(Opts { limits: "source_timeout = 1\n", ..Opts::default() });
     let mp3 = sine_mp3(&server, 2);
-    let mut sock =
-        source(&server, &format!("SOURCE /stall.mp3 HTTP/1.0\r\nAuthorization: {}\r\n\r\n", basic("source", "hackme")));
+    let mut sock = open_source(
+        &server,
+        &format!("SOURCE /stall.mp3 HTTP/1.0\r\nAuthorization: {}\r\n\r\n", basic("source", "hackme")),
+    );
     sock.write_all(&mp3[..20_000]).unwrap();
     server.wait_live("/stall.mp3");
     let mut listener = Listener::connect(&server, "/stall.mp3", &[]);
@@ -159,7 +148,7 @@ fn chained_ogg_replaces_headers() {
     let server = TestServer::start(Opts::default());
     let first = opus_file(&server, "first.opus", 440, "First Song");
     let second = opus_file(&server, "second.opus", 660, "Second Song");
-    let mut sock = source(
+    let mut sock = open_source(
         &server,
         &format!(
             "SOURCE /chain.opus HTTP/1.0\r\nAuthorization: {}\r\nContent-Type: audio/ogg\r\n\r\n",

@@ -15,6 +15,7 @@ mod icy;
 mod ingest;
 mod lifecycle;
 mod listeners;
+mod memory_bounds;
 mod renditions;
 pub mod sources;
 pub mod transcode;

@@ -191,7 +191,12 @@ impl TestServer {
         eventually(&format!("{mount} is live"), WAIT, || self.is_live(mount));
     }
 
-    /// Listener count of `mount` from `/admin/listclients.json`.
+    /// A numeric server-wide field of `/admin/stats.json` (0 when absent).
+    pub fn server_stat(&self, field: &str) -> u64 {
+        let json: serde_json::Value = serde_json::from_slice(&self.admin("/admin/stats.json").body).unwrap();
+        json["icestats"][field].as_u64().unwrap_or(0)
+    }
+
     /// A numeric field of `mount` in `/admin/stats.json` (0 when absent).
     pub fn mount_stat(&self, mount: &str, field: &str) -> u64 {
         let json: serde_json::Value = serde_json::from_slice(&self.admin("/admin/stats.json").body).unwrap();
@@ -238,6 +243,21 @@ impl HttpResponse {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+}
+
+/// Open a source connection with the raw request `head` and wait until it
+/// is accepted; returns the socket, ready for the body.
+pub fn open_source(server: &TestServer, head: &str) -> TcpStream {
+    let mut sock = TcpStream::connect(server.http).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    sock.write_all(head.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while find(&reply, b"200 OK").is_none() || !reply.ends_with(b"\r\n\r\n") {
+        sock.read_exact(&mut byte).expect("source accepted");
+        reply.push(byte[0]);
+    }
+    sock
 }
 
 /// Send raw bytes, read until the server closes (bounded).

@@ -281,3 +281,24 @@ fn false_capture_pattern_does_not_stall() {
     assert_same(&concat(&units), &stream);
     assert_eq!(f.skipped_bytes(), fake.len() as u64);
 }
+
+/// A flood of BOS pages of unknown codecs (each a new logical stream) is
+/// dropped group by group: the framer never follows more than a few streams,
+/// so each page costs a bounded amount of work, and nothing piles up.
+#[test]
+fn bos_flood_is_bounded() {
+    let mut framer = OggFramer::new();
+    let mut out = Vec::new();
+    let mut flood = Vec::new();
+    for serial in 0..50_000u32 {
+        flood.extend_from_slice(&page(BOS, 0, serial, 0, &[b"junk codec"], false));
+    }
+    for piece in flood.chunks(16 * 1024) {
+        framer.push(piece, &mut out);
+        let streams = framer.capture.as_ref().map_or(0, |c| c.streams.len());
+        assert!(streams <= MAX_GROUP_STREAMS, "{streams} streams followed");
+        assert!(framer.buffered() < 64 * 1024, "{} bytes buffered", framer.buffered());
+    }
+    assert!(out.is_empty(), "no headers or data came of it");
+    assert!(framer.skipped_bytes() as usize > flood.len() * 9 / 10);
+}

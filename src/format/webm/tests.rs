@@ -241,3 +241,29 @@ fn void_padding_and_cues_between_clusters() {
     // The Cues element ends the unknown-size Cluster and is relayed as data.
     assert_eq!(check_boundaries(&units), 2);
 }
+
+/// What a source can make the framer hold is bounded: an element over the
+/// limit is garbage at once, however it trickles in, and headers beyond
+/// their cap are given up.
+#[test]
+fn buffering_is_bounded() {
+    let big = el(SIMPLE_BLOCK, &vec![0x81; 3 << 20]);
+    let stream = [headers(), cluster(0, 1, false), big, clusters(1)].concat();
+    let mut f = WebmFramer::new();
+    let mut out = Vec::new();
+    for piece in stream.chunks(16 * 1024) {
+        f.push(piece, &mut out);
+        assert!(f.buffered() <= MAX_ELEMENT as usize + 32 * 1024, "{} bytes buffered", f.buffered());
+    }
+    assert!(f.skipped_bytes() >= 3 << 20);
+    assert!(check_boundaries(&out) >= 2, "the clusters around it went out");
+    // Headers that never end (Tags growing past the cap) are dropped.
+    let tags = el(0x1254_C367, &vec![0u8; 600 * 1024]);
+    let endless = [headers(), tags.clone(), tags.clone()].concat();
+    let mut f = WebmFramer::new();
+    for piece in endless.chunks(16 * 1024) {
+        f.push(piece, &mut Vec::new());
+        assert!(f.buffered() <= MAX_HEADERS + MAX_ELEMENT as usize);
+    }
+    assert!(f.capture.is_none(), "an over-long capture is given up");
+}
