@@ -5,20 +5,23 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
+use crate::escape::escape_log;
 use crate::server::request::Request;
 use crate::timefmt;
 
-/// Where access lines go. Clone is cheap.
+/// Where access lines go. Clone is cheap; clones share the file, so a
+/// `reopen` reaches every connection.
 #[derive(Clone, Default)]
 pub struct AccessLog {
     /// One short write per finished request; a plain mutex is enough.
     file: Option<Arc<Mutex<File>>>,
+    path: Option<Arc<PathBuf>>,
 }
 
 /// The parts of a request an access line needs, kept instead of the whole
@@ -34,11 +37,28 @@ pub struct RequestLine {
 impl RequestLine {
     pub fn of(req: &Request) -> RequestLine {
         RequestLine {
-            line: format!("{} {} {}", req.method, req.target, req.version_str()),
+            line: format!("{} {} {}", req.method, redact_target(&req.target), req.version_str()),
             referer: req.header("Referer").map(str::to_string),
             user_agent: req.header("User-Agent").map(str::to_string),
         }
     }
+}
+
+/// Query keys whose values are credentials (SHOUTcast's `admin.cgi?pass=`,
+/// and what tools put in URLs): never written to the log in clear.
+const SECRET_KEYS: [&str; 6] = ["pass", "password", "passwd", "pwd", "token", "key"];
+
+/// The request target with credential values in its query replaced by `***`.
+pub fn redact_target(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else { return target.to_string() };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if SECRET_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k)) => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
 }
 
 /// What one access line says.
@@ -54,7 +74,16 @@ pub struct AccessEntry<'a> {
 impl AccessLog {
     pub fn open(path: &Path) -> std::io::Result<AccessLog> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(AccessLog { file: Some(Arc::new(Mutex::new(file))) })
+        Ok(AccessLog { file: Some(Arc::new(Mutex::new(file))), path: Some(Arc::new(path.to_path_buf())) })
+    }
+
+    /// Open the file by its name again (logrotate moved the old one away and
+    /// sent SIGHUP). If that fails, lines keep going to the old file.
+    pub fn reopen(&self) -> std::io::Result<()> {
+        let (Some(file), Some(path)) = (&self.file, &self.path) else { return Ok(()) };
+        let fresh = OpenOptions::new().create(true).append(true).open(path.as_path())?;
+        *file.lock() = fresh;
+        Ok(())
     }
 
     pub fn record(&self, entry: &AccessEntry<'_>) {
@@ -72,17 +101,19 @@ impl AccessLog {
 
 /// `IP - user [date] "METHOD URI HTTP/x" status bytes "referer" "user-agent" seconds`
 pub fn format_line(entry: &AccessEntry<'_>, now: SystemTime) -> String {
-    let quote = |s: Option<&str>| s.unwrap_or("-").replace('"', "\\\"");
+    let quote = |s: Option<&str>| s.map_or_else(|| "-".to_string(), escape_log);
     let (request_line, referer, agent) = match entry.request {
-        Some(r) => (r.line.clone(), quote(r.referer.as_deref()), quote(r.user_agent.as_deref())),
+        Some(r) => (escape_log(&r.line), quote(r.referer.as_deref()), quote(r.user_agent.as_deref())),
         None => ("-".to_string(), "-".to_string(), "-".to_string()),
     };
+    // The user name is a field of its own, unquoted: no spaces either.
+    let user = entry.user.map_or_else(|| "-".to_string(), |u| escape_log(u).replace(' ', "\\x{20}"));
     format!(
         "{} - {} [{}] \"{}\" {} {} \"{}\" \"{}\" {}",
         entry.ip,
-        entry.user.unwrap_or("-"),
+        user,
         timefmt::clf(now),
-        request_line.replace('"', "\\\""),
+        request_line,
         entry.status,
         entry.bytes,
         referer,
@@ -94,6 +125,31 @@ pub fn format_line(entry: &AccessEntry<'_>, now: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_reach_the_log() {
+        assert_eq!(
+            redact_target("/admin.cgi?mode=updinfo&pass=hackme&song=A"),
+            "/admin.cgi?mode=updinfo&pass=***&song=A"
+        );
+        assert_eq!(redact_target("/admin/stats?PASSWORD=x&user=admin"), "/admin/stats?PASSWORD=***&user=admin");
+        assert_eq!(redact_target("/live.mp3"), "/live.mp3");
+        assert_eq!(redact_target("/live.mp3?_ic2=1"), "/live.mp3?_ic2=1");
+    }
+
+    #[test]
+    fn user_names_stay_one_field() {
+        let entry = AccessEntry {
+            ip: "127.0.0.1".parse().unwrap(),
+            user: Some("ad min\n"),
+            request: None,
+            status: 401,
+            bytes: 0,
+            duration: Duration::ZERO,
+        };
+        let line = format_line(&entry, SystemTime::UNIX_EPOCH);
+        assert!(line.starts_with("127.0.0.1 - ad\\x{20}min\\x{a} ["), "{line}");
+    }
 
     #[test]
     fn combined_format_with_seconds() {

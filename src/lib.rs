@@ -20,6 +20,7 @@ pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod escape;
 pub mod format;
 pub mod listener;
 pub mod mount;

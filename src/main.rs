@@ -40,9 +40,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Colours only on a terminal: escape codes in a log file are noise.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Some(Command::CodecWorker { .. }) = &cli.command {
         return floe::transcode::codec_process::run();
@@ -115,12 +117,18 @@ async fn serve(config: Config) -> ExitCode {
         },
         None => AccessLog::default(),
     };
+    // Before the ports are announced: SIGHUP must never find the default action (exit).
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     let bound: Vec<SocketAddr> = http.iter().filter_map(|l| l.local_addr().ok()).collect();
     let shoutcast_bound = shoutcast.as_ref().and_then(|l| l.local_addr().ok());
     announce(&config, &bound, shoutcast_bound);
     let http_port = bound.first().map_or(0, SocketAddr::port);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let state = AppState::new(config, access_log, http_port, shutdown_rx);
+    let state = AppState::new(config, access_log.clone(), http_port, shutdown_rx);
+    match hangup {
+        Ok(hangup) => drop(tokio::spawn(reopen_logs_on_hangup(hangup, access_log))),
+        Err(error) => tracing::warn!(%error, "cannot handle SIGHUP"),
+    }
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
@@ -152,6 +160,19 @@ fn announce(config: &Config, http: &[SocketAddr], shoutcast: Option<SocketAddr>)
         tracing::warn!(
             "using the default passwords (source \"hackme\", admin admin/\"hackme\"): change them in [auth] before going public"
         );
+    }
+}
+
+/// SIGHUP (Debian's logrotate for Icecast sends it) reopens the access log;
+/// it never ends the server. Configuration reload is not implemented yet.
+async fn reopen_logs_on_hangup(mut hangup: tokio::signal::unix::Signal, access_log: AccessLog) {
+    while hangup.recv().await.is_some() {
+        match access_log.reopen() {
+            Ok(()) => tracing::info!("SIGHUP: access log reopened"),
+            Err(error) => {
+                tracing::error!(%error, "SIGHUP: cannot reopen the access log; still writing to the old file")
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Playlists pointing at a mount's stream: `.m3u`, `.pls` and `.xspf`.
 
-use crate::admin::doc::escape_xml;
+use crate::escape::{escape_xml, header_value};
 
 /// Playlist kinds, by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +31,11 @@ impl Playlist {
         }
     }
 
-    /// The playlist body for a stream at `url` titled `title`.
+    /// The playlist body for a stream at `url` titled `title` (a line of
+    /// its own in `.m3u` and `.pls`: no control character survives).
     pub fn render(self, url: &str, title: &str) -> String {
+        let title = &header_value(title);
+        let url = &header_value(url);
         match self {
             Playlist::M3u => format!("#EXTM3U\n#EXTINF:-1,{title}\n{url}\n"),
             Playlist::Pls => {
@@ -61,5 +64,9 @@ mod tests {
         assert!(pls.contains("File1=http://h:8000/a\n"));
         assert!(Playlist::M3u.render("http://h/a", "T").ends_with("http://h/a\n"));
         assert!(Playlist::Xspf.render("http://h/a?x&y", "T").contains("http://h/a?x&amp;y"));
+        // A title cannot add a line (an entry) to the playlist.
+        let m3u = Playlist::M3u.render("http://h/a", "T\rhttp://evil/\n");
+        assert_eq!(m3u.lines().count(), 3, "{m3u:?}");
+        assert!(!Playlist::Pls.render("http://h/a", "x\rFile2=http://evil/").contains('\r'));
     }
 }

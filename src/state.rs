@@ -42,6 +42,8 @@ pub struct AppState {
     pub clients: Arc<Semaphore>,
     /// Source slots (`limits.sources`).
     pub sources: Arc<Semaphore>,
+    /// Failed logins per address (sources, admin, SHOUTcast).
+    pub logins: Arc<crate::auth::Throttle>,
     pub started: SystemTime,
     pub started_at: Instant,
     /// The bound port of the first HTTP listener, for `listenurl` and playlists.
@@ -63,6 +65,7 @@ impl AppState {
             access_log,
             clients: Arc::new(Semaphore::new(config.limits.clients)),
             sources: Arc::new(Semaphore::new(config.limits.sources)),
+            logins: Arc::default(),
             started: SystemTime::now(),
             started_at: Instant::now(),
             http_port,

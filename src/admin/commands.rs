@@ -109,7 +109,7 @@ pub fn metadata(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
         return Err(AdminError::BadRequest("mode must be updinfo".into()));
     }
     let meta = metadata_from_query(ctx.req).ok_or_else(|| AdminError::BadRequest("no song, title or artist".into()))?;
-    tracing::info!(mount = mount.name(), song = %meta.song, "metadata updated");
+    tracing::info!(mount = mount.name(), song = meta.song.as_str(), "metadata updated");
     mount.set_metadata(meta);
     Ok(ice_response("Metadata update successful"))
 }

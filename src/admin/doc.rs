@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::escape::escape_xml;
+
 /// A leaf value: numbers stay numbers in JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Leaf {
@@ -161,24 +163,6 @@ impl Elem {
         }
         Value::Object(map)
     }
-}
-
-/// Escape text for XML content and attribute values.
-pub fn escape_xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0.
-            c if c.is_control() && c != '\t' && c != '\n' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

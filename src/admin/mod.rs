@@ -10,7 +10,9 @@ pub mod doc;
 pub mod shoutcast;
 pub mod status;
 
-use crate::auth::{self, Credentials};
+use std::net::SocketAddr;
+
+use crate::auth::{self, Credentials, Refused};
 use crate::mount::MountHandle;
 use crate::server::request::Request;
 use crate::server::response::Response;
@@ -31,6 +33,12 @@ pub enum Role {
 pub enum AdminError {
     #[error("authentication required")]
     Auth,
+    #[error("too many failed logins from this address; retry later")]
+    Throttled(u64),
+    #[error(
+        "cross-site admin requests are refused: open the admin URL directly, or use a tool that sends the credentials"
+    )]
+    CrossSite,
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -41,6 +49,10 @@ impl AdminError {
     fn response(&self) -> Response {
         match self {
             AdminError::Auth => Response::unauthorized("Floe admin"),
+            AdminError::Throttled(secs) => {
+                Response::text(429, &self.to_string()).with_header("Retry-After", &secs.to_string())
+            }
+            AdminError::CrossSite => Response::text(403, &self.to_string()),
             AdminError::BadRequest(m) => Response::text(400, m),
             AdminError::NotFound(m) => Response::text(404, m),
         }
@@ -50,6 +62,7 @@ impl AdminError {
 /// What a handler gets.
 pub struct Ctx<'a> {
     pub req: &'a Request,
+    pub peer: SocketAddr,
     pub state: &'a AppState,
 }
 
@@ -67,22 +80,33 @@ impl Ctx<'_> {
 
 type Handler = fn(&Ctx<'_>) -> Result<Elem, AdminError>;
 
+/// Whether a command changes the server's state: those are refused when a
+/// browser says a foreign page sent it (see `cross_site`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Reads,
+    Writes,
+    /// Writes when this parameter is given, reads otherwise.
+    WritesWith(&'static str),
+}
+
 struct Command {
     name: &'static str,
     role: Role,
+    effect: Effect,
     run: Handler,
 }
 
 const COMMANDS: &[Command] = &[
-    Command { name: "stats", role: Role::Admin, run: commands::stats },
-    Command { name: "listmounts", role: Role::Admin, run: commands::listmounts },
-    Command { name: "listclients", role: Role::Admin, run: commands::listclients },
-    Command { name: "killclient", role: Role::Admin, run: commands::killclient },
-    Command { name: "killsource", role: Role::Admin, run: commands::killsource },
-    Command { name: "moveclients", role: Role::Admin, run: commands::moveclients },
-    Command { name: "fallbacks", role: Role::Admin, run: commands::fallbacks },
-    Command { name: "metadata", role: Role::MountSource, run: commands::metadata },
-    Command { name: "streamlist", role: Role::Admin, run: commands::streamlist },
+    Command { name: "stats", role: Role::Admin, effect: Effect::Reads, run: commands::stats },
+    Command { name: "listmounts", role: Role::Admin, effect: Effect::Reads, run: commands::listmounts },
+    Command { name: "listclients", role: Role::Admin, effect: Effect::Reads, run: commands::listclients },
+    Command { name: "killclient", role: Role::Admin, effect: Effect::Writes, run: commands::killclient },
+    Command { name: "killsource", role: Role::Admin, effect: Effect::Writes, run: commands::killsource },
+    Command { name: "moveclients", role: Role::Admin, effect: Effect::Writes, run: commands::moveclients },
+    Command { name: "fallbacks", role: Role::Admin, effect: Effect::WritesWith("fallback"), run: commands::fallbacks },
+    Command { name: "metadata", role: Role::MountSource, effect: Effect::Writes, run: commands::metadata },
+    Command { name: "streamlist", role: Role::Admin, effect: Effect::Reads, run: commands::streamlist },
 ];
 
 /// Output format picked by the path suffix.
@@ -95,7 +119,7 @@ enum Format {
 
 /// Handle `/admin/<command>[.xml|.json|.txt]`. Returns the response and the
 /// authenticated user (for the access log).
-pub fn handle(req: &Request, state: &AppState) -> (Response, Option<String>) {
+pub fn handle(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, Option<String>) {
     let name = req.path.trim_start_matches("/admin/");
     let (name, format) = match name.rsplit_once('.') {
         Some((n, "json")) => (n, Format::Json),
@@ -106,7 +130,16 @@ pub fn handle(req: &Request, state: &AppState) -> (Response, Option<String>) {
     let Some(command) = COMMANDS.iter().find(|c| c.name == name) else {
         return (Response::text(404, "Unknown admin command"), None);
     };
-    let ctx = Ctx { req, state };
+    let writes = match command.effect {
+        Effect::Reads => false,
+        Effect::Writes => true,
+        Effect::WritesWith(param) => req.query(param).is_some(),
+    };
+    if writes && cross_site(req) {
+        tracing::warn!(%peer, command = command.name, "cross-site admin request refused");
+        return (AdminError::CrossSite.response(), None);
+    }
+    let ctx = Ctx { req, peer, state };
     let user = match authorize(&ctx, command.role) {
         Ok(user) => user,
         Err(error) => return (error.response(), None),
@@ -123,21 +156,47 @@ fn render(elem: &Elem, format: Format) -> Result<Response, AdminError> {
     })
 }
 
-/// Check the request's credentials against the command's role.
+/// Check the request's credentials against the command's role (failures
+/// count towards the address's login throttle).
 fn authorize(ctx: &Ctx<'_>, role: Role) -> Result<String, AdminError> {
     let creds = credentials(ctx.req)?;
-    if auth::is_admin(&ctx.state.config, &creds) {
-        return Ok(creds.user);
+    let config = &ctx.state.config;
+    let allowed = || {
+        auth::is_admin(config, &creds)
+            || role == Role::MountSource
+                && ctx
+                    .req
+                    .query("mount")
+                    .is_some_and(|mount| auth::source_allowed(config, &config.credentials_mount(&mount), &creds))
+    };
+    auth::attempt(&ctx.state.logins, ctx.peer.ip(), "admin", allowed).map_err(|refused| match refused {
+        Refused::Denied => AdminError::Auth,
+        blocked => AdminError::Throttled(blocked.retry_after()),
+    })?;
+    Ok(creds.user)
+}
+
+/// Did a browser send this request on behalf of another site? Browsers
+/// attach cached Basic credentials to any request to this server, including
+/// a top-level navigation a foreign page starts: such a request must not
+/// change anything. Browsers say where a request comes from
+/// (`Sec-Fetch-Site`; older ones `Origin` or `Referer`); tools that send
+/// credentials themselves (curl, panels, source clients) send none of these,
+/// so Icecast's GET API keeps working for them. A URL typed or bookmarked
+/// (`Sec-Fetch-Site: none`) and this server's own pages are fine.
+pub fn cross_site(req: &Request) -> bool {
+    if let Some(site) = req.header("Sec-Fetch-Site") {
+        return !site.eq_ignore_ascii_case("same-origin") && !site.eq_ignore_ascii_case("none");
     }
-    if role == Role::MountSource {
-        if let Some(mount) = ctx.req.query("mount") {
-            let config = ctx.state.config.mount(&mount);
-            if auth::source_allowed(&ctx.state.config, &config, &creds) {
-                return Ok(creds.user);
-            }
-        }
+    let host = req.header("Host").unwrap_or("");
+    let foreign = |url: &str| {
+        let authority = url.split_once("://").map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+        authority.is_empty() || !authority.eq_ignore_ascii_case(host)
+    };
+    if let Some(origin) = req.header("Origin") {
+        return foreign(origin);
     }
-    Err(AdminError::Auth)
+    req.header("Referer").is_some_and(foreign)
 }
 
 fn credentials(req: &Request) -> Result<Credentials, AdminError> {
@@ -148,4 +207,32 @@ fn credentials(req: &Request) -> Result<Credentials, AdminError> {
 /// The `<iceresponse>` Icecast answers actions with.
 pub fn ice_response(message: &str) -> Elem {
     Elem::new("iceresponse").field("message", message).field("return", 1u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &str) -> Request {
+        let head = format!("GET /admin/killsource?mount=/a HTTP/1.1\r\nHost: radio.example:8000\r\n{headers}\r\n");
+        Request::parse(head.as_bytes(), 16).unwrap()
+    }
+
+    #[test]
+    fn foreign_pages_are_told_apart_from_tools_and_own_pages() {
+        // Tools: no browser headers at all.
+        assert!(!cross_site(&request("Authorization: Basic YTpi\r\n")));
+        // Browsers: typed or bookmarked, or this server's own page.
+        assert!(!cross_site(&request("Sec-Fetch-Site: none\r\n")));
+        assert!(!cross_site(&request("Sec-Fetch-Site: same-origin\r\n")));
+        assert!(!cross_site(&request("Origin: http://radio.example:8000\r\n")));
+        assert!(!cross_site(&request("Referer: http://radio.example:8000/\r\n")));
+        // A foreign page, however the browser says so.
+        assert!(cross_site(&request("Sec-Fetch-Site: cross-site\r\n")));
+        assert!(cross_site(&request("Sec-Fetch-Site: same-site\r\n")));
+        assert!(cross_site(&request("Origin: http://evil.example\r\n")));
+        assert!(cross_site(&request("Origin: null\r\n")));
+        assert!(cross_site(&request("Referer: http://evil.example/page\r\n")));
+        assert!(cross_site(&request("Referer: http://radio.example:8000.evil.example/\r\n")));
+    }
 }

@@ -11,7 +11,9 @@ use serde_json::json;
 
 use super::commands::metadata_from_query;
 use super::doc::Elem;
-use crate::auth;
+use std::net::SocketAddr;
+
+use crate::auth::{self, Refused};
 use crate::mount::MountHandle;
 use crate::server::request::Request;
 use crate::server::response::Response;
@@ -25,21 +27,37 @@ fn mount_for(req: &Request, state: &AppState) -> Option<MountHandle> {
     match req.query("sid").and_then(|s| s.parse::<u32>().ok()) {
         Some(sid) if sid > 1 => state.mounts.get(&format!("{base}{sid}")),
         Some(_) => state.mounts.get(base),
-        None => state.mounts.get(base).filter(MountHandle::is_live).or_else(|| state.mounts.live().into_iter().next()),
+        // Without a stream id: the SHOUTcast mount, else the first live mount
+        // that has a source of its own (never a rendition).
+        None => state
+            .mounts
+            .get(base)
+            .filter(MountHandle::is_live)
+            .or_else(|| state.mounts.live().into_iter().find(|m| m.config().derived_from.is_none())),
     }
 }
 
 /// `/admin.cgi?mode=updinfo&pass=…&song=…` (libshout in SHOUTcast mode sends
 /// `artist=`+`title=` and no `song=`, which Icecast refuses; we accept it).
-pub fn admin_cgi(req: &Request, state: &AppState) -> Response {
+pub fn admin_cgi(req: &Request, peer: SocketAddr, state: &AppState) -> Response {
     let Some(mount) = mount_for(req, state) else {
         return Response::text(404, "No such stream");
     };
-    let password = req.query("pass").unwrap_or_default();
-    let mount_config = state.config.mount(mount.name());
-    let admin = auth::constant_time_eq(&password, &state.config.auth.admin_password);
-    if !admin && !auth::shoutcast_password_allowed(&state.config, &mount_config, &password) {
+    let Some(password) = req.query("pass") else {
         return Response::unauthorized("Floe admin");
+    };
+    let mount_config = state.config.credentials_mount(mount.name());
+    let allowed = || {
+        auth::constant_time_eq(&password, &state.config.auth.admin_password)
+            || auth::shoutcast_password_allowed(&state.config, &mount_config, &password)
+    };
+    match auth::attempt(&state.logins, peer.ip(), "admin.cgi", allowed) {
+        Ok(()) => {}
+        Err(Refused::Denied) => return Response::unauthorized("Floe admin"),
+        Err(blocked) => {
+            return Response::text(429, "Too many failed logins from this address; retry later")
+                .with_header("Retry-After", &blocked.retry_after().to_string())
+        }
     }
     if req.query("mode").as_deref() != Some("updinfo") {
         return Response::text(400, "Unsupported mode");
@@ -47,7 +65,7 @@ pub fn admin_cgi(req: &Request, state: &AppState) -> Response {
     let Some(meta) = metadata_from_query(req) else {
         return Response::text(400, "No song given");
     };
-    tracing::info!(mount = mount.name(), song = %meta.song, "metadata updated (admin.cgi)");
+    tracing::info!(mount = mount.name(), song = meta.song.as_str(), "metadata updated (admin.cgi)");
     mount.set_metadata(meta);
     Response::html("<html><head><title>SHOUTcast Administrator</title></head><body>Update successful</body></html>\n")
 }
@@ -88,7 +106,7 @@ pub fn seven_html(req: &Request, state: &AppState) -> Response {
         f.max,
         f.listeners,
         f.bitrate,
-        super::doc::escape_xml(&f.song)
+        crate::escape::escape_xml(&f.song)
     ))
 }
 

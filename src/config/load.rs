@@ -25,7 +25,7 @@ use hint::did_you_mean;
 use mounts::mounts;
 
 use super::ShoutcastConfig;
-use super::{valid_mount_name, AuthConfig, Config, Limits, MountConfig, ServerConfig};
+use super::{AuthConfig, Config, Limits, MountConfig, ServerConfig};
 
 /// One thing wrong with a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,9 +178,6 @@ impl<'a> Ctx<'a> {
 // ---------------------------------------------------------------------------
 // Typed value readers: each reports a problem and returns None on failure.
 
-/// What `valid_mount_name` requires, for messages.
-const MOUNT_NAME_RULES: &str = "must be \"/\" followed by a path, with no \"..\" segment, \
-    no control characters, no \"?\", \"#\" or \"\\\", and at most 256 bytes";
 /// What a socket address looks like, for messages.
 const ADDR_FORM: &str = "expected IP:PORT, e.g. \"0.0.0.0:8000\" or \"[::]:8000\"";
 
@@ -274,11 +271,15 @@ impl Ctx<'_> {
 
     fn mount_name(&mut self, key: &str, v: &Value<'_>) -> Option<String> {
         let name = self.string(key, v)?;
-        if valid_mount_name(&name) {
-            return Some(name);
+        match super::mount_name::check(&name) {
+            Ok(()) => Some(name),
+            Err(error) => {
+                let why = error.to_string();
+                let (what, reason) = why.split_once(": ").unwrap_or((&why, ""));
+                self.report(Some(v.span()), key, format!("{what} {name:?}: {reason}"));
+                None
+            }
         }
-        self.report(Some(v.span()), key, format!("invalid mount name {name:?}: {MOUNT_NAME_RULES}"));
-        None
     }
 
     fn addr(&mut self, key: &str, v: &Value<'_>) -> Option<SocketAddr> {

@@ -6,8 +6,10 @@
 //! each mount's settings as `Arc<MountConfig>`.
 
 mod load;
+pub mod mount_name;
 
 pub use load::{load_file, parse_str, ConfigError, Problem};
+pub use mount_name::MountNameError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -261,35 +263,24 @@ impl Config {
         self.mounts.iter().find(|m| m.name == name).cloned().unwrap_or_else(|| Arc::new(MountConfig::dynamic(name)))
     }
 
+    /// The settings whose source credentials govern `name`: its own, or for a
+    /// rendition those of the mount it is encoded from (a rendition has no
+    /// source of its own, and its titles are its parent's to set).
+    pub fn credentials_mount(&self, name: &str) -> Arc<MountConfig> {
+        let mount = self.mount(name);
+        match &mount.derived_from {
+            Some(parent) => self.mount(parent),
+            None => mount,
+        }
+    }
+
     /// True when the admin or source passwords are still the documented defaults.
     pub fn uses_default_passwords(&self) -> bool {
         self.auth.source_password == "hackme" || self.auth.admin_password == "hackme"
     }
 }
 
-/// Is `name` an acceptable mount path? Starts with `/`, no `..` segment, no
-/// control characters, no `?`/`#`, at most 256 bytes.
+/// Is `name` an acceptable mount name? See `mount_name` for the rules.
 pub fn valid_mount_name(name: &str) -> bool {
-    name.starts_with('/')
-        && name.len() > 1
-        && name.len() <= 256
-        && !name.split('/').any(|seg| seg == "..")
-        && !name.chars().any(|c| c.is_control() || c == '?' || c == '#' || c == '\\')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mount_names() {
-        assert!(valid_mount_name("/live.mp3"));
-        assert!(valid_mount_name("/a/b.ogg"));
-        assert!(!valid_mount_name("/"));
-        assert!(!valid_mount_name("live"));
-        assert!(!valid_mount_name("/../etc/passwd"));
-        assert!(!valid_mount_name("/a/.."));
-        assert!(!valid_mount_name("/a\0b"));
-        assert!(!valid_mount_name("/a\nb"));
-    }
+    mount_name::check(name).is_ok()
 }

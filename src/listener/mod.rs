@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
+use crate::escape::header_value;
 use crate::mount::{listener_entry, Chunk, Head, Lag, Metadata, MountHandle, Registration, SourceInfo};
 use crate::server::request::Request;
 use crate::server::response::{Response, SERVER_ID};
@@ -154,10 +155,13 @@ async fn refuse(sock: &mut TcpStream, head_only: bool, response: Response) -> Se
 }
 
 /// The response head of a stream: close-delimited raw body, never chunked,
-/// never `ICY 200 OK` (browsers reject it).
+/// never `ICY 200 OK` (browsers reject it). The bytes are the source's, so
+/// the browser is told not to sniff them into something else and to treat
+/// whatever it renders as a sandboxed, origin-less document.
 pub fn stream_head(source: &SourceInfo, metaint: Option<usize>) -> String {
     let mut head = format!(
         "HTTP/1.0 200 OK\r\nServer: {SERVER_ID}\r\nContent-Type: {}\r\nCache-Control: no-cache, no-store\r\n\
+         X-Content-Type-Options: nosniff\r\nContent-Security-Policy: sandbox\r\n\
          Pragma: no-cache\r\nExpires: Mon, 26 Jul 1997 05:00:00 GMT\r\nConnection: close\r\n\
          Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData\r\n\
          Access-Control-Expose-Headers: icy-metaint, icy-br, icy-description, icy-genre, icy-name, icy-pub, icy-url\r\n",
@@ -172,14 +176,14 @@ pub fn stream_head(source: &SourceInfo, metaint: Option<usize>) -> String {
     ];
     for (name, value) in fields {
         if let Some(value) = value {
-            head.push_str(&format!("{name}: {}\r\n", header_safe(value)));
+            head.push_str(&format!("{name}: {}\r\n", header_value(value)));
         }
     }
     if let Some(bitrate) = source.bitrate() {
         head.push_str(&format!("icy-br: {bitrate}\r\n"));
     }
     if let Some(audio_info) = &info.audio_info {
-        head.push_str(&format!("ice-audio-info: {}\r\n", header_safe(audio_info)));
+        head.push_str(&format!("ice-audio-info: {}\r\n", header_value(audio_info)));
     }
     head.push_str(&format!("icy-pub: {}\r\n", u8::from(info.public)));
     if let Some(metaint) = metaint {
@@ -187,11 +191,6 @@ pub fn stream_head(source: &SourceInfo, metaint: Option<usize>) -> String {
     }
     head.push_str("\r\n");
     head
-}
-
-/// Source-supplied text must not break the response head.
-fn header_safe(value: &str) -> String {
-    value.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// One listener's position and buffers.

@@ -80,8 +80,12 @@ pub const ICY_NO_CHANGE: &[u8] = &[0];
 /// Encode `StreamTitle='…';StreamUrl='…';` as an ICY block: a length byte,
 /// then the payload NUL-padded to a multiple of 16. Over-long text is cut on a
 /// UTF-8 character boundary so the block never exceeds 4080 payload bytes.
+/// Values are escaped (`escape::icy_value`) so that no title can end its
+/// field early and forge another.
 pub fn encode_icy_block(song: &str, url: Option<&str>) -> Bytes {
-    let url_part = url.map(|u| format!("StreamUrl='{u}';")).unwrap_or_default();
+    let song = crate::escape::icy_value(song, false);
+    let song = song.as_str();
+    let url_part = url.map(|u| format!("StreamUrl='{}';", crate::escape::icy_value(u, true))).unwrap_or_default();
     let overhead = "StreamTitle='';".len();
     let url_part = if url_part.len() + overhead > MAX_ICY_PAYLOAD { String::new() } else { url_part };
     let room = MAX_ICY_PAYLOAD - overhead - url_part.len();
@@ -140,6 +144,18 @@ mod tests {
         let block = encode_icy_block("x", Some("http://a"));
         let text = String::from_utf8_lossy(&block[1..]);
         assert!(text.starts_with("StreamTitle='x';StreamUrl='http://a';"));
+    }
+
+    /// A title or URL holding `';` cannot end its field and inject another:
+    /// the block parses back to exactly one title and one URL.
+    #[test]
+    fn quotes_cannot_forge_fields() {
+        let block = encode_icy_block("A';StreamUrl='http://evil/';X='", Some("http://ok/?q='1';"));
+        let text = std::str::from_utf8(&block[1..]).unwrap().trim_end_matches('\0');
+        assert_eq!(text.matches("';").count(), 2, "{text}");
+        let (title, url) = crate::source::icy_strip::parse_icy_metadata(&block[1..]);
+        assert_eq!(title.as_deref(), Some("A\u{2019};StreamUrl=\u{2019}http://evil/\u{2019};X=\u{2019}"));
+        assert_eq!(url.as_deref(), Some("http://ok/?q=%271%27;"));
     }
 
     #[test]

@@ -29,8 +29,14 @@ pub struct StreamInfo {
 impl StreamInfo {
     /// Read stream info from source request headers (first match wins, as Icecast).
     pub fn from_headers<'a>(header: impl Fn(&str) -> Option<&'a str>) -> StreamInfo {
+        // Control characters (a bare CR in a SHOUTcast v1 header line, say)
+        // never reach a playlist, a header or a page.
         let first = |names: &[&str]| {
-            names.iter().find_map(|n| header(n)).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+            names
+                .iter()
+                .find_map(|n| header(n))
+                .map(|v| crate::escape::header_value(v).trim().to_string())
+                .filter(|v| !v.is_empty())
         };
         let audio_info = first(&["ice-audio-info"]);
         let bitrate = first(&["ice-bitrate", "icy-br"])
@@ -154,6 +160,15 @@ mod tests {
         let info = info.with_overrides(&over);
         assert_eq!(info.name.as_deref(), Some("Mine"));
         assert!(!info.public);
+    }
+
+    #[test]
+    fn control_characters_are_dropped() {
+        let headers = [("icy-name", "Evil\rhttp://x/\u{85}"), ("icy-genre", "\r\n")];
+        let get = |n: &str| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+        let info = StreamInfo::from_headers(get);
+        assert_eq!(info.name.as_deref(), Some("Evilhttp://x/"));
+        assert_eq!(info.genre, None);
     }
 
     #[test]

@@ -54,6 +54,12 @@ impl Response {
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
+        // Documents are what they say they are; all but the status page (whose
+        // script must run) render as sandboxed, origin-less documents.
+        head.push_str("X-Content-Type-Options: nosniff\r\n");
+        if !self.headers.iter().any(|(k, v)| k == "Content-Type" && v.starts_with("text/html")) {
+            head.push_str("Content-Security-Policy: sandbox\r\n");
+        }
         head.push_str(&format!(
             "Content-Length: {}\r\nCache-Control: no-cache, no-store\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
             self.body.len()
@@ -89,6 +95,7 @@ pub fn reason(status: u16) -> &'static str {
         409 => "Conflict",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",

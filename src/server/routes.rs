@@ -25,10 +25,10 @@ pub enum Route {
     Respond(Response, Option<String>),
 }
 
-pub fn route(req: &Request, _peer: SocketAddr, state: &AppState) -> Route {
+pub fn route(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
     match req.method.as_str() {
         "SOURCE" | "PUT" => Route::Source,
-        "GET" | "HEAD" => get(req, state),
+        "GET" | "HEAD" => get(req, peer, state),
         "OPTIONS" => Route::Respond(options(req), None),
         _ => Route::Respond(
             Response::text(405, "Method not allowed").with_header("Allow", "GET, HEAD, OPTIONS, PUT, SOURCE"),
@@ -37,7 +37,7 @@ pub fn route(req: &Request, _peer: SocketAddr, state: &AppState) -> Route {
     }
 }
 
-fn get(req: &Request, state: &AppState) -> Route {
+fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
     let respond = |response| Route::Respond(response, None);
     match req.path.as_str() {
         "/" | "/index.html" => respond(Response::html(INDEX_HTML)),
@@ -45,12 +45,12 @@ fn get(req: &Request, state: &AppState) -> Route {
             state.stats.stats_connections.fetch_add(1, Ordering::Relaxed);
             respond(Response::json(status::status_json(state)))
         }
-        "/admin.cgi" => respond(shoutcast::admin_cgi(req, state)),
+        "/admin.cgi" => respond(shoutcast::admin_cgi(req, peer, state)),
         "/7.html" => respond(shoutcast::seven_html(req, state)),
         "/stats" => respond(shoutcast::stats(req, state)),
         "/currentsong" => respond(shoutcast::current_song(req, state)),
         path if path.starts_with("/admin/") => {
-            let (response, user) = admin::handle(req, state);
+            let (response, user) = admin::handle(req, peer, state);
             Route::Respond(response, user)
         }
         path => mount_or_playlist(path, state),

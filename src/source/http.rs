@@ -14,8 +14,7 @@ use tokio::net::TcpStream;
 use super::chunked::ChunkedDecoder;
 use super::ingest::{self, Body};
 use super::SourceError;
-use crate::auth::{self, AuthError};
-use crate::config::valid_mount_name;
+use crate::auth::{self, AuthError, Refused};
 use crate::mount::{SourceInfo, StreamInfo};
 use crate::server::request::Request;
 use crate::server::response::{Response, SERVER_ID};
@@ -42,9 +41,12 @@ pub async fn serve(
         Err(error) => {
             let response = match error {
                 SourceError::NeedAuth | SourceError::BadAuth => Response::unauthorized("Floe source"),
+                SourceError::Throttled(secs) => {
+                    Response::text(429, &error.to_string()).with_header("Retry-After", &secs.to_string())
+                }
                 other => Response::text(other.status(), &other.to_string()),
             };
-            tracing::info!(path = %req.path, %peer, %error, "source refused");
+            tracing::info!(path = req.path.as_str(), %peer, %error, "source refused");
             let bytes = response.write_to(sock, false).await.unwrap_or(0);
             return SourceOutcome { status: error.status(), user, bytes };
         }
@@ -62,18 +64,18 @@ pub async fn serve(
 }
 
 fn accept(req: &Request, peer: SocketAddr, state: &AppState) -> Result<ingest::Attached, SourceError> {
-    if !valid_mount_name(&req.path) {
-        return Err(SourceError::BadMount);
-    }
+    super::check_mount_name(&req.path)?;
     let mount_config = state.config.mount(&req.path);
     let creds =
         auth::request_credentials(req.header("Authorization"), req.header("ice-password"), &mount_config.username)
             .map_err(|e| if e == AuthError::Missing { SourceError::NeedAuth } else { SourceError::BadAuth })?;
-    if !auth::source_allowed(&state.config, &mount_config, &creds) {
-        return Err(SourceError::BadAuth);
-    }
+    auth::attempt(&state.logins, peer.ip(), "source", || auth::source_allowed(&state.config, &mount_config, &creds))
+        .map_err(|refused| match refused {
+            Refused::Denied => SourceError::BadAuth,
+            blocked => SourceError::Throttled(blocked.retry_after()),
+        })?;
     let content_type = match (req.header("Content-Type"), req.method.as_str()) {
-        (Some(ct), _) if !ct.trim().is_empty() => ct.trim().to_string(),
+        (Some(ct), _) if !ct.trim().is_empty() => super::allowed_content_type(ct)?,
         // Legacy SOURCE clients predate Content-Type: Icecast assumes MP3.
         (_, "SOURCE") => "audio/mpeg".to_string(),
         _ => return Err(SourceError::NoContentType),

@@ -13,8 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::ingest::{self, Body};
-use crate::auth;
-use crate::config::valid_mount_name;
+use crate::auth::{self, Refused};
 use crate::mount::{SourceInfo, StreamInfo};
 use crate::state::AppState;
 
@@ -41,31 +40,47 @@ pub fn parse_login(line: &str, default_mount: &str) -> Login {
     Login { mount: default_mount.to_string(), password: line.to_string() }
 }
 
+/// What the login line and header block came to.
+enum Handshake {
+    Accepted(Login, Vec<(String, String)>),
+    /// Refused with this reply line, for this reason (logged).
+    Refused(Login, &'static str, String),
+}
+
 /// Serve one connection on the SHOUTcast source port.
 pub async fn serve(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
     let limits = &state.config.limits;
     let mut buf = BytesMut::with_capacity(1024);
-    let head = tokio::time::timeout(limits.header_timeout, read_login(&mut sock, &mut buf, &state)).await;
-    let Ok(Some((login, headers))) = head else {
-        tracing::info!(%peer, "SHOUTcast source sent no valid login in time");
-        return;
+    let head = tokio::time::timeout(limits.header_timeout, read_login(&mut sock, &mut buf, peer, &state)).await;
+    let (login, headers) = match head {
+        Ok(Some(Handshake::Accepted(login, headers))) => (login, headers),
+        Ok(Some(Handshake::Refused(login, reply, why))) => {
+            tracing::info!(%peer, mount = login.mount.as_str(), why, "SHOUTcast source refused");
+            let _ = sock.write_all(reply.as_bytes()).await;
+            return;
+        }
+        _ => {
+            tracing::info!(%peer, "SHOUTcast source sent no valid login in time");
+            return;
+        }
     };
+    let refuse = |why: &str| tracing::info!(%peer, mount = login.mount.as_str(), why, "SHOUTcast source refused");
     let mount_config = state.config.mount(&login.mount);
-    if !valid_mount_name(&login.mount)
-        || !auth::shoutcast_password_allowed(&state.config, &mount_config, &login.password)
-    {
-        tracing::info!(%peer, mount = %login.mount, "SHOUTcast source refused: bad password");
-        let _ = sock.write_all(b"invalid password\r\n").await;
-        return;
-    }
     let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
-    let content_type = get("content-type").unwrap_or("audio/mpeg").to_string();
+    let content_type = match super::allowed_content_type(get("content-type").unwrap_or("audio/mpeg")) {
+        Ok(content_type) => content_type,
+        Err(error) => {
+            refuse(&error.to_string());
+            let _ = sock.write_all(format!("{error}\r\n").as_bytes()).await;
+            return;
+        }
+    };
     let info = StreamInfo::from_headers(get).with_overrides(&mount_config.info);
     let source = SourceInfo::new(content_type, info, peer, get("user-agent").map(str::to_string));
     let attached = match ingest::attach(&state, &login.mount, source) {
         Ok(attached) => attached,
         Err(error) => {
-            tracing::info!(%peer, mount = %login.mount, %error, "SHOUTcast source refused");
+            refuse(&error.to_string());
             let _ = sock.write_all(format!("{error}\r\n").as_bytes()).await;
             return;
         }
@@ -76,24 +91,26 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
 
 /// Read the password line, answer it, then read the header block. Leaves
 /// any audio that arrived with the headers in `buf`.
-async fn read_login(
-    sock: &mut TcpStream,
-    buf: &mut BytesMut,
-    state: &AppState,
-) -> Option<(Login, Vec<(String, String)>)> {
+async fn read_login(sock: &mut TcpStream, buf: &mut BytesMut, peer: SocketAddr, state: &AppState) -> Option<Handshake> {
     let max_line = state.config.limits.max_header_line;
     let line = read_line(sock, buf, max_line).await?;
     let login = parse_login(&line, &state.config.shoutcast.mount);
+    if let Err(error) = super::check_mount_name(&login.mount) {
+        return Some(Handshake::Refused(login, "invalid mount\r\n", error.to_string()));
+    }
     let mount_config = state.config.mount(&login.mount);
-    if !auth::shoutcast_password_allowed(&state.config, &mount_config, &login.password) {
-        return Some((login, Vec::new()));
+    let allowed = || auth::shoutcast_password_allowed(&state.config, &mount_config, &login.password);
+    // v1 has no "retry later": a blocked address just hears "invalid password".
+    if let Err(refused) = auth::attempt(&state.logins, peer.ip(), "SHOUTcast source", allowed) {
+        let why = if refused == Refused::Denied { "bad password" } else { "address blocked after failed logins" };
+        return Some(Handshake::Refused(login, "invalid password\r\n", why.to_string()));
     }
     sock.write_all(b"OK2\r\nicy-caps:11\r\n\r\n").await.ok()?;
     let mut headers = Vec::new();
     loop {
         let line = read_line(sock, buf, max_line).await?;
         if line.is_empty() {
-            return Some((login, headers));
+            return Some(Handshake::Accepted(login, headers));
         }
         if headers.len() >= state.config.limits.max_headers {
             return None;

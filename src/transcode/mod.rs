@@ -58,7 +58,11 @@ pub fn start(state: &AppState, mount: &MountHandle) -> Option<Ladder> {
         Format::Aac => decode::Input::Aac,
         Format::Ogg => decode::Input::Ogg,
         Format::WebM | Format::Opaque => {
-            tracing::warn!(mount = mount.name(), content_type = %source.content_type, "cannot transcode this format");
+            tracing::warn!(
+                mount = mount.name(),
+                content_type = source.content_type.as_str(),
+                "cannot transcode this format"
+            );
             return None;
         }
     };

@@ -133,7 +133,7 @@ impl RenditionOutput {
 
     /// This rendition's encoder failed: it ends visibly, the others go on.
     pub fn failed(&mut self, error: &str) {
-        tracing::error!(mount = self.name(), %error, "rendition failed and stopped");
+        tracing::error!(mount = self.name(), error, "rendition failed and stopped");
         self.mount.stats().transcode_failures.fetch_add(1, Ordering::Relaxed);
         self.detach();
     }

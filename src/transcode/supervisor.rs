@@ -81,7 +81,7 @@ impl Supervisor {
             }
             tracing::error!(
                 mount = self.mount.name(),
-                %reason,
+                reason = reason.as_str(),
                 restart_in_s = backoff.as_secs(),
                 "transcoding failed; its renditions ended"
             );
@@ -232,7 +232,11 @@ impl Supervisor {
         match (done, draining.is_some()) {
             (Some(_), true) => SessionEnd::Stopped,
             (None, true) => {
-                tracing::warn!(mount = self.mount.name(), reason = %crashed(), "codec process failed while finishing");
+                tracing::warn!(
+                    mount = self.mount.name(),
+                    reason = crashed().as_str(),
+                    "codec process failed while finishing"
+                );
                 SessionEnd::Stopped
             }
             (Some(Some(error)), false) => SessionEnd::Failed(format!("decoding stopped: {error}")),

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod access;
 mod admin;
 mod bad_input;
 mod bench;
@@ -16,6 +17,7 @@ mod ingest;
 mod lifecycle;
 mod listeners;
 mod memory_bounds;
+mod origin;
 mod renditions;
 pub mod sources;
 pub mod transcode;

@@ -27,7 +27,7 @@ fn put_head(mount: &str, content_type: &str, extra: &str) -> String {
 fn a_title_on_every_byte_stays_within_the_budget() {
     let server = TestServer::with_mounts("[[mount]]\nname = \"/meta.bin\"\nmetaint = 1000\n");
     let rss_before = server.rss_kib();
-    let mut sock = open_source(&server, &put_head("/meta.bin", "application/octet-stream", "icy-metaint: 1\r\n"));
+    let mut sock = open_source(&server, &put_head("/meta.bin", "audio/x-unknown", "icy-metaint: 1\r\n"));
     let mut listener = Listener::connect(&server, "/meta.bin", &[("Icy-MetaData", "1")]);
     assert_eq!(listener.head.header("icy-metaint").as_deref(), Some("1000"));
     let mut sent = 0usize;

@@ -2,6 +2,13 @@
 //! password) and admin (the admin user, or a mount's source credentials for
 //! that mount's commands).
 
+mod throttle;
+
+pub use throttle::Throttle;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 
 use crate::config::{Config, MountConfig};
@@ -34,6 +41,43 @@ pub fn parse_basic(header: &str) -> Result<Credentials, AuthError> {
     let text = String::from_utf8(raw.clone()).unwrap_or_else(|_| raw.iter().map(|&b| char::from(b)).collect());
     let (user, password) = text.split_once(':').ok_or(AuthError::Malformed)?;
     Ok(Credentials { user: user.to_string(), password: password.to_string() })
+}
+
+/// Why a login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Wrong credentials (counted against the address).
+    Denied,
+    /// The address failed too often: refused without a check for this long.
+    Blocked(Duration),
+}
+
+impl Refused {
+    /// Seconds for a `Retry-After` header (at least one).
+    pub fn retry_after(self) -> u64 {
+        match self {
+            Refused::Denied => 0,
+            Refused::Blocked(left) => left.as_secs().max(1),
+        }
+    }
+}
+
+/// One login attempt from `ip` (`what` names it in the log): refused
+/// unchecked while the address is blocked; otherwise `check` decides, and a
+/// failure counts towards a block.
+pub fn attempt(throttle: &Throttle, ip: IpAddr, what: &str, check: impl FnOnce() -> bool) -> Result<(), Refused> {
+    let now = Instant::now();
+    if let Some(left) = throttle.blocked(ip, now) {
+        return Err(Refused::Blocked(left));
+    }
+    if check() {
+        throttle.succeeded(ip);
+        return Ok(());
+    }
+    if let Some(block) = throttle.failed(ip, now) {
+        tracing::warn!(%ip, what, block_s = block.as_secs(), "too many failed logins; address refused for a while");
+    }
+    Err(Refused::Denied)
 }
 
 /// Credentials of a request: `Authorization: Basic`, or the legacy
