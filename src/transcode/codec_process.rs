@@ -23,9 +23,10 @@ use super::wire::{self, FromCodec, Job, ToCodec};
 
 /// Niceness of codec work: listeners' threads win any contention for the CPU.
 const NICENESS: i32 = 10;
-/// Longest silence towards the server while reading input (its watchdog
+/// How often progress (decode time) is reported while input flows; also
+/// the longest silence towards the server while reading input (its watchdog
 /// waits far longer before it calls the process stalled).
-const HEARTBEAT: Duration = Duration::from_millis(250);
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Run the codec process; the exit code is non-zero only when the job could
 /// not be read. Decoding errors are reported to the server in `Done`.
@@ -44,7 +45,7 @@ pub fn run() -> ExitCode {
     let pending = Shared::default();
     let heartbeat = {
         let out = out.clone();
-        Box::new(move || out.lock().heartbeat())
+        Box::new(move || out.lock().progress_if_due())
     };
     let reader = FeedReader::new(input, pending.clone(), heartbeat);
     let mut chains: Vec<EncoderChain> =
@@ -74,6 +75,7 @@ pub fn run() -> ExitCode {
         // Decode time = time neither waiting for the server nor encoding.
         let elapsed = started.elapsed().as_nanos() as u64;
         out.decode_ns = elapsed.saturating_sub(pending.waited_ns() + encode_ns);
+        out.progress_if_due();
         out.flush();
     });
     let mut out = out.lock();
@@ -132,18 +134,19 @@ fn confine(job: &Job) {
 struct Pipe<W: Write> {
     out: BufWriter<W>,
     frame: Vec<u8>,
-    last_sent: Instant,
-    /// Decode time so far, for the heartbeats.
+    last_progress: Instant,
+    /// Decode time so far, for the progress reports.
     decode_ns: u64,
 }
 
 impl<W: Write> Pipe<W> {
     fn new(out: W) -> Pipe<W> {
-        Pipe { out: BufWriter::new(out), frame: Vec::new(), last_sent: Instant::now(), decode_ns: 0 }
+        Pipe { out: BufWriter::new(out), frame: Vec::new(), last_progress: Instant::now(), decode_ns: 0 }
     }
 
-    fn heartbeat(&mut self) {
-        if self.last_sent.elapsed() >= HEARTBEAT {
+    fn progress_if_due(&mut self) {
+        if self.last_progress.elapsed() >= PROGRESS_EVERY {
+            self.last_progress = Instant::now();
             let decode_ns = self.decode_ns;
             self.send(FromCodec::Progress { decode_ns, corrupt_packets: 0 });
             self.flush();
@@ -164,6 +167,5 @@ impl<W: Write> Sink for Pipe<W> {
         if self.out.write_all(&self.frame).is_err() {
             std::process::exit(0);
         }
-        self.last_sent = Instant::now();
     }
 }
