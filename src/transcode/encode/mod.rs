@@ -91,8 +91,9 @@ impl fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-/// A running encoder for one derived mount.
-pub trait Encoder: Send {
+/// A running encoder for one derived mount. Not `Send`: encoders live on
+/// the codec process's one thread (libvorbis' state cannot move).
+pub trait Encoder {
     /// Encode interleaved f32 samples (len = frames × channels) at the spec's
     /// rate/channels; append container bytes to `out`. Partial codec frames are
     /// buffered internally, so any chunk size works.

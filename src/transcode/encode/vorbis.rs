@@ -1,10 +1,9 @@
 //! Vorbis encoding (libvorbis/aoTuV via `vorbis_rs`) into chained Ogg.
 //!
-//! `vorbis_rs` writes finished Ogg pages to a `Write` sink, but its encoder
-//! holds raw libvorbis pointers and is not `Send`, while [`Encoder`] must be.
-//! So each Vorbis encoder lives on a small dedicated worker thread; calls are
-//! synchronous request/reply over channels, so output order and timing are
-//! the same as an in-thread encoder (one thread handoff per call).
+//! `vorbis_rs` writes finished Ogg pages to a `Write` sink it owns; a shared
+//! buffer (`SharedSink`) lets us take them back after each call. The encoder
+//! holds raw libvorbis pointers and is not `Send`: it lives, like every
+//! encoder, on the codec process's one thread.
 //!
 //! Pages: libogg closes a page once it holds ≥ 4 packets past the requested
 //! minimum fill, which we set to 0 bytes. With 2048-sample long blocks a
@@ -17,8 +16,6 @@ use std::cell::RefCell;
 use std::io::{self, Write};
 use std::num::{NonZeroU32, NonZeroU8};
 use std::rc::Rc;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::thread::JoinHandle;
 
 use vorbis_rs::{VorbisBitrateManagementStrategy, VorbisEncoderBuilder};
 
@@ -48,7 +45,7 @@ pub(super) fn validate(spec: &EncoderSpec) -> Result<(), String> {
     })
 }
 
-/// Encoder parameters, plain data so they can move to the worker thread.
+/// Encoder parameters.
 #[derive(Clone, Copy)]
 struct Params {
     rate: NonZeroU32,
@@ -78,118 +75,8 @@ impl Params {
     }
 }
 
-/// Requests to the worker thread. Each gets exactly one reply.
-enum Cmd {
-    Encode(Vec<f32>),
-    Title(Vec<(&'static str, String)>),
-    Finish,
-}
-
-type Reply = Result<Vec<u8>, EncodeError>;
-
-/// Vorbis encoder handle (the libvorbis state lives on the worker thread).
-pub(super) struct VorbisEncoder {
-    tx: Option<Sender<Cmd>>,
-    rx: Receiver<Reply>,
-    worker: Option<JoinHandle<()>>,
-    channels: usize,
-    block: usize,
-    /// Bytes produced outside a call with an `out` (the first link's headers).
-    queued: Vec<u8>,
-    finished: bool,
-}
-
-impl VorbisEncoder {
-    /// Start the worker and its first link, whose comment header holds `tags`.
-    pub(super) fn new(spec: &EncoderSpec, tags: Vec<(&'static str, String)>) -> Result<Self, EncodeError> {
-        let params = Params::new(spec)?;
-        let (tx, cmd_rx) = mpsc::channel();
-        let (reply_tx, rx) = mpsc::channel();
-        let worker = std::thread::Builder::new()
-            .name("vorbis-encoder".into())
-            .spawn(move || worker(params, &tags, cmd_rx, reply_tx))
-            .map_err(|e| EncodeError::Init(format!("Vorbis worker thread: {e}")))?;
-        // The first reply is the outcome of setting up the first link.
-        let headers = rx.recv().map_err(|_| EncodeError::Init("Vorbis worker thread exited".into()))??;
-        let block = long_block_size(&headers).unwrap_or(2048);
-        Ok(Self {
-            tx: Some(tx),
-            rx,
-            worker: Some(worker),
-            channels: usize::from(spec.channels),
-            block,
-            queued: headers,
-            finished: false,
-        })
-    }
-
-    /// Send one request and wait for its reply, prepending queued bytes.
-    fn call(&mut self, cmd: Cmd, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let gone = || EncodeError::Codec("Vorbis worker thread exited".into());
-        self.tx.as_ref().ok_or_else(gone)?.send(cmd).map_err(|_| gone())?;
-        let bytes = self.rx.recv().map_err(|_| gone())??;
-        out.append(&mut self.queued);
-        out.extend_from_slice(&bytes);
-        Ok(())
-    }
-}
-
-/// Long block size from the identification header on the first page
-/// (`blocksize_1` is the high nibble of packet byte 28, as log2).
-fn long_block_size(first_page: &[u8]) -> Option<usize> {
-    let nseg = usize::from(*first_page.get(26)?);
-    let packet = first_page.get(27 + nseg..)?;
-    if packet.get(..7)? != b"\x01vorbis" {
-        return None;
-    }
-    Some(1 << (packet.get(28)? >> 4))
-}
-
-impl Encoder for VorbisEncoder {
-    fn encode(&mut self, pcm: &[f32], out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        if self.finished {
-            return Err(EncodeError::Finished);
-        }
-        if check_pcm(pcm, self.channels)? == 0 {
-            out.append(&mut self.queued);
-            return Ok(());
-        }
-        self.call(Cmd::Encode(pcm.to_vec()), out)
-    }
-
-    fn set_title(&mut self, artist: Option<&str>, title: &str, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        if self.finished {
-            return Err(EncodeError::Finished);
-        }
-        self.call(Cmd::Title(title_comments(artist, title)), out)
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        if self.finished {
-            return Ok(());
-        }
-        self.finished = true;
-        self.call(Cmd::Finish, out)
-    }
-
-    fn frame_samples(&self) -> usize {
-        self.block
-    }
-}
-
-impl Drop for VorbisEncoder {
-    fn drop(&mut self) {
-        // Closing the command channel ends the worker loop; the worker is
-        // idle between calls, so the join is prompt.
-        self.tx = None;
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
-    }
-}
-
-/// `Write` sink shared between the worker and its `vorbis_rs` encoder, which
-/// owns its sink and offers no way to borrow it back.
+/// `Write` sink shared between us and the `vorbis_rs` encoder, which owns
+/// its sink and offers no way to borrow it back.
 #[derive(Clone, Default)]
 struct SharedSink(Rc<RefCell<Vec<u8>>>);
 
@@ -204,25 +91,49 @@ impl Write for SharedSink {
 }
 
 impl SharedSink {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.borrow_mut())
+    /// Move what was written so far to `out`.
+    fn drain_into(&self, out: &mut Vec<u8>) {
+        out.append(&mut self.0.borrow_mut());
     }
-}
-
-/// Worker state: the current link's encoder and reusable planar buffers.
-struct Worker {
-    params: Params,
-    sink: SharedSink,
-    enc: Option<vorbis_rs::VorbisEncoder<SharedSink>>,
-    serial: u32,
-    planar: Vec<Vec<f32>>,
 }
 
 fn vorbis_err(what: &str) -> impl Fn(vorbis_rs::VorbisError) -> EncodeError + '_ {
     move |e| EncodeError::Codec(format!("Vorbis {what}: {e}"))
 }
 
-impl Worker {
+/// A Vorbis encoder writing chained Ogg: one link per title.
+pub(super) struct VorbisEncoder {
+    params: Params,
+    sink: SharedSink,
+    /// The current link; `None` once finished.
+    enc: Option<vorbis_rs::VorbisEncoder<SharedSink>>,
+    serial: u32,
+    /// Reusable planar buffers (vorbis_rs wants planar channels).
+    planar: Vec<Vec<f32>>,
+    channels: usize,
+    /// Long block size, for `frame_samples`.
+    block: usize,
+}
+
+impl VorbisEncoder {
+    /// Start the first link, whose comment header holds `tags`; its header
+    /// pages come out with the first call that takes an `out`.
+    pub(super) fn new(spec: &EncoderSpec, tags: Vec<(&'static str, String)>) -> Result<Self, EncodeError> {
+        let params = Params::new(spec)?;
+        let mut encoder = Self {
+            params,
+            sink: SharedSink::default(),
+            enc: None,
+            serial: new_serial(None),
+            planar: vec![Vec::new(); usize::from(spec.channels)],
+            channels: usize::from(spec.channels),
+            block: 2048,
+        };
+        encoder.start_link(&tags)?;
+        encoder.block = long_block_size(&encoder.sink.0.borrow()).unwrap_or(2048);
+        Ok(encoder)
+    }
+
     /// Start a link: a new encoder (fresh serial) whose comment header holds `tags`.
     fn start_link(&mut self, tags: &[(&'static str, String)]) -> Result<(), EncodeError> {
         self.serial = new_serial(Some(self.serial));
@@ -239,50 +150,52 @@ impl Worker {
             None => Ok(()),
         }
     }
-
-    fn encode(&mut self, pcm: &[f32]) -> Result<(), EncodeError> {
-        let enc = self.enc.as_mut().ok_or(EncodeError::Finished)?;
-        let ch = self.planar.len();
-        // vorbis_rs wants planar channels.
-        for (c, plane) in self.planar.iter_mut().enumerate() {
-            plane.clear();
-            plane.extend(pcm.iter().skip(c).step_by(ch));
-        }
-        enc.encode_audio_block(&self.planar).map_err(vorbis_err("encode"))
-    }
-
-    fn handle(&mut self, cmd: Cmd) -> Reply {
-        match cmd {
-            Cmd::Encode(pcm) => self.encode(&pcm)?,
-            Cmd::Title(tags) => {
-                self.end_link()?;
-                self.start_link(&tags)?;
-            }
-            Cmd::Finish => self.end_link()?,
-        }
-        Ok(self.sink.take())
-    }
 }
 
-/// Worker thread body: set up the first link, then serve requests until the
-/// handle is dropped.
-fn worker(params: Params, tags: &[(&'static str, String)], cmds: Receiver<Cmd>, replies: Sender<Reply>) {
-    let mut w = Worker {
-        params,
-        sink: SharedSink::default(),
-        enc: None,
-        serial: new_serial(None),
-        planar: vec![Vec::new(); usize::from(params.channels.get())],
-    };
-    let first = w.start_link(tags).map(|()| w.sink.take());
-    let ok = first.is_ok();
-    if replies.send(first).is_err() || !ok {
-        return;
+/// Long block size from the identification header on the first page
+/// (`blocksize_1` is the high nibble of packet byte 28, as log2).
+fn long_block_size(first_page: &[u8]) -> Option<usize> {
+    let nseg = usize::from(*first_page.get(26)?);
+    let packet = first_page.get(27 + nseg..)?;
+    if packet.get(..7)? != b"\x01vorbis" {
+        return None;
     }
-    for cmd in cmds {
-        if replies.send(w.handle(cmd)).is_err() {
-            break;
+    Some(1 << (packet.get(28)? >> 4))
+}
+
+impl Encoder for VorbisEncoder {
+    fn encode(&mut self, pcm: &[f32], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let frames = check_pcm(pcm, self.channels)?;
+        let enc = self.enc.as_mut().ok_or(EncodeError::Finished)?;
+        if frames > 0 {
+            for (c, plane) in self.planar.iter_mut().enumerate() {
+                plane.clear();
+                plane.extend(pcm.iter().skip(c).step_by(self.channels));
+            }
+            enc.encode_audio_block(&self.planar).map_err(vorbis_err("encode"))?;
         }
+        self.sink.drain_into(out);
+        Ok(())
+    }
+
+    fn set_title(&mut self, artist: Option<&str>, title: &str, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if self.enc.is_none() {
+            return Err(EncodeError::Finished);
+        }
+        self.end_link()?;
+        self.start_link(&title_comments(artist, title))?;
+        self.sink.drain_into(out);
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.end_link()?;
+        self.sink.drain_into(out);
+        Ok(())
+    }
+
+    fn frame_samples(&self) -> usize {
+        self.block
     }
 }
 
