@@ -163,8 +163,7 @@ fn sighup_reopens_the_access_log() {
     server.get("/status-json.xsl");
     eventually("the first line", WAIT, || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("status-json")));
     std::fs::rename(&log, dir.path().join("access.log.1")).unwrap();
-    let hup = Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().unwrap();
-    assert!(hup.success());
+    signal(server.pid(), Signal::HUP);
     eventually("the log is reopened", WAIT, || server.log().contains("access log reopened"));
     server.get("/7.html");
     eventually("a fresh file gets the next line", WAIT, || {

@@ -48,11 +48,6 @@ impl Bystander {
     }
 }
 
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("kill");
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
 /// The one codec process of `mount`, once it runs.
 fn codec_pid(server: &TestServer, mount: &str) -> u32 {
     let mut pids = Vec::new();
@@ -239,7 +234,7 @@ bitrate = 64
     let moved_id = server.listener_ids("/live-64.mp3")[0];
     let first = codec_pid(&server, "/live.mp3");
 
-    signal(first, "ABRT");
+    signal(first, Signal::ABORT);
     assert!(closed.closed_within(WAIT), "the Opus listener is told the rendition ended");
     eventually("the moved listener is on the fallback", WAIT, || server.listener_ids("/safe.mp3").contains(&moved_id));
     eventually("the failure is counted", WAIT, || server.mount_stat("/live.mp3", "transcode_failures") == 1);
@@ -277,7 +272,7 @@ bitrate = 64
     let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
     server.wait_live("/live.opus");
     let first = codec_pid(&server, "/live.mp3");
-    signal(first, "STOP");
+    signal(first, Signal::STOP);
     eventually("the stall is found and counted", Duration::from_secs(30), || {
         server.mount_stat("/live.mp3", "transcode_failures") == 1
     });

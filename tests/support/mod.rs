@@ -83,8 +83,7 @@ impl TestServer {
 
     /// Send SIGTERM and wait (bounded) for the process to exit.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        signal(self.child.id(), Signal::TERM);
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -284,6 +283,14 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 pub fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+pub use rustix::process::Signal;
+
+/// Send `signal` to process `pid`.
+pub fn signal(pid: u32, signal: Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a process id");
+    rustix::process::kill_process(pid, signal).expect("the process exists");
 }
 
 /// Poll `check` until it holds, failing after `limit`.
