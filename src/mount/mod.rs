@@ -8,6 +8,8 @@ mod metadata;
 mod registry;
 mod ring;
 mod source_info;
+mod stats;
+mod stream;
 pub mod tap;
 mod wake;
 
@@ -16,6 +18,8 @@ pub use metadata::{decode_with_charset, encode_icy_block, truncate_on_char_bound
 pub use registry::Mounts;
 pub use ring::{Chunk, Ring};
 pub use source_info::{SourceInfo, StreamInfo};
+pub use stats::MountStats;
+pub use stream::MIN_TITLE_BYTES;
 pub use tap::{Tap, TapId, Tapped};
 
 use std::net::IpAddr;
@@ -30,19 +34,11 @@ use tokio::sync::watch;
 use crate::config::{Limits, MountConfig};
 use crate::format::{AudioInfo, Unit};
 use listeners::ListenerTable;
-use wake::{Groups, Heads, Schedule};
+use stream::StreamState;
+use wake::{Groups, Heads};
 
 /// How often a mount's ring is trimmed to what its listeners still need.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
-/// Most framed data held back between wake-ups before it goes into the ring
-/// as a chunk anyway (a source far above its bitrate cannot grow it).
-const MAX_HELD: usize = 64 * 1024;
-/// A title takes effect for at least this much of the stream: a quicker
-/// change replaces it where it stands, so a source sending a new title with
-/// every few bytes cannot make a chunk (and a title to keep) of each.
-/// Listeners with ICY metadata see a title every `metaint` bytes at best.
-pub const MIN_TITLE_BYTES: u64 = 4096;
-
 /// What listeners wait on: the next sequence to be written and whether a
 /// source is live. Published through a `watch` so no wake-up is ever lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,110 +47,6 @@ pub struct Head {
     pub live: bool,
     /// Bumped each time a source attaches.
     pub generation: u64,
-}
-
-/// Counters of one mount; atomics, so the data path never locks for them.
-#[derive(Debug, Default)]
-pub struct MountStats {
-    pub listeners: AtomicU64,
-    pub listener_peak: AtomicU64,
-    /// Listeners dropped for falling more than `queue_size` behind.
-    pub slow_listeners: AtomicU64,
-    pub listener_connections: AtomicU64,
-    pub bytes_read: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    /// Source bytes thrown away by the framer (garbage, broken frames).
-    pub bytes_skipped: AtomicU64,
-    /// Packets the transcoder could not decode and skipped (source mounts).
-    pub corrupt_packets: AtomicU64,
-    /// Time spent resampling and encoding this rendition (derived mounts),
-    /// or decoding this source (source mounts), in nanoseconds.
-    pub transcode_ns: AtomicU64,
-    /// Units the transcoder's feed had no room for (it fell behind).
-    pub tap_overruns: AtomicU64,
-    /// How long the latest encoded output of a rendition took from the
-    /// source's data arriving, and the most it took, in microseconds.
-    pub transcode_delay_us: AtomicU64,
-    pub transcode_delay_max_us: AtomicU64,
-    /// 1 while a rendition's encoder runs (on-demand ones idle at 0).
-    pub encoding: AtomicU64,
-    /// Bytes the source's framer holds between reads (partial pages,
-    /// elements, header captures), as of its last read.
-    pub framer_bytes: AtomicU64,
-    /// Times transcoding failed and its renditions ended: on a source mount,
-    /// its codec process (crashed, stalled, refused the stream); on a
-    /// rendition, its own encoder.
-    pub transcode_failures: AtomicU64,
-}
-
-/// The data plane: written by the source, read by every listener.
-#[derive(Debug)]
-struct StreamState {
-    ring: Ring,
-    /// Headers a new listener needs before any chunk (Ogg/WebM); empty otherwise.
-    headers: Bytes,
-    meta: Arc<Metadata>,
-    /// When each wake group is next due (`delivery_interval` throttling).
-    schedule: Schedule,
-    /// Framed data not yet published (only with a `delivery_interval`).
-    held: BytesMut,
-    /// Whether `held` starts at a sync point.
-    held_sync: bool,
-    /// New listeners' bursts start no earlier than this sequence (set when a
-    /// server-fed stream restarts, so nobody is handed the old stream).
-    burst_floor: u64,
-    /// When the ring was last trimmed to what listeners still need.
-    last_trim: Option<Instant>,
-    /// Stream offset at which the current title took effect (`None`: the
-    /// stream's first title is still the default).
-    title_at: Option<u64>,
-}
-
-impl StreamState {
-    fn hold(&mut self, bytes: &[u8], sync: bool) {
-        // A sync point (a WebM cluster) must start a chunk, or a new listener
-        // could not start there.
-        if sync && !self.held_sync && !self.held.is_empty() {
-            self.release_held();
-        }
-        if self.held.is_empty() {
-            self.held_sync = sync;
-        }
-        self.held.extend_from_slice(bytes);
-        if self.held.len() >= MAX_HELD {
-            self.release_held();
-        }
-    }
-
-    /// Offset just past everything written, held data included.
-    fn write_offset(&self) -> u64 {
-        self.ring.end() + self.held.len() as u64
-    }
-
-    /// Nothing here can be read any more (no source, no listener): let go of
-    /// it all.
-    fn release_all(&mut self) {
-        self.release_held();
-        self.ring.clear();
-        self.headers = Bytes::new();
-        self.meta = Arc::new(Metadata::default());
-        self.title_at = None;
-    }
-
-    /// Move held-back data into the ring as one chunk.
-    fn release_held(&mut self) {
-        if !self.held.is_empty() {
-            let data = self.held.split().freeze();
-            let meta = self.meta.clone();
-            self.ring.push(data, meta, self.held_sync, false);
-        }
-    }
-
-    /// Release held data; returns the sequence to publish.
-    fn publish_point(&mut self) -> u64 {
-        self.release_held();
-        self.ring.head_seq()
-    }
 }
 
 /// One mount. Shared through `MountHandle`.
@@ -222,17 +114,7 @@ impl MountHandle {
             queue_size,
             burst_size,
             delivery_interval: limits.delivery_interval,
-            stream: RwLock::new(StreamState {
-                ring: Ring::new(capacity),
-                headers: Bytes::new(),
-                meta: Arc::new(Metadata::default()),
-                schedule: Schedule::default(),
-                held: BytesMut::new(),
-                held_sync: false,
-                burst_floor: 0,
-                last_trim: None,
-                title_at: None,
-            }),
+            stream: RwLock::new(StreamState::new(capacity)),
             heads: Heads::new(),
             source: Mutex::new(None),
             listeners: ListenerTable::default(),
@@ -299,16 +181,7 @@ impl MountHandle {
     /// after the previous one replaces it instead.
     pub fn set_metadata(&self, meta: Metadata) {
         let meta = Arc::new(meta);
-        {
-            let mut stream = self.0.stream.write();
-            let at = stream.write_offset();
-            if stream.title_at.is_none_or(|since| at - since >= MIN_TITLE_BYTES) {
-                // Held-back audio was written under the old title: it keeps it.
-                stream.release_held();
-                stream.title_at = Some(at);
-            }
-            stream.meta = meta.clone();
-        }
+        self.0.stream.write().set_title(meta.clone());
         if let Some(tap) = self.0.tap.lock().as_ref() {
             tap.offer(Tapped::Title(meta));
         }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::stream::MAX_HELD;
 use super::*;
 use crate::config::{Limits, MountConfig};
 use crate::format::Unit;

@@ -225,23 +225,30 @@ impl Supervisor {
             }
         }
         let status = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
-        let crashed = || match &status {
-            Ok(Ok(status)) => describe_exit(*status),
+        let exit = match status {
+            Ok(Ok(status)) => describe_exit(status),
             _ => "closed its output and did not exit".to_string(),
         };
-        match (done, draining.is_some()) {
+        self.ended(done, draining.is_some(), exit)
+    }
+
+    /// How a session whose process closed its output ended: `done` is what
+    /// its `Done` message said (if it sent one), `draining` whether the
+    /// source had left, `exit` how the process exited.
+    fn ended(&self, done: Option<Option<String>>, draining: bool, exit: String) -> SessionEnd {
+        match (done, draining) {
             (Some(_), true) => SessionEnd::Stopped,
             (None, true) => {
                 tracing::warn!(
                     mount = self.mount.name(),
-                    reason = crashed().as_str(),
+                    reason = exit.as_str(),
                     "codec process failed while finishing"
                 );
                 SessionEnd::Stopped
             }
             (Some(Some(error)), false) => SessionEnd::Failed(format!("decoding stopped: {error}")),
             (Some(None), false) => SessionEnd::Failed("codec process ended before its source".into()),
-            (None, false) => SessionEnd::Failed(format!("codec process {}", crashed())),
+            (None, false) => SessionEnd::Failed(format!("codec process {exit}")),
         }
     }
 
