@@ -283,3 +283,32 @@ bitrate = 64
     assert!(listener.read_at_least(4, WAIT).starts_with(b"OggS"));
     assert!(server.alive());
 }
+
+/// The codec process is confined as configured: its address space is
+/// limited to `transcode_memory` (an allocation past it fails in that
+/// process alone), it runs at a lower priority than the server, and it dies
+/// with the server even when the server is killed outright.
+#[test]
+fn codec_process_is_confined_and_dies_with_the_server() {
+    let mut server = TestServer::start(Opts {
+        limits: "transcode_memory = 268435456\n",
+        rest: "[[mount]]\nname = \"/live.mp3\"\n[[mount.transcode]]\nname = \"/live.opus\"\ncodec = \"opus\"\nbitrate = 64\n",
+        ..Opts::default()
+    });
+    let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.opus");
+    let pid = codec_pid(&server, "/live.mp3");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let address_space = limits.lines().find(|l| l.starts_with("Max address space")).expect("the limit line");
+    assert_eq!(address_space.split_whitespace().skip(3).take(2).collect::<Vec<_>>(), ["268435456", "268435456"]);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    assert_eq!(fields[16], "10", "niceness (field 19)");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "floe-codec");
+    signal(server.pid(), Signal::KILL);
+    eventually("the server is gone", WAIT, || !server.alive());
+    eventually("the codec process died with the server", WAIT, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+}
