@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod escape;
 pub mod format;
+pub mod hls;
 pub mod listener;
 pub mod mount;
 pub mod playlist;

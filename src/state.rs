@@ -36,6 +36,8 @@ pub struct ServerStats {
 pub struct AppState {
     pub config: Arc<Config>,
     pub mounts: Mounts,
+    /// Every mount's HLS/DASH window.
+    pub hls: crate::hls::HlsStreams,
     pub stats: Arc<ServerStats>,
     pub access_log: AccessLog,
     /// Listener slots (`limits.clients`); a permit moves into each listener task.
@@ -61,6 +63,7 @@ impl AppState {
     ) -> AppState {
         AppState {
             mounts: Mounts::new(config.clone()),
+            hls: crate::hls::HlsStreams::default(),
             stats: Arc::default(),
             access_log,
             clients: Arc::new(Semaphore::new(config.limits.clients)),

@@ -18,6 +18,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 mod hint;
+mod hls;
 mod mounts;
 mod transcode;
 
@@ -103,6 +104,7 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     walk_root(&mut cx, doc, &mut draft);
     check_limits(&mut cx, doc, &draft.config.limits);
     draft.config.shoutcast = resolve_shoutcast(&mut cx, doc, &draft);
+    hls::resolve(&mut cx, doc, &mut draft.config);
     cx.finish(draft.config)
 }
 
@@ -420,10 +422,12 @@ const MOUNT: &[Field<MountConfig>] = &[
     ("stream_url", |c, k, v, m| set(&mut m.info.url, c.string(k, v).map(Some))),
     ("public", |c, k, v, m| set(&mut m.info.public, c.boolean(k, v).map(Some))),
     ("transcode", |c, k, v, m| set(&mut m.transcode, transcode::transcodes(c, k, v))),
+    // Read once the whole file is (it starts from `[hls]`): see `hls::resolve`.
+    ("hls", |_, _, _, _| {}),
 ];
 
 /// Section names, in documentation order.
-const SECTIONS: [&str; 6] = ["server", "limits", "auth", "shoutcast", "mount", "transcode"];
+const SECTIONS: [&str; 8] = ["server", "limits", "auth", "shoutcast", "hls", "variant", "mount", "transcode"];
 
 fn names<T>(fields: &[Field<T>]) -> Vec<&'static str> {
     fields.iter().map(|f| f.0).collect()
@@ -438,6 +442,8 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         "shoutcast" => names(SHOUTCAST),
         "mount" => names(MOUNT),
         "transcode" => transcode::keys(),
+        "hls" => hls::keys(),
+        "variant" => hls::variant_keys(),
         _ => Vec::new(),
     }
 }
@@ -467,6 +473,7 @@ fn walk_root(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &mut Draft) {
             "limits" => section(cx, name, v, LIMITS, &mut d.config.limits),
             "auth" => section(cx, name, v, AUTH, &mut d.config.auth),
             "shoutcast" => section(cx, name, v, SHOUTCAST, &mut d.shoutcast),
+            "hls" => section(cx, name, v, hls::HLS, &mut d.config.hls),
             "mount" => d.config.mounts = mounts(cx, v),
             _ => unknown(cx, "", "", k, v.get_ref().is_table()),
         }

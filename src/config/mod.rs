@@ -22,6 +22,8 @@ pub struct Config {
     pub limits: Limits,
     pub auth: AuthConfig,
     pub shoutcast: ShoutcastConfig,
+    /// `[hls]`: adaptive streaming for every mount without an `[mount.hls]` of its own.
+    pub hls: HlsConfig,
     /// Explicitly configured mounts, in file order.
     pub mounts: Vec<Arc<MountConfig>>,
 }
@@ -141,6 +143,87 @@ pub struct MountConfig {
     /// Set on a rendition's own mount: the mount it is encoded from. Such a
     /// mount is fed by the server; sources cannot stream to it.
     pub derived_from: Option<String>,
+    /// `[mount.hls]`: the mount as HLS and DASH (the global `[hls]` unless set).
+    pub hls: HlsConfig,
+}
+
+/// When a mount is offered as HLS and DASH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HlsMode {
+    Off,
+    /// The ladder runs from the first HLS or DASH request until nobody has
+    /// asked for `idle` (no codec work for mounts nobody plays that way).
+    OnDemand,
+    /// The ladder runs while the source does: the whole window is always there.
+    Always,
+}
+
+/// `[hls]` / `[mount.hls]`: one CMAF ladder served as HLS, LL-HLS and DASH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HlsConfig {
+    /// Default: on-demand.
+    pub mode: HlsMode,
+    /// Part duration, a multiple of 320 ms (whole AAC-LC and Opus frames at
+    /// 48 kHz). Default: 320 ms.
+    pub part: Duration,
+    /// Parts per segment. Default: 6 (1.92 s segments).
+    pub segment_parts: u32,
+    /// Timeshift: how far back listeners may seek. Default: 3600 s.
+    pub window: Duration,
+    /// Bytes the window may hold per mount (the oldest segments go first).
+    /// Default: 268435456 (256 MiB; an hour of the default ladder is ~130 MB).
+    pub window_bytes: u64,
+    /// On demand: stop the ladder after this long without an HLS or DASH
+    /// request. Default: 300 s.
+    pub idle: Duration,
+    /// The ladder. Default: AAC-LC 64 and 128 kbit/s, Opus 96 kbit/s.
+    pub variants: Vec<HlsVariant>,
+}
+
+/// One variant of the ladder: encoded for it, or an existing rendition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HlsVariant {
+    /// Its name in URLs, e.g. `aac-64`.
+    pub id: String,
+    /// AAC, HE-AAC or Opus.
+    pub codec: TranscodeCodec,
+    /// kbit/s.
+    pub bitrate: u32,
+    /// Default: the source's, at most 2.
+    pub channels: Option<u8>,
+    /// A `[[mount.transcode]]` rendition of this mount (48 kHz AAC or Opus)
+    /// whose encoder this variant shares instead of running its own.
+    pub rendition: Option<String>,
+}
+
+impl HlsVariant {
+    /// A variant with its own encoder, named after codec and bitrate.
+    pub fn encoded(codec: TranscodeCodec, bitrate: u32) -> HlsVariant {
+        let name = match codec {
+            TranscodeCodec::HeAac => "he-aac",
+            TranscodeCodec::Opus => "opus",
+            _ => "aac",
+        };
+        HlsVariant { id: format!("{name}-{bitrate}"), codec, bitrate, channels: None, rendition: None }
+    }
+}
+
+impl Default for HlsConfig {
+    fn default() -> HlsConfig {
+        HlsConfig {
+            mode: HlsMode::OnDemand,
+            part: Duration::from_millis(320),
+            segment_parts: 6,
+            window: Duration::from_secs(3600),
+            window_bytes: 256 << 20,
+            idle: Duration::from_secs(300),
+            variants: vec![
+                HlsVariant::encoded(TranscodeCodec::Aac, 64),
+                HlsVariant::encoded(TranscodeCodec::Aac, 128),
+                HlsVariant::encoded(TranscodeCodec::Opus, 96),
+            ],
+        }
+    }
 }
 
 /// Codecs Floe can encode renditions in.
@@ -191,6 +274,25 @@ pub struct TranscodeConfig {
     pub fallback_override: bool,
 }
 
+impl TranscodeConfig {
+    /// The settings an encoder-backed HLS variant is made with (48 kHz).
+    pub fn for_variant(variant: &HlsVariant) -> TranscodeConfig {
+        TranscodeConfig {
+            name: variant.id.clone(),
+            codec: variant.codec,
+            bitrate: variant.bitrate,
+            sample_rate: Some(48_000),
+            channels: variant.channels,
+            container: None,
+            ogg_metadata: false,
+            on_demand: false,
+            max_listeners: None,
+            fallback_mount: None,
+            fallback_override: false,
+        }
+    }
+}
+
 impl MountConfig {
     /// Settings for a mount that is not in the config file (any name is accepted
     /// with the global source password, as Icecast does by default).
@@ -209,6 +311,7 @@ impl MountConfig {
             hidden: false,
             transcode: Vec::new(),
             derived_from: None,
+            hls: HlsConfig::default(),
         }
     }
 }
@@ -233,6 +336,7 @@ impl Default for Config {
                 admin_password: "hackme".into(),
             },
             shoutcast: ShoutcastConfig { listen: Some(([0, 0, 0, 0], 8001).into()), mount: "/stream".into() },
+            hls: HlsConfig::default(),
             mounts: Vec::new(),
         }
     }
@@ -260,7 +364,11 @@ impl Default for Limits {
 impl Config {
     /// Settings for `name`: the configured mount, or dynamic defaults.
     pub fn mount(&self, name: &str) -> Arc<MountConfig> {
-        self.mounts.iter().find(|m| m.name == name).cloned().unwrap_or_else(|| Arc::new(MountConfig::dynamic(name)))
+        self.mounts.iter().find(|m| m.name == name).cloned().unwrap_or_else(|| {
+            let mut mount = MountConfig::dynamic(name);
+            mount.hls = self.hls.clone();
+            Arc::new(mount)
+        })
     }
 
     /// The settings whose source credentials govern `name`: its own, or for a

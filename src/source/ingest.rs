@@ -59,6 +59,11 @@ impl Drop for Attached {
         self.mount.stats().framer_bytes.store(0, Ordering::Relaxed);
         self.mount.detach_source(&self.info);
         self.state.mounts.forget_if_idle(&self.mount);
+        // A dynamic mount's HLS window goes with it; a configured mount's
+        // stays for listeners still seeking back in it.
+        if self.mount.is_dynamic() {
+            self.state.hls.remove(self.mount.name());
+        }
         tracing::info!(mount = self.mount.name(), "source disconnected");
     }
 }

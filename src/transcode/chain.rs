@@ -10,10 +10,12 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::decode::{sanitize, Pcm, Resampler};
 use super::encode::{self, Codec, Container, Encoder, EncoderSpec};
-use super::wire::{FromCodec, RenditionJob, Title};
-use crate::config::{TranscodeCodec, TranscodeConfig, TranscodeContainer};
+use super::wire::{FromCodec, RenditionJob, Target, Title};
+use crate::config::{HlsVariant, TranscodeCodec, TranscodeConfig, TranscodeContainer};
 
 /// Where a chain's messages go (the pipe to the server; a `Vec` in tests).
 pub trait Sink {
@@ -81,10 +83,62 @@ pub fn check(config: &TranscodeConfig) -> Result<(), String> {
     encode::validate(&encoder_spec(config, 44100, 2))
 }
 
-/// A rendition's codec state in the codec process.
+/// The encoder settings of a CMAF variant with an encoder of its own: 48 kHz,
+/// no container (only its frames are used).
+pub(super) fn variant_spec(variant: &HlsVariant, input_channels: u8) -> EncoderSpec {
+    let (codec, _) = codec_of(&TranscodeConfig::for_variant(variant));
+    EncoderSpec {
+        codec,
+        bitrate_kbps: variant.bitrate,
+        sample_rate: 48_000,
+        channels: variant.channels.unwrap_or(input_channels.clamp(1, 2)),
+        container: Container::Frames,
+    }
+}
+
+/// Would the encoder accept `variant`? Asked at config load time, for a
+/// stereo source unless the variant fixes its channels.
+pub fn check_variant(variant: &HlsVariant) -> Result<(), String> {
+    encode::validate(&variant_spec(variant, 2))
+}
+
+/// What a chain encodes: a rendition's settings, or a CMAF variant's.
+enum Recipe {
+    Rendition(TranscodeConfig),
+    Variant(HlsVariant),
+}
+
+impl Recipe {
+    fn spec(&self, input_rate: u32, input_channels: u8) -> EncoderSpec {
+        match self {
+            Recipe::Rendition(config) => encoder_spec(config, input_rate, input_channels),
+            Recipe::Variant(variant) => variant_spec(variant, input_channels),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Recipe::Rendition(config) => &config.name,
+            Recipe::Variant(variant) => &variant.id,
+        }
+    }
+
+    /// Does a title change start a new chained Ogg stream?
+    fn chains_titles(&self) -> bool {
+        matches!(self, Recipe::Rendition(c) if c.container == Some(TranscodeContainer::Ogg) && c.ogg_metadata)
+    }
+}
+
+/// One encoder in the codec process, with its resampler, feeding a
+/// rendition's mount (`Output`), a CMAF variant (`Frames`), or both when a
+/// variant shares a rendition's encoder.
 pub struct EncoderChain {
-    index: u8,
-    config: TranscodeConfig,
+    recipe: Recipe,
+    /// The rendition it feeds, and whether that rendition wants encoding
+    /// (on-demand ones only while they have listeners).
+    rendition: Option<(u8, bool)>,
+    /// The ladder variant it feeds, and whether the ladder wants encoding.
+    variant: Option<(u8, bool)>,
     /// Made on the first decoded block while wanted, when the input's rate is known.
     encoder: Option<Box<dyn Encoder>>,
     /// Output rate and channels, fixed while the encoder runs so listeners never see them change.
@@ -93,8 +147,7 @@ pub struct EncoderChain {
     resampler: Option<((u32, u8), Resampler)>,
     resampled: Vec<f32>,
     encoded: Vec<u8>,
-    /// False while an on-demand rendition has no listeners.
-    wanted: bool,
+    frames: Vec<Bytes>,
     failed: bool,
     /// The title playing now: a new encoder's first Ogg stream carries it.
     title: Title,
@@ -103,25 +156,49 @@ pub struct EncoderChain {
 }
 
 impl EncoderChain {
-    pub fn new(index: u8, job: RenditionJob, title: &Title) -> EncoderChain {
+    fn new(recipe: Recipe, title: &Title) -> EncoderChain {
         EncoderChain {
-            index,
-            config: job.config,
+            recipe,
+            rendition: None,
+            variant: None,
             encoder: None,
             target: None,
             resampler: None,
             resampled: Vec::new(),
             encoded: Vec::new(),
-            wanted: job.wanted,
+            frames: Vec::new(),
             failed: false,
             title: title.clone(),
             busy_ns: 0,
         }
     }
 
+    /// The chain of rendition `index`.
+    pub fn rendition(index: u8, job: RenditionJob, title: &Title) -> EncoderChain {
+        let mut chain = EncoderChain::new(Recipe::Rendition(job.config), title);
+        chain.rendition = Some((index, job.wanted));
+        chain
+    }
+
+    /// The chain of variant `index`, with an encoder of its own.
+    pub fn variant(index: u8, variant: HlsVariant, wanted: bool, title: &Title) -> EncoderChain {
+        let mut chain = EncoderChain::new(Recipe::Variant(variant), title);
+        chain.variant = Some((index, wanted));
+        chain
+    }
+
+    /// Variant `index` shares this rendition's encoder.
+    pub fn also_variant(&mut self, index: u8, wanted: bool) {
+        self.variant = Some((index, wanted));
+    }
+
+    fn wanted(&self) -> bool {
+        self.rendition.is_some_and(|(_, w)| w) || self.variant.is_some_and(|(_, w)| w)
+    }
+
     /// Encode one decoded block; `arrived_us` is when its source data arrived.
     pub fn feed(&mut self, pcm: &Pcm, arrived_us: u64, out: &mut impl Sink) {
-        if self.failed || !self.wanted || pcm.frames() == 0 {
+        if self.failed || !self.wanted() || pcm.frames() == 0 {
             return;
         }
         let started = Instant::now();
@@ -142,22 +219,30 @@ impl EncoderChain {
         if let Some(target) = self.target {
             return Some(target);
         }
-        let spec = encoder_spec(&self.config, pcm.sample_rate, pcm.channels);
+        let spec = self.recipe.spec(pcm.sample_rate, pcm.channels);
         let title = self.title.title.as_deref().unwrap_or(&self.title.song);
-        match encode::new_encoder_titled(&spec, self.title.artist.as_deref(), title) {
-            Ok(encoder) => {
-                tracing::debug!(rendition = %self.config.name, frame = encoder.frame_samples(), "encoder started");
-                self.encoder = Some(encoder);
-                self.target = Some((spec.sample_rate, spec.channels));
-                let (sample_rate, channels) = (spec.sample_rate, spec.channels);
-                out.send(FromCodec::Started { rendition: self.index, sample_rate, channels });
-                Some((sample_rate, channels))
-            }
+        let mut encoder = match encode::new_encoder_titled(&spec, self.title.artist.as_deref(), title) {
+            Ok(encoder) => encoder,
             Err(error) => {
                 self.fail(format!("cannot create the encoder: {error}"), out);
-                None
+                return None;
             }
+        };
+        let (sample_rate, channels) = (spec.sample_rate, spec.channels);
+        tracing::debug!(encoder = self.recipe.name(), frame = encoder.frame_samples(), "encoder started");
+        if let Some((rendition, _)) = self.rendition {
+            out.send(FromCodec::Started { rendition, sample_rate, channels });
         }
+        if let Some((variant, _)) = self.variant {
+            if !encoder.keep_frames() {
+                self.fail(format!("{} cannot feed an HLS variant", self.recipe.name()), out);
+                return None;
+            }
+            out.send(FromCodec::VariantStarted { variant, channels, pre_skip: encoder.pre_skip() });
+        }
+        self.encoder = Some(encoder);
+        self.target = Some((sample_rate, channels));
+        Some((sample_rate, channels))
     }
 
     /// A resampler for the block's format; false if none can be made.
@@ -194,51 +279,68 @@ impl EncoderChain {
         }
     }
 
+    /// Send what the encoder made: container bytes to the rendition, coded
+    /// frames to the variant.
     fn send_encoded(&mut self, arrived_us: u64, out: &mut impl Sink) {
+        if let (Some((variant, _)), Some(encoder)) = (self.variant, &mut self.encoder) {
+            encoder.take_frames(&mut self.frames);
+            if !self.frames.is_empty() {
+                out.send(FromCodec::Frames { variant, arrived_us, frames: std::mem::take(&mut self.frames) });
+            }
+        }
         if self.encoded.is_empty() {
             return;
         }
         let bytes = std::mem::take(&mut self.encoded).into();
-        out.send(FromCodec::Output { rendition: self.index, arrived_us, busy_ns: self.busy_ns, bytes });
+        if let Some((rendition, _)) = self.rendition {
+            out.send(FromCodec::Output { rendition, arrived_us, busy_ns: self.busy_ns, bytes });
+        }
         self.busy_ns = 0;
     }
 
     fn fail(&mut self, error: String, out: &mut impl Sink) {
         self.failed = true;
         self.encoder = None;
-        out.send(FromCodec::Failed { rendition: self.index, error });
+        match self.rendition {
+            Some((rendition, _)) => out.send(FromCodec::Failed { rendition, error }),
+            None => tracing::error!(variant = self.recipe.name(), error, "HLS variant failed and stopped"),
+        }
     }
 
     /// The source's title changed: Ogg renditions start a new chained stream
     /// with new comments (unless turned off); others carry titles out of band.
     pub fn set_title(&mut self, title: &Title, arrived_us: u64, out: &mut impl Sink) {
         self.title = title.clone();
-        if self.config.container != Some(TranscodeContainer::Ogg) || !self.config.ogg_metadata {
+        if !self.recipe.chains_titles() {
             return;
         }
         if let Some(encoder) = &mut self.encoder {
             let name = title.title.as_deref().unwrap_or(&title.song);
             if let Err(error) = encoder.set_title(title.artist.as_deref(), name, &mut self.encoded) {
-                tracing::warn!(rendition = %self.config.name, %error, "cannot chain a new Ogg stream for the title");
+                tracing::warn!(encoder = self.recipe.name(), %error, "cannot chain a new Ogg stream for the title");
             }
             self.send_encoded(arrived_us, out);
         }
     }
 
-    /// Start or stop encoding (on-demand renditions). Stopping ends the
-    /// stream: the server restarts the mount's stream on `Idle`, so the next
-    /// listener gets one of its own from its first byte.
-    pub fn set_wanted(&mut self, wanted: bool, arrived_us: u64, out: &mut impl Sink) {
-        if wanted == self.wanted {
-            return;
+    /// Start or stop encoding for what `target` names (an on-demand
+    /// rendition, the ladder). With nothing left wanting it, the encoder
+    /// ends its stream: the server restarts a rendition's stream on `Idle`,
+    /// so the next listener gets one of its own from its first byte.
+    pub fn want(&mut self, target: Target, wanted: bool, arrived_us: u64, out: &mut impl Sink) {
+        match (target, &mut self.rendition, &mut self.variant) {
+            (Target::Rendition(index), Some((mine, flag)), _) if *mine == index => *flag = wanted,
+            (Target::Ladder, _, Some((_, flag))) => *flag = wanted,
+            _ => return,
         }
-        self.wanted = wanted;
-        if !wanted && self.encoder.is_some() {
+        if !self.wanted() && self.encoder.is_some() {
             self.finish(arrived_us, out);
             self.encoder = None;
             self.resampler = None;
             self.target = None;
-            out.send(FromCodec::Idle { rendition: self.index });
+            if let Some((rendition, _)) = self.rendition {
+                out.send(FromCodec::Idle { rendition });
+            }
         }
     }
 
@@ -294,8 +396,11 @@ mod tests {
             (TranscodeCodec::Aac, 64),
         ];
         for (codec, kbps) in codecs {
-            let mut chain =
-                EncoderChain::new(0, RenditionJob { config: config(codec, kbps), wanted: true }, &Title::default());
+            let mut chain = EncoderChain::rendition(
+                0,
+                RenditionJob { config: config(codec, kbps), wanted: true },
+                &Title::default(),
+            );
             let mut out = Vec::new();
             let mut seed = 1u32;
             for _ in 0..500 {
@@ -324,16 +429,38 @@ mod tests {
     #[test]
     fn on_demand_chain_idles_and_restarts() {
         let job = RenditionJob { config: config(TranscodeCodec::Mp3, 64), wanted: false };
-        let mut chain = EncoderChain::new(2, job, &Title::default());
+        let mut chain = EncoderChain::rendition(2, job, &Title::default());
         let block = Pcm { sample_rate: 44100, channels: 2, samples: vec![0.1; 8820] };
         let mut out = Vec::new();
         chain.feed(&block, 0, &mut out);
         assert!(out.is_empty(), "nothing encoded while unwanted");
-        chain.set_wanted(true, 0, &mut out);
+        chain.want(Target::Rendition(2), true, 0, &mut out);
         chain.feed(&block, 0, &mut out);
         assert!(matches!(out[0], FromCodec::Started { rendition: 2, sample_rate: 44100, channels: 2 }));
-        chain.set_wanted(false, 0, &mut out);
+        chain.want(Target::Rendition(2), false, 0, &mut out);
         assert!(matches!(out.last(), Some(FromCodec::Idle { rendition: 2 })));
         assert!(output_bytes(&out) > 0);
+    }
+
+    /// A variant gets coded frames (no container) on a 48 kHz grid: 20 ms
+    /// Opus packets, 1024-sample AAC access units.
+    #[test]
+    fn variants_get_bare_frames() {
+        for (codec, frame) in [(TranscodeCodec::Opus, 960), (TranscodeCodec::Aac, 1024)] {
+            if codec == TranscodeCodec::Aac && !cfg!(feature = "fdk-aac") {
+                continue;
+            }
+            let variant = HlsVariant::encoded(codec, 64);
+            let mut chain = EncoderChain::variant(1, variant, true, &Title::default());
+            let mut out = Vec::new();
+            let block = Pcm { sample_rate: 44100, channels: 2, samples: vec![0.1; 44100 * 2] };
+            chain.feed(&block, 0, &mut out);
+            assert!(matches!(out[0], FromCodec::VariantStarted { variant: 1, channels: 2, .. }), "{out:?}");
+            let frames: usize =
+                out.iter().map(|m| if let FromCodec::Frames { frames, .. } = m { frames.len() } else { 0 }).sum();
+            // A second at 48 kHz, less what the encoder still holds.
+            assert!((48_000 / frame - 5..=48_000 / frame + 1).contains(&frames), "{codec:?}: {frames} frames");
+            assert!(!out.iter().any(|m| matches!(m, FromCodec::Output { .. })), "no container bytes for a variant");
+        }
     }
 }

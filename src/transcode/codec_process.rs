@@ -48,8 +48,17 @@ pub fn run() -> ExitCode {
         Box::new(move || out.lock().progress_if_due())
     };
     let reader = FeedReader::new(input, pending.clone(), heartbeat);
-    let mut chains: Vec<EncoderChain> =
-        (0u8..).zip(job.renditions).map(|(index, rendition)| EncoderChain::new(index, rendition, &job.title)).collect();
+    let mut chains: Vec<EncoderChain> = (0u8..)
+        .zip(job.renditions)
+        .map(|(index, rendition)| EncoderChain::rendition(index, rendition, &job.title))
+        .collect();
+    // Variants share a rendition's chain, or get one of their own.
+    for (index, variant) in (0u8..).zip(job.variants) {
+        match variant.rendition.and_then(|r| chains.get_mut(usize::from(r))) {
+            Some(chain) => chain.also_variant(index, job.ladder_wanted),
+            None => chains.push(EncoderChain::variant(index, variant.variant, job.ladder_wanted, &job.title)),
+        }
+    }
     let mut stats = DecodeStats::default();
     let started = Instant::now();
     let mut encode_ns = 0u64;
@@ -57,9 +66,9 @@ pub fn run() -> ExitCode {
         let encoding = Instant::now();
         let (title, wants, arrived_us) = pending.take();
         let mut out = out.lock();
-        for (index, wanted) in wants {
-            if let Some(chain) = chains.get_mut(usize::from(index)) {
-                chain.set_wanted(wanted, arrived_us, &mut *out);
+        for (target, wanted) in wants {
+            for chain in &mut chains {
+                chain.want(target, wanted, arrived_us, &mut *out);
             }
         }
         if let Some(title) = title {

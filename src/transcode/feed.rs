@@ -11,15 +11,15 @@ use std::time::Instant;
 use bytes::{Buf, Bytes};
 use parking_lot::Mutex;
 
-use super::wire::{self, Title, ToCodec};
+use super::wire::{self, Target, Title, ToCodec};
 
 /// What the decoder has read past and the encoding loop has not seen yet.
 #[derive(Debug, Default)]
 pub struct Pending {
     /// The latest title change (a quicker one replaces an earlier one).
     pub title: Option<Title>,
-    /// On-demand switches, in order: (rendition, wanted).
-    pub wants: Vec<(u8, bool)>,
+    /// On-demand switches, in order.
+    pub wants: Vec<(Target, bool)>,
     /// Arrival time (µs into the session) of the newest source data read.
     pub arrived_us: u64,
     /// Time spent waiting for the server, in nanoseconds.
@@ -32,7 +32,7 @@ pub struct Shared(Arc<Mutex<Pending>>);
 
 impl Shared {
     /// Take the title and switches, leaving the clock readings.
-    pub fn take(&self) -> (Option<Title>, Vec<(u8, bool)>, u64) {
+    pub fn take(&self) -> (Option<Title>, Vec<(Target, bool)>, u64) {
         let mut pending = self.0.lock();
         (pending.title.take(), std::mem::take(&mut pending.wants), pending.arrived_us)
     }
@@ -80,7 +80,7 @@ impl<R: Read> Read for FeedReader<R> {
                     self.current = bytes;
                 }
                 Ok(ToCodec::Title(title)) => pending.title = Some(title),
-                Ok(ToCodec::Want { rendition, wanted }) => pending.wants.push((rendition, wanted)),
+                Ok(ToCodec::Want { target, wanted }) => pending.wants.push((target, wanted)),
                 Ok(ToCodec::Job(_)) => return Err(io::Error::new(io::ErrorKind::InvalidData, "a second job")),
                 Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error.to_string())),
             }
@@ -103,7 +103,7 @@ mod tests {
         let mut wire = Vec::new();
         ToCodec::Data { arrived_us: 5, bytes: Bytes::from_static(b"abc") }.encode(&mut wire);
         ToCodec::Title(Title { song: "S".into(), ..Title::default() }).encode(&mut wire);
-        ToCodec::Want { rendition: 1, wanted: false }.encode(&mut wire);
+        ToCodec::Want { target: Target::Rendition(1), wanted: false }.encode(&mut wire);
         ToCodec::Data { arrived_us: 9, bytes: Bytes::from_static(b"de") }.encode(&mut wire);
         let pending = Shared::default();
         let beats = Arc::new(Mutex::new(0));
@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(all, b"abcde");
         let (title, wants, arrived) = pending.take();
         assert_eq!(title.map(|t| t.song).as_deref(), Some("S"));
-        assert_eq!(wants, vec![(1, false)]);
+        assert_eq!(wants, vec![(Target::Rendition(1), false)]);
         assert_eq!(arrived, 9);
         assert_eq!(*beats.lock(), 4);
     }

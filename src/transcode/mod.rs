@@ -17,6 +17,7 @@ mod decode;
 mod encode;
 mod feed;
 mod output;
+mod session;
 mod supervisor;
 mod watchdog;
 mod wire;
@@ -25,10 +26,11 @@ use std::net::SocketAddr;
 
 use tokio::sync::watch;
 
+use crate::config::HlsMode;
 use crate::format::Format;
 use crate::mount::MountHandle;
 use crate::state::AppState;
-pub use chain::check;
+pub use chain::{check, check_variant};
 use output::RenditionOutput;
 use supervisor::Supervisor;
 
@@ -45,11 +47,13 @@ impl Drop for Ladder {
     }
 }
 
-/// Start the renditions of `mount`, whose source just attached. `None` when
-/// the mount has none, or the source's format cannot be decoded.
+/// Start the codec work of `mount`, whose source just attached: its
+/// renditions, and its HLS/DASH ladder. `None` when it has neither, or the
+/// source's format cannot be decoded.
 pub fn start(state: &AppState, mount: &MountHandle) -> Option<Ladder> {
-    let configs = &mount.config().transcode;
-    if configs.is_empty() {
+    let config = mount.config();
+    let ladder = config.hls.mode != HlsMode::Off && !config.hls.variants.is_empty();
+    if config.transcode.is_empty() && !ladder {
         return None;
     }
     let source = mount.source()?;
@@ -58,32 +62,28 @@ pub fn start(state: &AppState, mount: &MountHandle) -> Option<Ladder> {
         Format::Aac => decode::Input::Aac,
         Format::Ogg => decode::Input::Ogg,
         Format::WebM | Format::Opaque => {
-            tracing::warn!(
-                mount = mount.name(),
-                content_type = source.content_type.as_str(),
-                "cannot transcode this format"
-            );
+            if !config.transcode.is_empty() {
+                let content_type = source.content_type.as_str();
+                tracing::warn!(mount = mount.name(), content_type, "cannot transcode this format");
+            }
             return None;
         }
     };
-    let outputs: Vec<RenditionOutput> = configs
-        .iter()
+    let outputs: Vec<RenditionOutput> = (config.transcode.iter())
         .filter_map(|config| state.mounts.get(&config.name).map(|m| RenditionOutput::new(config.clone(), m)))
         .collect();
-    if outputs.is_empty() {
-        return None;
-    }
+    let hls = ladder.then(|| state.hls.get_or_create(mount.name(), &config.hls));
     let (stop, stop_rx) = watch::channel(false);
     let supervisor = Supervisor {
         mount: mount.clone(),
         input,
         outputs,
+        hls,
         stop: stop_rx,
         server_stats: state.stats.clone(),
         delivery_interval: state.config.limits.delivery_interval,
         memory_limit: state.config.limits.transcode_memory,
     };
-    tracing::info!(mount = mount.name(), "transcoding started");
     tokio::spawn(supervisor.run());
     Some(Ladder { stop })
 }

@@ -84,9 +84,21 @@ impl RenditionOutput {
         self.mount.detach_source(&source);
     }
 
-    /// Encode from the start of a session? (The job's `wanted`.)
+    /// Is the codec process told to encode this rendition?
     pub fn wanted(&self) -> bool {
         self.wanted
+    }
+
+    /// Does this rendition want encoding now: always, or (on demand) while
+    /// it has listeners.
+    pub fn demanded(&self) -> bool {
+        self.is_attached() && (!self.config.on_demand || self.mount.listener_count() > 0)
+    }
+
+    /// A session starts: encode what is demanded now.
+    pub fn refresh_wanted(&mut self) {
+        self.wanted = self.demanded();
+        self.idle_since = None;
     }
 
     /// The encoder started with this rate and channels.

@@ -12,7 +12,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::decode::Input;
-use crate::config::TranscodeConfig;
+use crate::config::{HlsVariant, TranscodeConfig};
 use crate::mount::Metadata;
 
 /// Largest frame accepted, tag and payload included.
@@ -25,6 +25,10 @@ pub struct Job {
     pub mount: String,
     pub input: Input,
     pub renditions: Vec<RenditionJob>,
+    /// The CMAF ladder (HLS and DASH variants).
+    pub variants: Vec<VariantJob>,
+    /// Encode the ladder from the start (or only once a `Want` says so).
+    pub ladder_wanted: bool,
     /// Address space the process may use, in bytes (`RLIMIT_AS`).
     pub memory_limit: u64,
     /// The server's process id: the codec process exits if its parent is another.
@@ -39,6 +43,23 @@ pub struct RenditionJob {
     pub config: TranscodeConfig,
     /// Encode from the start (false: an on-demand rendition without listeners).
     pub wanted: bool,
+}
+
+/// One variant of the CMAF ladder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VariantJob {
+    pub variant: HlsVariant,
+    /// The rendition (index into `renditions`) whose encoder it shares, if any.
+    pub rendition: Option<u8>,
+}
+
+/// What a `Want` message switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// One rendition (on-demand ones encode only for listeners).
+    Rendition(u8),
+    /// The whole CMAF ladder (it encodes while HLS or DASH is asked for).
+    Ladder,
 }
 
 /// A title change, as the fields of [`Metadata`].
@@ -71,9 +92,9 @@ pub enum ToCodec {
     },
     /// The source's title changed here, in the stream.
     Title(Title),
-    /// Start or stop encoding an on-demand rendition.
+    /// Start or stop encoding a rendition or the ladder.
     Want {
-        rendition: u8,
+        target: Target,
         wanted: bool,
     },
 }
@@ -91,6 +112,10 @@ pub enum FromCodec {
     Idle { rendition: u8 },
     /// A rendition failed and stopped; the others go on.
     Failed { rendition: u8, error: String },
+    /// A variant's encoder started: its channels and (Opus) pre-skip.
+    VariantStarted { variant: u8, channels: u8, pre_skip: u16 },
+    /// Coded frames of a variant, in order (see `Output` for `arrived_us`).
+    Frames { variant: u8, arrived_us: u64, frames: Vec<Bytes> },
     /// The decoder reached a title change.
     Title(Title),
     /// Still working: decode time so far (ns), and corrupt packets so far.
@@ -124,6 +149,8 @@ mod tag {
     pub const TITLE_REACHED: u8 = 14;
     pub const PROGRESS: u8 = 15;
     pub const DONE: u8 = 16;
+    pub const VARIANT_STARTED: u8 = 17;
+    pub const FRAMES: u8 = 18;
 }
 
 /// Append one frame: length, tag, payload.
@@ -157,7 +184,13 @@ impl ToCodec {
                 }
             }
             ToCodec::Title(title) => frame(out, tag::TITLE, &[&json(title)]),
-            ToCodec::Want { rendition, wanted } => frame(out, tag::WANT, &[&[*rendition, u8::from(*wanted)]]),
+            ToCodec::Want { target, wanted } => {
+                let target = match target {
+                    Target::Rendition(index) => [0, *index],
+                    Target::Ladder => [1, 0],
+                };
+                frame(out, tag::WANT, &[&target, &[u8::from(*wanted)]]);
+            }
         }
     }
 
@@ -170,7 +203,8 @@ impl ToCodec {
             }
             tag::TITLE => ToCodec::Title(from_json(&payload, "title")?),
             tag::WANT => match payload.as_ref() {
-                [rendition, wanted] => ToCodec::Want { rendition: *rendition, wanted: *wanted != 0 },
+                [0, index, wanted] => ToCodec::Want { target: Target::Rendition(*index), wanted: *wanted != 0 },
+                [1, _, wanted] => ToCodec::Want { target: Target::Ladder, wanted: *wanted != 0 },
                 _ => return Err(WireError::Malformed("want")),
             },
             other => return Err(WireError::UnknownTag(other)),
@@ -191,6 +225,28 @@ impl FromCodec {
                 }
             }
             FromCodec::Idle { rendition } => frame(out, tag::IDLE, &[&[*rendition]]),
+            FromCodec::VariantStarted { variant, channels, pre_skip } => {
+                frame(out, tag::VARIANT_STARTED, &[&[*variant, *channels], &pre_skip.to_be_bytes()]);
+            }
+            FromCodec::Frames { variant, arrived_us, frames } => {
+                // Frames are small (tens of ms of audio each): one message
+                // per batch, split only if a batch would pass the limit.
+                let mut batch: Vec<u8> = Vec::new();
+                let flush = |batch: &mut Vec<u8>, out: &mut Vec<u8>| {
+                    if !batch.is_empty() {
+                        frame(out, tag::FRAMES, &[&[*variant], &arrived_us.to_le_bytes(), batch]);
+                        batch.clear();
+                    }
+                };
+                for f in frames {
+                    if batch.len() + f.len() + 4 > MAX_FRAME - 32 {
+                        flush(&mut batch, out);
+                    }
+                    batch.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                    batch.extend_from_slice(f);
+                }
+                flush(&mut batch, out);
+            }
             FromCodec::Failed { rendition, error } => frame(out, tag::FAILED, &[&[*rendition], error.as_bytes()]),
             FromCodec::Title(title) => frame(out, tag::TITLE_REACHED, &[&json(title)]),
             FromCodec::Progress { decode_ns, corrupt_packets } => {
@@ -216,6 +272,30 @@ impl FromCodec {
                 FromCodec::Output { rendition, arrived_us, busy_ns, bytes: payload }
             }
             tag::IDLE => FromCodec::Idle { rendition: take_u8(&mut payload, "idle")? },
+            tag::VARIANT_STARTED => match payload.as_ref() {
+                [variant, channels, a, b] => FromCodec::VariantStarted {
+                    variant: *variant,
+                    channels: *channels,
+                    pre_skip: u16::from_be_bytes([*a, *b]),
+                },
+                _ => return Err(WireError::Malformed("variant started")),
+            },
+            tag::FRAMES => {
+                let variant = take_u8(&mut payload, "frames")?;
+                let arrived_us = take_u64(&mut payload, "frames")?;
+                let mut frames = Vec::new();
+                while !payload.is_empty() {
+                    if payload.len() < 4 {
+                        return Err(WireError::Malformed("frames"));
+                    }
+                    let len = payload.get_u32_le() as usize;
+                    if payload.len() < len {
+                        return Err(WireError::Malformed("frames"));
+                    }
+                    frames.push(payload.split_to(len));
+                }
+                FromCodec::Frames { variant, arrived_us, frames }
+            }
             tag::FAILED => FromCodec::Failed { rendition: take_u8(&mut payload, "failed")?, error: text(&payload) },
             tag::TITLE_REACHED => FromCodec::Title(from_json(&payload, "title")?),
             tag::PROGRESS => FromCodec::Progress {
@@ -306,7 +386,8 @@ mod tests {
         let title = Title { song: "A - B".into(), artist: Some("A".into()), title: Some("B".into()), url: None };
         for msg in [
             ToCodec::Data { arrived_us: 42, bytes: Bytes::from_static(b"\xff\xfb audio") },
-            ToCodec::Want { rendition: 3, wanted: true },
+            ToCodec::Want { target: Target::Rendition(3), wanted: true },
+            ToCodec::Want { target: Target::Ladder, wanted: false },
             ToCodec::Title(title.clone()),
         ] {
             assert_eq!(round_trip_to(msg.clone()), vec![format!("{msg:?}")]);
@@ -318,6 +399,12 @@ mod tests {
             FromCodec::Failed { rendition: 4, error: "LAME refused".into() },
             FromCodec::Title(title),
             FromCodec::Progress { decode_ns: 1, corrupt_packets: 2 },
+            FromCodec::VariantStarted { variant: 2, channels: 1, pre_skip: 312 },
+            FromCodec::Frames {
+                variant: 1,
+                arrived_us: 5,
+                frames: vec![Bytes::from_static(b"ab"), Bytes::new(), Bytes::from_static(b"cde")],
+            },
             FromCodec::Done { error: None },
             FromCodec::Done { error: Some("unsupported".into()) },
         ] {

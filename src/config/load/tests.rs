@@ -1,6 +1,6 @@
 //! Tests of the configuration loader.
 
-use super::super::{StreamInfoOverride, TranscodeCodec, TranscodeContainer};
+use super::super::{HlsConfig, HlsMode, StreamInfoOverride, TranscodeCodec, TranscodeContainer};
 use super::hint::edit_distance;
 use super::*;
 
@@ -133,6 +133,7 @@ fn full_file_parses_to_expected_values() {
         hidden: true,
         transcode: Vec::new(),
         derived_from: None,
+        hls: HlsConfig::default(),
     };
     assert_eq!(*c.mounts[0], expected);
     assert_eq!(*c.mounts[1], MountConfig::dynamic("/backup.mp3"));
@@ -466,13 +467,78 @@ fn example_config_documents_every_key() {
         let header = match section {
             "mount" => "[[mount]]".to_string(),
             "transcode" => "[[mount.transcode]]".to_string(),
+            "variant" => "[[hls.variant]]".to_string(),
             _ => format!("[{section}]"),
         };
         assert!(example.contains(&header), "{header}");
-        for key in section_keys(section).into_iter().filter(|k| *k != "transcode") {
+        for key in section_keys(section).into_iter().filter(|k| !["transcode", "hls", "variant"].contains(k)) {
             let set = format!("\n{key} = ");
             let commented = format!("\n#{key} = ");
             assert!(example.contains(&set) || example.contains(&commented), "[{section}] {key}");
         }
     }
+}
+
+#[test]
+fn hls_defaults_mount_overrides_and_renditions() {
+    let c = parse_str(
+        r#"
+[hls]
+mode = "always"
+window_s = 600
+[[mount]]
+name = "/a.mp3"
+[[mount.transcode]]
+name = "/a.opus"
+codec = "opus"
+[mount.hls]
+part_ms = 640
+[[mount.hls.variant]]
+codec = "aac"
+bitrate = 96
+[[mount.hls.variant]]
+rendition = "/a.opus"
+[[mount]]
+name = "/b.mp3"
+"#,
+        "f.toml",
+    )
+    .expect("valid");
+    let a = c.mount("/a.mp3");
+    assert_eq!(a.hls.mode, HlsMode::Always, "from [hls]");
+    assert_eq!(a.hls.window, std::time::Duration::from_secs(600), "from [hls]");
+    assert_eq!(a.hls.part, std::time::Duration::from_millis(640), "its own");
+    let ids: Vec<&str> = a.hls.variants.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(ids, ["aac-96", "opus-96"]);
+    assert_eq!(a.hls.variants[1].rendition.as_deref(), Some("/a.opus"));
+    assert_eq!(c.mount("/b.mp3").hls.variants.len(), 3, "the default ladder");
+    assert_eq!(c.mount("/a.opus").hls.mode, HlsMode::Off, "renditions are not offered themselves");
+    assert_eq!(c.mount("/dynamic.mp3").hls.mode, HlsMode::Always, "dynamic mounts take [hls]");
+}
+
+#[test]
+fn hls_problems_are_reported() {
+    let err = parse_str(
+        r#"
+[hls]
+part_ms = 500
+mode = "sometimes"
+[[mount]]
+name = "/a.mp3"
+[[mount.transcode]]
+name = "/a.aac"
+codec = "aac"
+[[mount.hls.variant]]
+rendition = "/a.aac"
+[[mount.hls.variant]]
+codec = "opus"
+"#,
+        "f.toml",
+    )
+    .expect_err("invalid");
+    let text = err.to_string();
+    assert!(text.contains("hls.part_ms: 500 is not a multiple of 320"), "{text}");
+    assert!(text.contains("unknown mode \"sometimes\""), "{text}");
+    assert!(text.contains("/a.aac cannot be a variant"), "{text}");
+    assert!(text.contains("needs an AAC-LC variant"), "{text}");
 }

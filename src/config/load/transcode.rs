@@ -42,7 +42,7 @@ pub(super) fn keys() -> Vec<&'static str> {
     TRANSCODE.iter().map(|f| f.0).collect()
 }
 
-fn codec(cx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<TranscodeCodec> {
+pub(super) fn codec(cx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<TranscodeCodec> {
     let name = cx.string(key, v)?;
     let codec = match name.to_ascii_lowercase().as_str() {
         "mp3" => TranscodeCodec::Mp3,

@@ -73,7 +73,7 @@ pub(super) fn new_encoder(spec: &EncoderSpec) -> Result<Box<dyn Encoder>, Encode
 mod fdk {
     use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, EncoderParams, Transport};
 
-    use super::super::{check_pcm, Codec, EncodeError, Encoder, EncoderSpec};
+    use super::super::{check_pcm, Codec, Container, EncodeError, Encoder, EncoderSpec};
 
     /// FDK AAC encoder emitting ADTS frames.
     pub(in super::super) struct AacEncoder {
@@ -89,6 +89,10 @@ mod fdk {
         pcm16: Vec<i16>,
         /// Reused output buffer, sized to FDK's `maxOutBufBytes`.
         outbuf: Vec<u8>,
+        /// ADTS header bytes before each access unit (0 for raw transport).
+        header: usize,
+        /// Access units kept for `take_frames`, when asked to.
+        frames: Option<Vec<bytes::Bytes>>,
         finished: bool,
     }
 
@@ -101,8 +105,9 @@ mod fdk {
             let params = EncoderParams {
                 bit_rate: BitRate::Cbr(spec.bitrate_kbps * 1000),
                 sample_rate: spec.sample_rate,
-                // ADTS: self-synchronising, what Icecast `audio/aac` players expect.
-                transport: Transport::Adts,
+                // ADTS: self-synchronising, what Icecast `audio/aac` players
+                // expect; bare access units for CMAF.
+                transport: if spec.container == Container::Frames { Transport::Raw } else { Transport::Adts },
                 channels: if spec.channels == 1 { ChannelMode::Mono } else { ChannelMode::Stereo },
                 audio_object_type: if spec.codec == Codec::HeAac {
                     // ADTS cannot signal SBR explicitly: FDK uses implicit
@@ -126,6 +131,8 @@ mod fdk {
                 fill: 0,
                 pcm16: Vec::new(),
                 outbuf: vec![0; (info.maxOutBufBytes as usize).max(8192)],
+                header: if spec.container == Container::Frames { 0 } else { 7 },
+                frames: None,
                 finished: false,
             })
         }
@@ -140,7 +147,13 @@ mod fdk {
                     .fdk
                     .encode(&self.pcm16[pos..], &mut self.outbuf)
                     .map_err(|e| EncodeError::Codec(err("encode", &e)))?;
-                out.extend_from_slice(&self.outbuf[..info.output_size.min(self.outbuf.len())]);
+                let unit = &self.outbuf[..info.output_size.min(self.outbuf.len())];
+                out.extend_from_slice(unit);
+                if let (Some(frames), Some(payload)) = (&mut self.frames, unit.get(self.header..)) {
+                    if !payload.is_empty() {
+                        frames.push(bytes::Bytes::copy_from_slice(payload));
+                    }
+                }
                 if info.input_consumed == 0 && info.output_size == 0 {
                     return Err(EncodeError::Codec("FDK AAC stopped consuming input".into()));
                 }
@@ -186,6 +199,17 @@ mod fdk {
 
         fn frame_samples(&self) -> usize {
             self.frame_len
+        }
+
+        fn keep_frames(&mut self) -> bool {
+            self.frames.get_or_insert_with(Vec::new);
+            true
+        }
+
+        fn take_frames(&mut self, out: &mut Vec<bytes::Bytes>) {
+            if let Some(frames) = &mut self.frames {
+                out.append(frames);
+            }
         }
     }
 }

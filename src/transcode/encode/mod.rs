@@ -60,6 +60,9 @@ pub enum Container {
     /// WebM (Opus only): one live segment of short clusters, for browsers
     /// without Ogg. Titles do not travel in-band.
     WebM,
+    /// No container (AAC and Opus): only the coded frames, which the caller
+    /// takes with [`Encoder::take_frames`] (CMAF variants).
+    Frames,
 }
 
 /// Why encoding (or building an encoder) failed.
@@ -108,6 +111,17 @@ pub trait Encoder {
     /// 1024 AAC-LC, 2048 HE-AAC, 960 Opus, Vorbis long block size), for
     /// latency accounting.
     fn frame_samples(&self) -> usize;
+    /// From now on, keep every coded frame (without container) for
+    /// `take_frames`; false if this codec cannot (MP3, Vorbis).
+    fn keep_frames(&mut self) -> bool {
+        false
+    }
+    /// The coded frames kept since the last call, in order.
+    fn take_frames(&mut self, _out: &mut Vec<bytes::Bytes>) {}
+    /// Samples the decoder must drop at the start (Opus pre-skip).
+    fn pre_skip(&self) -> u16 {
+        0
+    }
 }
 
 /// Build an encoder for `spec` (validated first).
@@ -141,8 +155,9 @@ pub fn validate(spec: &EncoderSpec) -> Result<(), String> {
         return Err(format!("{} channels requested; only mono (1) and stereo (2) are supported", spec.channels));
     }
     let allowed: &[Container] = match spec.codec {
-        Codec::Mp3 | Codec::Aac | Codec::HeAac => &[Container::Raw],
-        Codec::Opus => &[Container::Ogg, Container::WebM],
+        Codec::Mp3 => &[Container::Raw],
+        Codec::Aac | Codec::HeAac => &[Container::Raw, Container::Frames],
+        Codec::Opus => &[Container::Ogg, Container::WebM, Container::Frames],
         // Safari, the reason for WebM, does not decode Vorbis at all.
         Codec::Vorbis => &[Container::Ogg],
     };
@@ -166,6 +181,7 @@ pub fn content_type(codec: Codec, container: Container) -> &'static str {
         (Codec::Mp3, _) => "audio/mpeg",
         (Codec::Aac | Codec::HeAac, _) => "audio/aac",
         (Codec::Opus, Container::WebM) => "audio/webm",
+        (_, Container::Frames) => "audio/mp4",
         (Codec::Opus | Codec::Vorbis, _) => "audio/ogg",
     }
 }

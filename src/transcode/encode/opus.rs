@@ -59,6 +59,8 @@ pub(super) struct OpusEncoder {
     input_samples: u64,
     /// End granule of the last packet written (= packets × 960).
     granule: u64,
+    /// Packets kept for `take_frames`, when asked to.
+    frames: Option<Vec<bytes::Bytes>>,
     finished: bool,
 }
 
@@ -68,6 +70,8 @@ enum Mux {
     Ogg { link: OggLink, packets_in_page: u32 },
     /// One endless WebM segment (block timestamps are `granule` in ms).
     WebM(WebmWriter),
+    /// Nowhere: only kept frames leave (CMAF).
+    Frames,
 }
 
 impl Mux {
@@ -75,6 +79,7 @@ impl Mux {
         match self {
             Mux::Ogg { link, .. } => link.drain_into(out),
             Mux::WebM(w) => w.drain_into(out),
+            Mux::Frames => {}
         }
     }
 }
@@ -99,6 +104,7 @@ impl OpusEncoder {
                 let head = opus_head(spec.channels, pre_skip);
                 Mux::WebM(WebmWriter::new(&OpusTrack { opus_head: &head, pre_skip, channels: spec.channels }))
             }
+            Container::Frames => Mux::Frames,
             _ => Mux::Ogg { link: OggLink::new(new_serial(None)), packets_in_page: 0 },
         };
         let mut me = Self {
@@ -110,6 +116,7 @@ impl OpusEncoder {
             packet: vec![0; MAX_PACKET],
             input_samples: 0,
             granule: 0,
+            frames: None,
             finished: false,
         };
         me.start_link(tags)?;
@@ -133,6 +140,9 @@ impl OpusEncoder {
         let len = self.enc.encode_float(frame, &mut self.packet).map_err(codec_err("encode"))?;
         let start = self.granule;
         self.granule += FRAME as u64;
+        if let Some(frames) = &mut self.frames {
+            frames.push(bytes::Bytes::copy_from_slice(&self.packet[..len]));
+        }
         match &mut self.mux {
             Mux::Ogg { link, packets_in_page } => {
                 *packets_in_page += 1;
@@ -153,6 +163,7 @@ impl OpusEncoder {
                 }
                 Ok(())
             }
+            Mux::Frames => Ok(()),
         }
     }
 
@@ -243,6 +254,21 @@ impl Encoder for OpusEncoder {
 
     fn frame_samples(&self) -> usize {
         FRAME
+    }
+
+    fn keep_frames(&mut self) -> bool {
+        self.frames.get_or_insert_with(Vec::new);
+        true
+    }
+
+    fn take_frames(&mut self, out: &mut Vec<bytes::Bytes>) {
+        if let Some(frames) = &mut self.frames {
+            out.append(frames);
+        }
+    }
+
+    fn pre_skip(&self) -> u16 {
+        self.pre_skip
     }
 }
 

@@ -1,0 +1,149 @@
+//! Adaptive HTTP streaming: every mount also as HLS, Low-Latency HLS and
+//! DASH, from one set of CMAF segments.
+//!
+//! The mount's codec process encodes the ladder's variants on one 48 kHz
+//! timeline and sends their coded frames; the supervisor hands them to the
+//! mount's [`HlsStream`], whose [`window::Window`] cuts them into parts and
+//! segments ([`cmaf`] writes the boxes, [`id3`] the titles in them). HTTP
+//! requests read the window: playlists and manifests are rendered from it on
+//! request, blocking ones wait for the part they ask for.
+
+pub mod cmaf;
+pub mod id3;
+pub mod window;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::config::{HlsConfig, HlsMode};
+use window::Window;
+
+/// One mount's adaptive stream: its settings, its window, and a wake-up for
+/// requests waiting on the next part.
+#[derive(Debug)]
+pub struct HlsStream {
+    pub config: HlsConfig,
+    /// The window; locked briefly to add a part or render a playlist.
+    window: Mutex<Window>,
+    /// Counts publications: blocking requests wait for it to move.
+    published: watch::Sender<u64>,
+    /// When an HLS or DASH request last came (on-demand ladders run while recent).
+    last_request: Mutex<Option<Instant>>,
+}
+
+impl HlsStream {
+    pub fn new(config: &HlsConfig) -> HlsStream {
+        HlsStream {
+            config: config.clone(),
+            window: Mutex::new(Window::new(config)),
+            published: watch::channel(0).0,
+            last_request: Mutex::new(None),
+        }
+    }
+
+    /// A listener asked for this stream.
+    pub fn touch(&self) {
+        *self.last_request.lock() = Some(Instant::now());
+    }
+
+    /// Should the ladder be encoding now?
+    pub fn wanted(&self, now: Instant) -> bool {
+        match self.config.mode {
+            HlsMode::Off => false,
+            HlsMode::Always => true,
+            HlsMode::OnDemand => self.last_request.lock().is_some_and(|at| now.duration_since(at) < self.config.idle),
+        }
+    }
+
+    /// Read the window (briefly: it is locked meanwhile).
+    pub fn read<R>(&self, f: impl FnOnce(&Window) -> R) -> R {
+        f(&self.window.lock())
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut Window) -> R) -> R {
+        f(&mut self.window.lock())
+    }
+
+    /// The codec process starts encoding the ladder.
+    pub fn begin(&self) {
+        self.write(Window::begin);
+        self.wake();
+    }
+
+    /// The ladder stopped (codec process ended, or nobody asks any more).
+    pub fn end(&self) {
+        self.write(Window::end);
+        self.wake();
+    }
+
+    pub fn started(&self, variant: usize, channels: u8, pre_skip: u16) {
+        self.write(|w| w.started(variant, channels, pre_skip));
+    }
+
+    pub fn frames(&self, variant: usize, frames: Vec<Bytes>) {
+        if self.write(|w| w.frames(variant, frames, SystemTime::now())) {
+            self.wake();
+        }
+    }
+
+    pub fn title(&self, title: String, artist: Option<String>) {
+        self.write(|w| w.title(title, artist, SystemTime::now()));
+    }
+
+    fn wake(&self) {
+        self.published.send_modify(|n| *n += 1);
+    }
+
+    /// Wait (at most `limit`) until `ready` holds for the window; whether it does.
+    pub async fn wait_until(&self, limit: Duration, ready: impl Fn(&Window) -> bool) -> bool {
+        let mut published = self.published.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.read(&ready) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, published.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return self.read(&ready),
+            }
+        }
+    }
+
+    /// Bytes the window holds.
+    pub fn held_bytes(&self) -> usize {
+        self.read(Window::bytes)
+    }
+}
+
+/// Every mount's adaptive stream, by mount name. A configured mount keeps
+/// its window across source reconnects (listeners may still seek back in
+/// it); a dynamic mount's goes with the mount.
+#[derive(Debug, Clone, Default)]
+pub struct HlsStreams(Arc<RwLock<HashMap<String, Arc<HlsStream>>>>);
+
+impl HlsStreams {
+    pub fn get(&self, mount: &str) -> Option<Arc<HlsStream>> {
+        self.0.read().get(mount).cloned()
+    }
+
+    pub fn get_or_create(&self, mount: &str, config: &HlsConfig) -> Arc<HlsStream> {
+        if let Some(stream) = self.get(mount) {
+            return stream;
+        }
+        self.0.write().entry(mount.to_string()).or_insert_with(|| Arc::new(HlsStream::new(config))).clone()
+    }
+
+    pub fn remove(&self, mount: &str) {
+        self.0.write().remove(mount);
+    }
+
+    /// Bytes held by every window.
+    pub fn held_bytes(&self) -> usize {
+        self.0.read().values().map(|s| s.held_bytes()).sum()
+    }
+}
