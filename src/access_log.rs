@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 
 use crate::escape::escape_log;
-use crate::server::request::Request;
+use crate::http::request::Request;
 use crate::timefmt;
 
 /// Where access lines go. Clone is cheap; clones share the file, so a

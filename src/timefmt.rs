@@ -1,7 +1,8 @@
 //! Wall-clock formatting in the shapes Icecast clients parse, always in UTC:
 //! ISO 8601 with a colon-less offset (Prometheus exporters parse
 //! `2006-01-02T15:04:05-0700` strictly), RFC 2822-style for `server_start`,
-//! and the access log's `[day/Mon/year:hh:mm:ss +0000]`.
+//! the access log's `[day/Mon/year:hh:mm:ss +0000]`, and RFC 3339 with
+//! milliseconds for HLS and DASH.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,6 +52,14 @@ pub fn iso8601(t: SystemTime) -> String {
     format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+0000", c.year, c.month, c.day, c.hour, c.minute, c.second)
 }
 
+/// `2026-11-24T04:42:29.123Z`: RFC 3339 with milliseconds, as HLS
+/// (`EXT-X-PROGRAM-DATE-TIME`) and DASH (`xs:dateTime`) want it.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let c = civil(t);
+    let millis = t.duration_since(UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0);
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{millis:03}Z", c.year, c.month, c.day, c.hour, c.minute, c.second)
+}
+
 /// `Tue, 24 Nov 2026 04:42:29 +0000`
 pub fn rfc2822(t: SystemTime) -> String {
     let c = civil(t);
@@ -91,6 +100,7 @@ mod tests {
         assert_eq!(iso8601(t), "2026-11-24T04:42:29+0000");
         assert_eq!(rfc2822(t), "Tue, 24 Nov 2026 04:42:29 +0000");
         assert_eq!(clf(t), "24/Nov/2026:04:42:29 +0000");
+        assert_eq!(rfc3339_millis(t + Duration::from_millis(7)), "2026-11-24T04:42:29.007Z");
         assert_eq!(iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00+0000");
     }
 }

@@ -115,7 +115,7 @@ pub fn metadata(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
 }
 
 /// Build metadata from `song`, or `artist`+`title`, decoding by `charset`.
-pub fn metadata_from_query(req: &crate::server::request::Request) -> Option<Metadata> {
+pub fn metadata_from_query(req: &crate::http::request::Request) -> Option<Metadata> {
     let charset = req.query("charset");
     let get = |name: &str| req.query_raw(name).map(|raw| decode_with_charset(raw, charset.as_deref()));
     let url = get("url");

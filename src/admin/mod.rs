@@ -13,9 +13,9 @@ pub mod status;
 use std::net::SocketAddr;
 
 use crate::auth::{self, Credentials, Refused};
+use crate::http::request::Request;
+use crate::http::response::Response;
 use crate::mount::MountHandle;
-use crate::server::request::Request;
-use crate::server::response::Response;
 use crate::state::AppState;
 use doc::Elem;
 

@@ -14,9 +14,9 @@ use super::doc::Elem;
 use std::net::SocketAddr;
 
 use crate::auth::{self, Refused};
+use crate::http::request::Request;
+use crate::http::response::Response;
 use crate::mount::MountHandle;
-use crate::server::request::Request;
-use crate::server::response::Response;
 use crate::state::AppState;
 
 fn mount_for(req: &Request, state: &AppState) -> Option<MountHandle> {
@@ -134,7 +134,7 @@ pub fn stats(req: &Request, state: &AppState) -> Response {
             "streamhits": mount.as_ref().map_or(0, |m| m.stats().listener_connections.load(Ordering::Relaxed)),
             "streamstatus": u8::from(f.live), "backupstatus": 0, "streamlisted": 0,
             "streampath": path, "streamuptime": uptime, "bitrate": f.bitrate.to_string(),
-            "content": content, "version": crate::server::response::SERVER_ID,
+            "content": content, "version": crate::http::response::SERVER_ID,
         });
         return Response::json(body.to_string());
     }

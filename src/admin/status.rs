@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use serde_json::{json, Map, Value};
 
 use super::doc::Elem;
+use crate::http::response::SERVER_ID;
 use crate::mount::MountHandle;
-use crate::server::response::SERVER_ID;
 use crate::state::AppState;
 use crate::timefmt;
 
@@ -65,6 +65,11 @@ fn source_json(state: &AppState, mount: &MountHandle) -> Option<Value> {
     put("listener_peak", json!(stats.listener_peak.load(Ordering::Relaxed)));
     put("listeners", json!(stats.listeners.load(Ordering::Relaxed)));
     put("listenurl", json!(listen_url(state, mount.name())));
+    if state.hls.get(mount.name()).is_some() {
+        let base = format!("http://{}:{}", state.config.server.hostname, state.http_port);
+        put("hls_url", json!(format!("{base}/hls{}/master.m3u8", mount.name())));
+        put("dash_url", json!(format!("{base}/dash{}/manifest.mpd", mount.name())));
+    }
     if let Some(description) = &source.info.description {
         put("server_description", json!(description));
     }

@@ -20,8 +20,9 @@ const MAX_LEN: usize = 256;
 /// Paths the server answers itself (see `server::routes`).
 const RESERVED_PATHS: [&str; 8] =
     ["/", "/index.html", "/status-json.xsl", "/admin.cgi", "/7.html", "/stats", "/currentsong", "/favicon.ico"];
-/// Path prefixes of the server's own pages: admin, and the adaptive streams.
-const RESERVED_PREFIXES: [&str; 3] = ["/admin", "/hls", "/dash"];
+/// Path prefixes of the server's own pages: admin, the adaptive streams,
+/// the page's scripts.
+const RESERVED_PREFIXES: [&str; 4] = ["/admin", "/hls", "/dash", "/web"];
 /// A mount with these endings would shadow another mount's playlist.
 const PLAYLIST_SUFFIXES: [&str; 3] = [".m3u", ".pls", ".xspf"];
 
@@ -55,7 +56,7 @@ pub fn check(name: &str) -> Result<(), MountNameError> {
         .iter()
         .any(|p| lower == *p || lower.starts_with(&format!("{p}/")) || lower == format!("{p}.cgi"))
     {
-        return Err(Reserved("/admin, /hls and /dash"));
+        return Err(Reserved("/admin, /hls, /dash and /web"));
     }
     if PLAYLIST_SUFFIXES.iter().any(|s| lower.ends_with(s)) {
         return Err(Reserved("names ending in .m3u, .pls or .xspf are playlists"));

@@ -10,6 +10,9 @@
 
 pub mod cmaf;
 pub mod id3;
+pub mod mpd;
+pub mod playlist;
+pub mod serve;
 pub mod window;
 
 use std::collections::HashMap;
@@ -71,7 +74,7 @@ impl HlsStream {
 
     /// The codec process starts encoding the ladder.
     pub fn begin(&self) {
-        self.write(Window::begin);
+        self.write(|w| w.begin(SystemTime::now()));
         self.wake();
     }
 

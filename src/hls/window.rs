@@ -7,7 +7,10 @@
 //! soon as a frame reaches its end, so low-latency players see it at once.
 //! A session of the codec process (a start, a restart after a failure, a
 //! source reconnecting) begins at the next free segment number with a
-//! discontinuity: numbers and media times only ever grow.
+//! discontinuity: numbers and media times only ever grow. Numbers also
+//! follow the wall clock (a session never starts below "now" in segments
+//! since 1970), so a restarted server does not reuse a URL an HTTP cache
+//! may hold, and DASH players can find the live edge from the clock.
 //!
 //! The window keeps `window` worth of segments within `window_bytes`;
 //! older ones go. Nothing here does I/O or waits: `HlsStream` (in `mod.rs`)
@@ -34,6 +37,9 @@ pub struct Part {
 pub struct Segment {
     /// Media sequence number, the same in every variant for the same time.
     pub msn: u64,
+    /// Media time of its first part (later than `msn × length` when a
+    /// session started inside it).
+    pub start: u64,
     pub parts: Vec<Part>,
     /// No more parts will come.
     pub complete: bool,
@@ -85,6 +91,9 @@ pub struct Variant {
     next_time: Option<u64>,
     /// Titles not yet carried in a part.
     events: Vec<TitleMark>,
+    /// Discontinuities in segments already dropped from the window
+    /// (`EXT-X-DISCONTINUITY-SEQUENCE`).
+    pub discontinuities_dropped: u64,
 }
 
 impl Variant {
@@ -103,9 +112,10 @@ impl Variant {
         Some((segment.msn, segment.parts.len() - 1))
     }
 
+    /// Segment `msn`, if the window holds it (numbers may skip between sessions).
     pub fn segment(&self, msn: u64) -> Option<&Segment> {
-        let first = self.segments.front()?.msn;
-        self.segments.get(usize::try_from(msn.checked_sub(first)?).ok()?)
+        let at = self.segments.binary_search_by_key(&msn, |s| s.msn).ok()?;
+        self.segments.get(at)
     }
 }
 
@@ -120,6 +130,8 @@ pub struct Window {
     window_bytes: u64,
     /// The segment the next session starts with.
     next_msn: u64,
+    /// Media time the running session's first frame goes at.
+    session_start: u64,
     /// A session is running (frames are accepted).
     running: bool,
     /// Sessions so far (the first one is no discontinuity).
@@ -152,6 +164,7 @@ impl Window {
                     pending_start: 0,
                     next_time: None,
                     events: Vec::new(),
+                    discontinuities_dropped: 0,
                 })
                 .collect(),
             segment_len: part_len * u64::from(config.segment_parts),
@@ -159,6 +172,7 @@ impl Window {
             window: config.window,
             window_bytes: config.window_bytes,
             next_msn: 0,
+            session_start: 0,
             running: false,
             sessions: 0,
             titles: VecDeque::new(),
@@ -171,9 +185,16 @@ impl Window {
         self.running
     }
 
-    /// A session starts: frames from now on begin at the next free segment.
-    pub fn begin(&mut self) {
+    /// A session starts: frames from now on begin at the next free segment,
+    /// or at the wall clock's part if that is later (a session after a pause
+    /// starts inside its segment, so media time keeps up with the clock, as
+    /// DASH players expect).
+    pub fn begin(&mut self, now: SystemTime) {
         self.end();
+        let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let clock = media(since_epoch).div_ceil(self.part_len) * self.part_len;
+        self.session_start = clock.max(self.next_msn * self.segment_len);
+        self.next_msn = self.session_start / self.segment_len;
         self.running = true;
         self.sessions += 1;
     }
@@ -220,7 +241,7 @@ impl Window {
         if !self.running || self.variants.get(index).is_none_or(|v| v.track.is_none()) {
             return false;
         }
-        let start = self.next_msn * self.segment_len;
+        let start = self.session_start;
         let mut published = false;
         for frame in frames {
             let variant = &mut self.variants[index];
@@ -257,7 +278,7 @@ impl Window {
         let msn = start / segment_len;
         let part_index = (start % segment_len) / part_len;
         let init = variant.inits.len().saturating_sub(1) as u32;
-        let segment_start = part_index == 0 && variant.segments.back().is_none_or(|s| s.msn != msn);
+        let segment_start = variant.segments.back().is_none_or(|s| s.msn != msn);
         if segment_start {
             if let Some(previous) = variant.segments.back_mut() {
                 previous.complete = true;
@@ -265,7 +286,15 @@ impl Window {
             // The session's first segment follows a break (but the very first does not).
             let discontinuity = msn == next_msn && !first_session;
             let date = now - Duration::from_micros(duration * 1_000_000 / u64::from(TIMESCALE));
-            variant.segments.push_back(Segment { msn, parts: Vec::new(), complete: false, date, discontinuity, init });
+            variant.segments.push_back(Segment {
+                msn,
+                start,
+                parts: Vec::new(),
+                complete: false,
+                date,
+                discontinuity,
+                init,
+            });
         }
         let event_at = variant.events.iter().position(|e| e.time < start + duration);
         let event = event_at.map(|at| variant.events.remove(at)).map(|mark| Event {
@@ -326,6 +355,7 @@ impl Window {
             while variant.segments.front().is_some_and(|s| s.msn < floor) {
                 if let Some(old) = variant.segments.pop_front() {
                     self.held -= old.bytes();
+                    variant.discontinuities_dropped += u64::from(old.discontinuity);
                 }
             }
         }
@@ -358,7 +388,7 @@ mod tests {
     }
 
     fn started(window: &mut Window) {
-        window.begin();
+        window.begin(SystemTime::UNIX_EPOCH);
         window.started(0, 2, 0);
         window.started(1, 2, 312);
     }
@@ -410,6 +440,20 @@ mod tests {
         let tfdt = second.parts[0].bytes.windows(4).position(|x| x == b"tfdt").unwrap();
         let at = tfdt + 8;
         assert_eq!(u64::from_be_bytes(second.parts[0].bytes[at..at + 8].try_into().unwrap()), 92_160);
+        // A session after a pause starts at the wall clock's segment.
+        w.end();
+        w.begin(SystemTime::UNIX_EPOCH + Duration::from_secs(3840));
+        w.frames(0, frames(15), now);
+        let last = w.variants[0].segments.back().unwrap();
+        assert_eq!((last.msn, last.start), (2000, 2000 * 92_160), "3840 s is a segment boundary");
+        // One that begins inside a segment starts there, at the next part.
+        w.end();
+        w.begin(SystemTime::UNIX_EPOCH + Duration::from_millis(3_840_000 + 1920 + 700));
+        w.frames(0, frames(15), now);
+        let last = w.variants[0].segments.back().unwrap();
+        assert_eq!((last.msn, last.start), (2001, 2001 * 92_160 + 3 * 15_360));
+        assert!(last.discontinuity);
+        assert!(w.variants[0].segment(2000).is_some() && w.variants[0].segment(1999).is_none());
     }
 
     #[test]

@@ -19,9 +19,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::escape::header_value;
+use crate::http::request::Request;
+use crate::http::response::{Response, SERVER_ID};
 use crate::mount::{listener_entry, Chunk, Head, Lag, Metadata, MountHandle, Registration, SourceInfo};
-use crate::server::request::Request;
-use crate::server::response::{Response, SERVER_ID};
 use crate::state::AppState;
 
 /// About how many bytes one batch copies out of the ring (chunk handles, not data).

@@ -3,8 +3,6 @@
 //! request to a source, a listener stream or a complete response.
 
 mod conn;
-pub mod request;
-pub mod response;
 mod routes;
 
 pub use routes::{route, Route};

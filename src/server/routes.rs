@@ -5,15 +5,12 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use super::request::Request;
-use super::response::Response;
 use crate::admin::{self, shoutcast, status};
+use crate::http::request::Request;
+use crate::http::response::Response;
 use crate::mount::MountHandle;
 use crate::playlist::Playlist;
 use crate::state::AppState;
-
-/// The status page, embedded at build time.
-const INDEX_HTML: &str = include_str!("../../web/index.html");
 
 /// Where a request goes.
 pub enum Route {
@@ -23,6 +20,8 @@ pub enum Route {
     Stream(MountHandle),
     /// A complete response, and the authenticated user if any.
     Respond(Response, Option<String>),
+    /// An HLS or DASH asset of a mount (answered asynchronously: it may wait).
+    Adaptive(String, crate::hls::serve::Asset),
 }
 
 pub fn route(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
@@ -40,7 +39,10 @@ pub fn route(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
 fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
     let respond = |response| Route::Respond(response, None);
     match req.path.as_str() {
-        "/" | "/index.html" => respond(Response::html(INDEX_HTML)),
+        "/" | "/index.html" | crate::web::HLS_JS_PATH | crate::web::DASH_JS_PATH => match crate::web::asset(req) {
+            Some(response) => respond(response),
+            None => respond(Response::text(404, "Not found")),
+        },
         "/status-json.xsl" => {
             state.stats.stats_connections.fetch_add(1, Ordering::Relaxed);
             respond(Response::json(status::status_json(state)))
@@ -49,6 +51,10 @@ fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
         "/7.html" => respond(shoutcast::seven_html(req, state)),
         "/stats" => respond(shoutcast::stats(req, state)),
         "/currentsong" => respond(shoutcast::current_song(req, state)),
+        path if path.starts_with("/hls/") || path.starts_with("/dash/") => match crate::hls::serve::parse(path) {
+            Some((mount, asset)) => Route::Adaptive(mount, asset),
+            None => respond(Response::text(404, "Not found")),
+        },
         path if path.starts_with("/admin/") => {
             let (response, user) = admin::handle(req, peer, state);
             Route::Respond(response, user)

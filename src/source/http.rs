@@ -15,9 +15,9 @@ use super::chunked::ChunkedDecoder;
 use super::ingest::{self, Body};
 use super::SourceError;
 use crate::auth::{self, AuthError, Refused};
+use crate::http::request::Request;
+use crate::http::response::{Response, SERVER_ID};
 use crate::mount::{SourceInfo, StreamInfo};
-use crate::server::request::Request;
-use crate::server::response::{Response, SERVER_ID};
 use crate::state::AppState;
 
 /// Outcome of a source request for the access log.

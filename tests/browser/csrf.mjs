@@ -5,7 +5,7 @@
 // status each got: {"typed": 200, "forged": 403} when Floe refuses the forgery.
 // Usage: node csrf.mjs FORGED_URL TYPED_URL
 import http from 'node:http';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const [forged, typed] = process.argv.slice(2);
 const foreignPage = http.createServer((req, res) => {
@@ -15,13 +15,7 @@ const foreignPage = http.createServer((req, res) => {
 await new Promise((resolve) => foreignPage.listen(0, '127.0.0.1', resolve));
 const foreign = `http://localhost:${foreignPage.address().port}/`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-});
+const browser = await launchChromium();
 let result = {};
 try {
   const context = await browser.newContext({ httpCredentials: { username: 'admin', password: 'hackme' } });

@@ -2,19 +2,12 @@
 // <audio> element and report whether playback advanced.
 // Usage: node play.mjs http://127.0.0.1:PORT/ /live.mp3
 // Prints one JSON line; exits 0 only when currentTime advanced past 1 s.
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const [page_url, mount] = process.argv.slice(2);
 const deadline = Date.now() + 30000;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launchChromium();
 let result = { ok: false };
 try {
   const page = await browser.newPage();

@@ -13,11 +13,18 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// Answer as HTTP/1.1 and keep the connection (the caller decides).
+    pub keep_alive: bool,
 }
 
 impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response {
-        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+            keep_alive: false,
+        }
     }
 
     /// A short plain-text message (errors, `OK`).
@@ -50,7 +57,8 @@ impl Response {
 
     /// Serialize the status line and headers.
     pub fn head_bytes(&self) -> Vec<u8> {
-        let mut head = format!("HTTP/1.0 {} {}\r\nServer: {SERVER_ID}\r\n", self.status, reason(self.status));
+        let version = if self.keep_alive { "HTTP/1.1" } else { "HTTP/1.0" };
+        let mut head = format!("{version} {} {}\r\nServer: {SERVER_ID}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -60,8 +68,12 @@ impl Response {
         if !self.headers.iter().any(|(k, v)| k == "Content-Type" && v.starts_with("text/html")) {
             head.push_str("Content-Security-Policy: sandbox\r\n");
         }
+        if !self.headers.iter().any(|(k, _)| k == "Cache-Control") {
+            head.push_str("Cache-Control: no-cache, no-store\r\n");
+        }
+        let connection = if self.keep_alive { "keep-alive" } else { "close" };
         head.push_str(&format!(
-            "Content-Length: {}\r\nCache-Control: no-cache, no-store\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
+            "Content-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nConnection: {connection}\r\n\r\n",
             self.body.len()
         ));
         head.into_bytes()
@@ -86,6 +98,7 @@ pub fn reason(status: u16) -> &'static str {
         100 => "Continue",
         200 => "OK",
         204 => "No Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

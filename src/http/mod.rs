@@ -1,0 +1,7 @@
+//! HTTP vocabulary, below everything that speaks it: request heads parsed
+//! within the server's limits, and complete responses. No sockets and no
+//! routing here (that is `server`), so sources, listeners, admin and the
+//! adaptive streams share one set of types without importing the accept loop.
+
+pub mod request;
+pub mod response;

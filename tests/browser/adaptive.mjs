@@ -1,0 +1,103 @@
+// Play a mount over HLS (hls.js, low-latency mode) or DASH (dash.js) from
+// Floe's status page in headless Chromium, and report what the page's
+// player shows. Prints one JSON line.
+//
+//   node adaptive.mjs PAGE_URL MOUNT hls|dash SECONDS [SCENARIO]
+//
+// SCENARIO: "play" (default): play for SECONDS;
+//   "seek": play, then press "−30 s" and check playback goes on 30 s back,
+//           then "Live" and check it is near the live edge again;
+//   "throttle": play, then throttle the network (DevTools emulation) until
+//           the player switches to a lower variant, then lift it until it
+//           switches back up.
+import { launchChromium } from './chromium.mjs';
+
+const [pageUrl, mount, mode, secondsArg, scenario = 'play'] = process.argv.slice(2);
+const seconds = Number(secondsArg || 12);
+const deadline = Date.now() + (seconds + 90) * 1000;
+
+const browser = await launchChromium();
+const result = { ok: false, mode, scenario, samples: [], errors: [] };
+try {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => result.errors.push(String(e)));
+  await page.goto(pageUrl, { timeout: 15000 });
+  const card = page.locator(`[data-mount="${mount}"]`);
+  await card.locator(`button[data-mode="${mode}"]`).click({ timeout: 15000 });
+  await card.locator('audio').evaluate((a) => { a.muted = true; });
+  const sample = async () => {
+    const s = await card.evaluate((c) => {
+      const a = c.querySelector('audio');
+      return {
+        t: a.currentTime, paused: a.paused, error: a.error ? a.error.code : null,
+        variant: c.getAttribute('data-variant') || '', latency: Number(c.getAttribute('data-latency') || 'NaN'),
+        title: c.getAttribute('data-stream-title') || '',
+        seekStart: a.seekable.length ? a.seekable.start(0) : null,
+        seekEnd: a.seekable.length ? a.seekable.end(a.seekable.length - 1) : null,
+      };
+    });
+    s.at = Date.now();
+    result.samples.push(s);
+    return s;
+  };
+  const playFor = async (ms) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until && Date.now() < deadline) {
+      await sample();
+      await page.waitForTimeout(500);
+    }
+    return sample();
+  };
+  const first = await playFor(seconds * 1000);
+  const start = result.samples.find((s) => s.t > 0) || first;
+  result.played = first.t - start.t;
+  result.latency = first.latency;
+  result.variant = first.variant;
+  result.title = first.title;
+  result.ok = result.played > seconds - 4 && Number.isFinite(first.latency);
+  if (scenario === 'seek') {
+    const before = await sample();
+    await card.locator('button.back').click();
+    await page.waitForTimeout(3000);
+    const after = await playFor(4000);
+    result.seekedBack = before.latency === before.latency ? after.latency - before.latency : null;
+    result.playedAfterSeek = after.t - (before.t - 30);
+    await card.locator('button.golive').click();
+    const live = await playFor(4000);
+    result.backToLive = live.latency;
+    result.ok = result.ok && result.seekedBack > 20 && live.latency < 6 && !live.paused;
+  }
+  if (scenario === 'throttle') {
+    const cdp = await context.newCDPSession(page);
+    const start = result.variant;
+    result.startVariant = start;
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: 12000, uploadThroughput: 12000 });
+    let down = null;
+    const downUntil = Date.now() + 45000;
+    while (Date.now() < downUntil && Date.now() < deadline) {
+      const s = await sample();
+      if (s.variant && s.variant !== start) { down = s.variant; break; }
+      await page.waitForTimeout(500);
+    }
+    result.downVariant = down;
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    let up = null;
+    const upUntil = Date.now() + 45000;
+    while (Date.now() < upUntil && Date.now() < deadline) {
+      const s = await sample();
+      if (down && s.variant && s.variant !== down) { up = s.variant; break; }
+      await page.waitForTimeout(500);
+    }
+    result.upVariant = up;
+    result.ok = result.ok && !!down && !!up;
+  }
+} catch (e) {
+  result.exception = String(e);
+} finally {
+  await browser.close();
+}
+result.samples = result.samples.slice(-6);
+console.log(JSON.stringify(result));
+process.exit(result.ok ? 0 : 1);
