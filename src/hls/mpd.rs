@@ -34,12 +34,13 @@ pub fn manifest(window: &Window, prefix: &str, window_secs: u64, now: SystemTime
          <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
          profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" type=\"dynamic\" \
          availabilityStartTime=\"1970-01-01T00:00:00Z\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" \
-         timeShiftBufferDepth=\"PT{window_secs}S\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">\n\
+         timeShiftBufferDepth=\"{}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">\n\
          <ServiceDescription id=\"0\"><Latency referenceId=\"0\" target=\"{latency_ms}\" min=\"{}\" max=\"{}\"/>\
          <PlaybackRate min=\"0.96\" max=\"1.04\"/></ServiceDescription>\n\
          <Period id=\"0\" start=\"PT0S\">\n",
         rfc3339_millis(now),
         duration(window.segment_len),
+        duration(depth(window, window_secs)),
         duration(window.segment_len),
         duration(window.part_len * 2),
         latency_ms / 2,
@@ -70,6 +71,18 @@ pub fn manifest(window: &Window, prefix: &str, window_secs: u64, now: SystemTime
         rfc3339_millis(now)
     );
     out
+}
+
+/// How far back players may seek: the configured window, or what the
+/// window holds while it is still filling (players would otherwise seek to
+/// segments that never existed).
+fn depth(window: &Window, window_secs: u64) -> u64 {
+    let held = |v: &Variant| {
+        let (first, last) = (v.segments.front()?, v.segments.back()?);
+        Some(last.start + last.duration() - first.start)
+    };
+    let held = window.variants.iter().filter_map(held).max().unwrap_or(0);
+    held.min(window_secs * u64::from(TIMESCALE))
 }
 
 /// The adaptation set a codec's variants join: players switch within a set,
@@ -155,7 +168,8 @@ mod tests {
         w.frames(0, frames(90 * 3 + 30), SystemTime::UNIX_EPOCH);
         w.frames(2, frames(96 * 3), SystemTime::UNIX_EPOCH);
         let mpd = manifest(&w, "/hls/live.mp3", 3600, SystemTime::UNIX_EPOCH);
-        assert!(mpd.contains("type=\"dynamic\"") && mpd.contains("timeShiftBufferDepth=\"PT3600S\""));
+        // The window holds 3 × 1.92 + 0.64 s of aac-64 so far.
+        assert!(mpd.contains("type=\"dynamic\"") && mpd.contains("timeShiftBufferDepth=\"PT6.400S\""), "{mpd}");
         assert_eq!(mpd.matches("<AdaptationSet ").count(), 2, "AAC and Opus sets");
         assert_eq!(mpd.matches("<Representation ").count(), 2, "aac-128 has no segment yet");
         assert!(mpd.contains("media=\"/hls/live.mp3/$RepresentationID$/seg-$Number$.m4s\" startNumber=\"0\""));
