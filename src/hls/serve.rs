@@ -198,7 +198,10 @@ async fn media_playlist(req: &Request, stream: &HlsStream, variant: &str) -> Rep
             return text(503, "The requested part did not come in time");
         }
     } else {
-        stream.wait_until(FIRST_MEDIA_WAIT, |w| !w.variants[index].segments.is_empty()).await;
+        // Players that do not speak LL-HLS (ffmpeg, older ones) give up on a
+        // playlist with no whole segment, so a starting stream has them wait
+        // for its first.
+        stream.wait_until(FIRST_MEDIA_WAIT, |w| w.variants[index].segments.front().is_some_and(|s| s.complete)).await;
     }
     if stream.read(|w| w.variants[index].segments.is_empty()) {
         return text(503, "The stream is starting: retry in a moment");

@@ -1,6 +1,8 @@
 // Play a mount over HLS (hls.js, low-latency mode) or DASH (dash.js) from
 // Floe's status page in headless Chromium, and report what the page's
-// player shows. Prints one JSON line.
+// player shows. Prints "PLAYING" once playback has advanced two seconds
+// (so a test can change the title or restart the source then), and one
+// JSON line at the end.
 //
 //   node adaptive.mjs PAGE_URL MOUNT hls|dash SECONDS [SCENARIO]
 //
@@ -18,6 +20,7 @@ const deadline = Date.now() + (seconds + 90) * 1000;
 
 const browser = await launchChromium();
 const result = { ok: false, mode, scenario, samples: [], errors: [] };
+let announced = false;
 try {
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -39,6 +42,11 @@ try {
     });
     s.at = Date.now();
     result.samples.push(s);
+    const first = result.samples.find((x) => x.t > 0);
+    if (!announced && first && s.t - first.t > 2) {
+      announced = true;
+      console.log('PLAYING');
+    }
     return s;
   };
   const playFor = async (ms) => {

@@ -106,8 +106,19 @@ pub fn ffmpeg_make(server: &TestServer, name: &str, input: &str, args: &[&str]) 
 
 /// `input` decoded by ffmpeg to 16 kHz mono samples.
 pub fn decode_mono_16k(input: &str) -> Vec<i16> {
+    decode_mono_16k_with(input, &[])
+}
+
+/// The first `seconds` of `input` (a live one never ends) as 16 kHz mono.
+pub fn decode_mono_16k_for(input: &str, seconds: u32) -> Vec<i16> {
+    decode_mono_16k_with(input, &["-t", &seconds.to_string()])
+}
+
+fn decode_mono_16k_with(input: &str, options: &[&str]) -> Vec<i16> {
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", input, "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
+        .args(["-v", "error", "-i", input])
+        .args(options)
+        .args(["-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
         .stdin(Stdio::null())
         .output()
         .expect("ffmpeg");
