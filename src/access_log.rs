@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 
@@ -84,6 +84,19 @@ impl AccessLog {
         let fresh = OpenOptions::new().create(true).append(true).open(path.as_path())?;
         *file.lock() = fresh;
         Ok(())
+    }
+
+    /// Record a request that began at `started` and has just finished.
+    pub fn finished(
+        &self,
+        ip: IpAddr,
+        user: Option<&str>,
+        request: Option<&RequestLine>,
+        status: u16,
+        bytes: u64,
+        started: Instant,
+    ) {
+        self.record(&AccessEntry { ip, user, request, status, bytes, duration: started.elapsed() });
     }
 
     pub fn record(&self, entry: &AccessEntry<'_>) {

@@ -12,13 +12,15 @@
 use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::window::Window;
 use super::{mpd, playlist, HlsStream};
+use crate::http::body::BodySender;
 use crate::http::request::Request;
-use crate::http::response::{Response, SERVER_ID};
+use crate::http::response::Response;
 
 /// What a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,30 +235,15 @@ fn document(req: &Request, content_type: &str, body: String, cache: &str) -> Res
     response.with_header("ETag", &etag).with_header("Vary", "Accept-Encoding").with_header("Cache-Control", cache)
 }
 
-/// Send segment `msn` of a variant part by part as it is written (a DASH
-/// player asks for it early, by `availabilityTimeOffset`): chunked transfer
-/// for HTTP/1.1, close-delimited otherwise. Returns the body bytes sent.
-pub async fn stream_segment<W: AsyncWrite + Unpin>(
-    out: &mut W,
-    stream: &HlsStream,
-    variant: usize,
-    msn: u64,
-    chunked: bool,
-    head_only: bool,
-) -> std::io::Result<u64> {
-    let framing = if chunked { "Transfer-Encoding: chunked\r\nConnection: keep-alive" } else { "Connection: close" };
-    let version = if chunked { "HTTP/1.1" } else { "HTTP/1.0" };
-    let head = format!(
-        "{version} 200 OK\r\nServer: {SERVER_ID}\r\nContent-Type: {MEDIA}\r\nCache-Control: {IMMUTABLE}\r\n\
-         X-Content-Type-Options: nosniff\r\nAccess-Control-Allow-Origin: *\r\n{framing}\r\n\r\n"
-    );
-    out.write_all(head.as_bytes()).await?;
-    if head_only {
-        if chunked {
-            out.write_all(b"0\r\n\r\n").await?;
-        }
-        return Ok(0);
-    }
+/// The head of a segment streamed as it is written.
+pub fn streaming_head() -> Response {
+    Response::new(200, MEDIA, Bytes::new()).with_header("Cache-Control", IMMUTABLE)
+}
+
+/// Send segment `msn` of a variant into `body` part by part as it is
+/// written (a DASH player asks for it early, by `availabilityTimeOffset`).
+/// Returns the bytes sent.
+pub async fn stream_segment(body: BodySender, stream: Arc<HlsStream>, variant: usize, msn: u64) -> u64 {
     let part_wait = Duration::from_micros(stream.read(|w| w.part_len) * 1_000_000 / 48_000 * 4);
     let (mut sent_parts, mut sent) = (0usize, 0u64);
     loop {
@@ -265,32 +252,23 @@ pub async fn stream_segment<W: AsyncWrite + Unpin>(
             None => (Vec::new(), true),
         });
         for part in parts {
-            if chunked {
-                out.write_all(format!("{:x}\r\n", part.len()).as_bytes()).await?;
-                out.write_all(&part).await?;
-                out.write_all(b"\r\n").await?;
-            } else {
-                out.write_all(&part).await?;
+            let len = part.len() as u64;
+            if body.send(part).await.is_err() {
+                return sent;
             }
             sent_parts += 1;
-            sent += part.len() as u64;
+            sent += len;
         }
-        out.flush().await?;
         if done {
-            break;
+            return sent;
         }
         let more =
             move |w: &Window| w.variants[variant].segment(msn).is_none_or(|s| s.complete || s.parts.len() > sent_parts);
         if !stream.wait_until(part_wait, more).await {
             // The stream stalled: end the segment where it stands.
-            break;
+            return sent;
         }
     }
-    if chunked {
-        out.write_all(b"0\r\n\r\n").await?;
-        out.flush().await?;
-    }
-    Ok(sent)
 }
 
 /// FNV-1a: a cheap, stable fingerprint for `ETag`s.

@@ -3,5 +3,6 @@
 //! routing here (that is `server`), so sources, listeners, admin and the
 //! adaptive streams share one set of types without importing the accept loop.
 
+pub mod body;
 pub mod request;
 pub mod response;

@@ -82,7 +82,7 @@ pub struct Request {
     pub path: String,
     /// Decoded query pairs; values stay bytes so `charset=` can pick their encoding.
     pub query: Vec<(String, Vec<u8>)>,
-    /// Minor HTTP version: 0 or 1.
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1, 2 for HTTP/2.
     pub version: u8,
     pub headers: Vec<(String, String)>,
 }
@@ -101,11 +101,24 @@ impl Request {
         let method = req.method.ok_or(HeadError::Malformed("no method"))?.to_string();
         let target = req.path.ok_or(HeadError::Malformed("no target"))?.to_string();
         let version = req.version.ok_or(HeadError::Malformed("no version"))?;
-        let headers = req
-            .headers
-            .iter()
-            .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).trim().to_string()))
-            .collect();
+        let headers = req.headers.iter().map(|h| (h.name.to_string(), field_value(h.value))).collect();
+        Request::new(method, target, version, headers)
+    }
+
+    /// The same shape from a request hyper parsed (kept-alive and HTTP/2
+    /// connections).
+    pub fn from_parts(parts: &hyper::http::request::Parts) -> Result<Request, HeadError> {
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let version = match parts.version {
+            hyper::Version::HTTP_10 | hyper::Version::HTTP_09 => 0,
+            hyper::Version::HTTP_11 => 1,
+            _ => 2,
+        };
+        let headers = parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), field_value(v.as_bytes()))).collect();
+        Request::new(parts.method.as_str().to_string(), target, version, headers)
+    }
+
+    fn new(method: String, target: String, version: u8, headers: Vec<(String, String)>) -> Result<Request, HeadError> {
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
         let path = String::from_utf8(percent_decode(raw_path.as_bytes(), false))
             .map_err(|_| HeadError::Malformed("path is not UTF-8"))?;
@@ -129,12 +142,17 @@ impl Request {
 
     /// `HTTP/1.0` or `HTTP/1.1`, for the access log.
     pub fn version_str(&self) -> &'static str {
-        if self.version == 0 {
-            "HTTP/1.0"
-        } else {
-            "HTTP/1.1"
+        match self.version {
+            0 => "HTTP/1.0",
+            1 => "HTTP/1.1",
+            _ => "HTTP/2.0",
         }
     }
+}
+
+/// A header value as text (lossy: values are Latin-1 or UTF-8 in the wild).
+fn field_value(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).trim().to_string()
 }
 
 /// Split and decode `a=1&b=x+y` (`+` is a space in query strings).

@@ -1,8 +1,12 @@
 //! Complete (non-stream) HTTP responses: status, headers and a body with a
-//! known length, written as HTTP/1.0 with `Connection: close`.
+//! known length. Hyper sends them on kept-alive and HTTP/2 connections; on
+//! the hand-written path (refusals of sources and listeners, malformed
+//! heads) they go out as HTTP/1.0 with `Connection: close`.
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::body::Body;
 
 /// The `Server:` header value.
 pub const SERVER_ID: &str = concat!("Floe/", env!("CARGO_PKG_VERSION"));
@@ -13,18 +17,11 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
-    /// Answer as HTTP/1.1 and keep the connection (the caller decides).
-    pub keep_alive: bool,
 }
 
 impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response {
-        Response {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body: body.into(),
-            keep_alive: false,
-        }
+        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
     }
 
     /// A short plain-text message (errors, `OK`).
@@ -55,28 +52,57 @@ impl Response {
             .with_header("WWW-Authenticate", &format!("Basic realm=\"{realm}\""))
     }
 
-    /// Serialize the status line and headers.
+    /// The headers every complete response carries besides its own.
+    fn policy_headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
+        let own = |name: &str| self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let html = self.headers.iter().any(|(k, v)| k == "Content-Type" && v.starts_with("text/html"));
+        [
+            Some(("Server", SERVER_ID)),
+            // Documents are what they say they are; all but the status page
+            // (whose script must run) render as sandboxed, origin-less documents.
+            Some(("X-Content-Type-Options", "nosniff")),
+            (!html).then_some(("Content-Security-Policy", "sandbox")),
+            (!own("Cache-Control")).then_some(("Cache-Control", "no-cache, no-store")),
+            (!own("Access-Control-Allow-Origin")).then_some(("Access-Control-Allow-Origin", "*")),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Serialize the status line and headers (HTTP/1.0, closing).
     pub fn head_bytes(&self) -> Vec<u8> {
-        let version = if self.keep_alive { "HTTP/1.1" } else { "HTTP/1.0" };
-        let mut head = format!("{version} {} {}\r\nServer: {SERVER_ID}\r\n", self.status, reason(self.status));
+        let mut head = format!("HTTP/1.0 {} {}\r\n", self.status, reason(self.status));
+        for (name, value) in self.policy_headers() {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        // Documents are what they say they are; all but the status page (whose
-        // script must run) render as sandboxed, origin-less documents.
-        head.push_str("X-Content-Type-Options: nosniff\r\n");
-        if !self.headers.iter().any(|(k, v)| k == "Content-Type" && v.starts_with("text/html")) {
-            head.push_str("Content-Security-Policy: sandbox\r\n");
-        }
-        if !self.headers.iter().any(|(k, _)| k == "Cache-Control") {
-            head.push_str("Cache-Control: no-cache, no-store\r\n");
-        }
-        let connection = if self.keep_alive { "keep-alive" } else { "close" };
-        head.push_str(&format!(
-            "Content-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nConnection: {connection}\r\n\r\n",
-            self.body.len()
-        ));
+        head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body.len()));
         head.into_bytes()
+    }
+
+    /// The response for hyper (which adds the length and connection headers).
+    pub fn into_hyper(self) -> hyper::Response<Body> {
+        let body = Body::full(self.body.clone());
+        self.into_hyper_with(body)
+    }
+
+    /// Status and headers for hyper, with a body streamed from elsewhere.
+    pub fn into_hyper_with(self, body: Body) -> hyper::Response<Body> {
+        let mut builder = hyper::Response::builder().status(self.status);
+        for (name, value) in self.policy_headers() {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder.body(body).unwrap_or_else(|error| {
+            tracing::error!(%error, "response header refused by hyper");
+            let mut response = hyper::Response::new(Body::full(Bytes::from_static(b"Internal error\n")));
+            *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        })
     }
 
     /// Write the response (without the body for `HEAD`). Returns body bytes sent.

@@ -6,7 +6,7 @@ mod icy;
 mod writer;
 
 pub use icy::IcyInterleaver;
-pub use writer::{try_write_pieces, write_all_pieces};
+pub use writer::{try_write_pieces, write_all_pieces, Sink};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -83,10 +83,11 @@ pub enum Started {
     Streaming(Box<ListenerStream>),
 }
 
-/// Admit a `GET`/`HEAD` on a mount: pick the live mount (or its fallback),
-/// enforce the listener caps and write the response head. The stream that
-/// follows owns everything it needs, so the caller can give it a task of its
-/// own and free the request-handling state.
+/// Admit a `GET`/`HEAD` on a mount on a connection of its own (the
+/// hand-written path): pick the live mount (or its fallback), enforce the
+/// listener caps and queue the response head. The stream that follows owns
+/// everything it needs, so the caller can give it a task of its own and free
+/// the request-handling state.
 pub async fn start(
     mut sock: TcpStream,
     req: ListenRequest,
@@ -94,33 +95,31 @@ pub async fn start(
     state: AppState,
     requested: MountHandle,
 ) -> Started {
-    let Admitted { mount, home, source, metaint, permit } = match admit(&req, &state, requested) {
+    let admitted = match admit(&req, &state, requested) {
         Ok(admitted) => admitted,
         Err(response) => return Started::Answered(refuse(&mut sock, req.head_only, response).await),
     };
-    let head = stream_head(&source, metaint);
+    let head = admitted.raw_head();
     if req.head_only {
         let _ = sock.write_all(head.as_bytes()).await;
         return Started::Answered(Served { status: 200, bytes: 0 });
     }
-    let id = state.mounts.next_listener_id();
-    let entry = listener_entry(id, peer.ip(), req.user_agent, req.referer);
-    let Some(registration) = mount.register(Arc::new(entry), false) else {
-        let response = Response::text(503, "Mount full: too many listeners");
-        return Started::Answered(refuse(&mut sock, false, response).await);
-    };
-    state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);
     if let Err(error) = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER) {
         tracing::debug!(%error, "cannot size the listener send buffer");
     }
     // The response head goes out with the stream headers and the burst, in
     // one write.
-    let head = Bytes::from(head);
-    Started::Streaming(Box::new(ListenerStream::new(sock, state, registration, home, metaint, permit, head)))
+    match admitted.stream(Sink::Socket(sock), req, peer, state, Some(Bytes::from(head))) {
+        Ok(stream) => Started::Streaming(Box::new(stream)),
+        Err((sink, response)) => Started::Answered(match sink {
+            Sink::Socket(mut sock) => refuse(&mut sock, false, response).await,
+            Sink::Body(_) => Served { status: response.status, bytes: 0 },
+        }),
+    }
 }
 
-/// A listener that may stream: where, from which source, under which permit.
-struct Admitted {
+/// A listener allowed onto a mount: where, from which source, under which permit.
+pub struct Admitted {
     mount: MountHandle,
     home: Option<MountHandle>,
     source: Arc<SourceInfo>,
@@ -129,7 +128,7 @@ struct Admitted {
 }
 
 /// Pick the live mount (or its live fallback) and take a client slot.
-fn admit(req: &ListenRequest, state: &AppState, requested: MountHandle) -> Result<Admitted, Response> {
+pub fn admit(req: &ListenRequest, state: &AppState, requested: MountHandle) -> Result<Admitted, Response> {
     let not_live = || Response::text(404, "Mount not found or not live");
     let (mount, home) = if requested.is_live() {
         (requested, None)
@@ -149,24 +148,69 @@ fn admit(req: &ListenRequest, state: &AppState, requested: MountHandle) -> Resul
     Ok(Admitted { mount, home, source, metaint, permit })
 }
 
+impl Admitted {
+    /// The stream's response headers (no status line, no framing).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        stream_headers(&self.source, self.metaint)
+    }
+
+    /// The response head as the hand-written path sends it: close-delimited
+    /// raw body, never chunked, never `ICY 200 OK` (browsers reject it).
+    fn raw_head(&self) -> String {
+        let mut head = String::from("HTTP/1.0 200 OK\r\n");
+        for (name, value) in self.headers() {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        head
+    }
+
+    /// Join the mount's listeners and build the stream into `sink`, the raw
+    /// response head (if any) first. A full mount gives the sink back with
+    /// the refusal.
+    pub fn stream(
+        self,
+        sink: Sink,
+        req: ListenRequest,
+        peer: SocketAddr,
+        state: AppState,
+        head: Option<Bytes>,
+    ) -> Result<ListenerStream, (Sink, Response)> {
+        let id = state.mounts.next_listener_id();
+        let entry = listener_entry(id, peer.ip(), req.user_agent, req.referer);
+        let Some(registration) = self.mount.register(Arc::new(entry), false) else {
+            return Err((sink, Response::text(503, "Mount full: too many listeners")));
+        };
+        state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);
+        let head = head.unwrap_or_default();
+        Ok(ListenerStream::new(sink, state, registration, self.home, self.metaint, self.permit, head))
+    }
+}
+
 async fn refuse(sock: &mut TcpStream, head_only: bool, response: Response) -> Served {
     let bytes = response.write_to(sock, head_only).await.unwrap_or(0);
     Served { status: response.status, bytes }
 }
 
-/// The response head of a stream: close-delimited raw body, never chunked,
-/// never `ICY 200 OK` (browsers reject it). The bytes are the source's, so
-/// the browser is told not to sniff them into something else and to treat
+/// The headers of a stream response. The bytes are the source's, so the
+/// browser is told not to sniff them into something else and to treat
 /// whatever it renders as a sandboxed, origin-less document.
-pub fn stream_head(source: &SourceInfo, metaint: Option<usize>) -> String {
-    let mut head = format!(
-        "HTTP/1.0 200 OK\r\nServer: {SERVER_ID}\r\nContent-Type: {}\r\nCache-Control: no-cache, no-store\r\n\
-         X-Content-Type-Options: nosniff\r\nContent-Security-Policy: sandbox\r\n\
-         Pragma: no-cache\r\nExpires: Mon, 26 Jul 1997 05:00:00 GMT\r\nConnection: close\r\n\
-         Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Headers: Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData\r\n\
-         Access-Control-Expose-Headers: icy-metaint, icy-br, icy-description, icy-genre, icy-name, icy-pub, icy-url\r\n",
-        source.content_type
-    );
+fn stream_headers(source: &SourceInfo, metaint: Option<usize>) -> Vec<(&'static str, String)> {
+    let mut headers = vec![
+        ("Server", SERVER_ID.to_string()),
+        ("Content-Type", source.content_type.clone()),
+        ("Cache-Control", "no-cache, no-store".into()),
+        ("X-Content-Type-Options", "nosniff".into()),
+        ("Content-Security-Policy", "sandbox".into()),
+        ("Pragma", "no-cache".into()),
+        ("Expires", "Mon, 26 Jul 1997 05:00:00 GMT".into()),
+        ("Access-Control-Allow-Origin", "*".into()),
+        ("Access-Control-Allow-Headers", "Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData".into()),
+        (
+            "Access-Control-Expose-Headers",
+            "icy-metaint, icy-br, icy-description, icy-genre, icy-name, icy-pub, icy-url".into(),
+        ),
+    ];
     let info = &source.info;
     let fields = [
         ("icy-name", info.name.as_deref()),
@@ -176,27 +220,25 @@ pub fn stream_head(source: &SourceInfo, metaint: Option<usize>) -> String {
     ];
     for (name, value) in fields {
         if let Some(value) = value {
-            head.push_str(&format!("{name}: {}\r\n", header_value(value)));
+            headers.push((name, header_value(value)));
         }
     }
     if let Some(bitrate) = source.bitrate() {
-        head.push_str(&format!("icy-br: {bitrate}\r\n"));
+        headers.push(("icy-br", bitrate.to_string()));
     }
     if let Some(audio_info) = &info.audio_info {
-        head.push_str(&format!("ice-audio-info: {}\r\n", header_value(audio_info)));
+        headers.push(("ice-audio-info", header_value(audio_info)));
     }
-    head.push_str(&format!("icy-pub: {}\r\n", u8::from(info.public)));
+    headers.push(("icy-pub", u8::from(info.public).to_string()));
     if let Some(metaint) = metaint {
-        head.push_str(&format!("icy-metaint: {metaint}\r\n"));
+        headers.push(("icy-metaint", metaint.to_string()));
     }
-    head.push_str("\r\n");
-    head
+    headers
 }
 
-/// One listener's position and buffers.
 /// One listener's socket, position and buffers, for the life of the stream.
 pub struct ListenerStream {
-    sock: TcpStream,
+    sink: Sink,
     state: AppState,
     registration: Registration,
     /// This listener's slot of `limits.clients`.
@@ -217,7 +259,7 @@ pub struct ListenerStream {
 
 impl ListenerStream {
     fn new(
-        sock: TcpStream,
+        sink: Sink,
         state: AppState,
         registration: Registration,
         home: Option<MountHandle>,
@@ -228,7 +270,7 @@ impl ListenerStream {
         let subscription = registration.mount().subscribe(registration.entry().id, true);
         registration.entry().cursor.store(subscription.cursor, Ordering::Relaxed);
         let mut stream = ListenerStream {
-            sock,
+            sink,
             state,
             _permit: permit,
             home: home.map(|h| {
@@ -247,7 +289,9 @@ impl ListenerStream {
         // Not through `queue`: the response head is not stream data, so it
         // must not count towards the ICY interval.
         stream.head_len = response_head.len() as u64;
-        stream.pieces.push_back(response_head);
+        if !response_head.is_empty() {
+            stream.pieces.push_back(response_head);
+        }
         let meta = stream.registration.mount().metadata();
         stream.queue(&subscription.headers, &meta);
         if stream.icy.is_none() {
@@ -440,7 +484,7 @@ impl ListenerStream {
     /// `queue_size` behind or stalls for `client_timeout` meanwhile.
     async fn flush(&mut self, position: Option<u64>) -> Result<(), End> {
         let mount = self.mount().clone();
-        let quick = try_write_pieces(&self.sock, &mut self.pieces).map_err(|_| End::ClientGone)?;
+        let quick = self.sink.try_write(&mut self.pieces).map_err(|_| End::ClientGone)?;
         self.sent += quick;
         mount.stats().bytes_sent.fetch_add(quick, Ordering::Relaxed);
         if self.pieces.is_empty() {
@@ -460,7 +504,7 @@ impl ListenerStream {
         let deadline = tokio::time::sleep(self.state.config.limits.client_timeout);
         tokio::pin!(deadline);
         let outcome = {
-            let write = write_all_pieces(&mut self.sock, &mut self.pieces);
+            let write = self.sink.write_all(&mut self.pieces);
             tokio::pin!(write);
             loop {
                 tokio::select! {

@@ -1,6 +1,8 @@
 //! Writing a batch of shared `Bytes` to a socket with vectored writes, so a
 //! batch of chunks (and ICY blocks between them) costs one syscall, not one
-//! per piece, and no byte is copied into a per-listener buffer.
+//! per piece, and no byte is copied into a per-listener buffer; or, for a
+//! listener on a kept-alive or HTTP/2 connection, handing the pieces to
+//! hyper's body channel (no copy either).
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -8,6 +10,51 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::http::body::BodySender;
+
+/// Where a listener's bytes go.
+pub enum Sink {
+    /// The connection's own socket (a connection opened for the stream).
+    Socket(TcpStream),
+    /// A response body hyper writes (HTTP/1.1 chunked, or an HTTP/2 stream).
+    Body(BodySender),
+}
+
+impl Sink {
+    /// Write what fits right now, without waiting. Returns the bytes written.
+    pub fn try_write(&self, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
+        match self {
+            Sink::Socket(sock) => try_write_pieces(sock, pieces),
+            Sink::Body(body) => {
+                let mut written = 0u64;
+                while let Some(piece) = pieces.front() {
+                    match body.try_send(piece.clone()) {
+                        Ok(true) => written += pieces.pop_front().map_or(0, |p| p.len() as u64),
+                        Ok(false) => break,
+                        Err(_) => return Err(std::io::ErrorKind::BrokenPipe.into()),
+                    }
+                }
+                Ok(written)
+            }
+        }
+    }
+
+    /// Write every piece, waiting while the client is behind.
+    pub async fn write_all(&mut self, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
+        match self {
+            Sink::Socket(sock) => write_all_pieces(sock, pieces).await,
+            Sink::Body(body) => {
+                let mut written = 0u64;
+                while let Some(piece) = pieces.front() {
+                    body.send(piece.clone()).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+                    written += pieces.pop_front().map_or(0, |p| p.len() as u64);
+                }
+                Ok(written)
+            }
+        }
+    }
+}
 
 /// Most slices handed to one `writev` (well under Linux's IOV_MAX of 1024).
 const MAX_SLICES: usize = 64;

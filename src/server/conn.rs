@@ -1,147 +1,83 @@
-//! One HTTP connection: read the request head within the time and size
-//! limits, then hand the socket to a source, a listener stream, or write a
-//! complete response. Every request ends in one access-log line.
+//! One HTTP connection, as the accept loop gets it: read the first request
+//! head within the time and size limits and sniff it. Sources and listener
+//! streams keep the hand-written path (an endless request body; a
+//! close-delimited raw response body that hardware players need); every
+//! other connection, and HTTP/2, goes to hyper with the bytes already read.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::routes::{route, Route};
-use crate::access_log::{AccessEntry, RequestLine};
-use crate::hls::{self, serve::Asset, serve::Reply};
+use super::rewind::Rewound;
+use super::routes::stream_target;
+use super::service;
+use crate::access_log::RequestLine;
 use crate::http::request::{scan_head, HeadError, Request};
 use crate::http::response::Response;
 use crate::listener::{self, ListenRequest, Started};
 use crate::mount::MountHandle;
 use crate::state::AppState;
 
-/// How long a kept-alive connection may wait for its next request.
-const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(15);
+/// How an HTTP/2 connection with prior knowledge opens.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
-/// Serve requests on one connection: a source or a listener stream takes the
-/// socket; complete responses (status, admin, playlists, HLS and DASH) may
-/// keep it alive for the next request (HTTP/1.1).
 pub async fn handle(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
-    let mut buf = BytesMut::with_capacity(1024);
+    let started = Instant::now();
     let limits = &state.config.limits;
-    let mut first = true;
-    loop {
-        let started = Instant::now();
-        let wait = if first { limits.header_timeout } else { KEEP_ALIVE_IDLE };
-        let head = match tokio::time::timeout(wait, read_head(&mut sock, &mut buf, &state)).await {
-            Ok(Ok(Some(head))) => head,
-            // The peer closed before sending anything: a port probe (or a
-            // kept-alive connection closed), not an error.
-            Ok(Ok(None)) => return,
-            Ok(Err(error)) => return refuse(&mut sock, peer, &state, error, started).await,
-            Err(_) if first => return refuse(&mut sock, peer, &state, HeadError::Timeout, started).await,
-            Err(_) => return,
-        };
-        first = false;
-        let req = match Request::parse(&head, limits.max_headers) {
-            Ok(req) => req,
-            Err(error) => return refuse(&mut sock, peer, &state, error, started).await,
-        };
-        // Listeners live for hours: keep nothing per connection that is not needed.
-        drop(head);
-        let line = RequestLine::of(&req);
-        let head_only = req.method == "HEAD";
-        let (status, bytes, user) = match route(&req, peer, &state) {
-            Route::Stream(mount) => {
-                let listen = ListenRequest::of(&req);
-                drop((req, buf));
-                return listen_on(sock, listen, line, peer, state, mount, started).await;
-            }
-            Route::Source => {
-                // Boxed: sources are few, and their state would otherwise make
-                // every connection's future as large.
-                let outcome = Box::pin(crate::source::serve_http(&mut sock, &req, buf, peer, &state)).await;
-                log_access(&state, peer, outcome.user.as_deref(), &line, outcome.status, outcome.bytes, started);
-                return;
-            }
-            Route::Respond(mut response, user) => {
-                state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
-                response.keep_alive = keeps_alive(&req, response.status);
-                let bytes = response.write_to(&mut sock, head_only).await.unwrap_or(0);
-                (response.status, bytes, user)
-            }
-            Route::Adaptive(mount, asset) => {
-                state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
-                let served = Box::pin(adaptive(&mut sock, &req, &state, &mount, asset)).await;
-                log_access(&state, peer, None, &line, served.0, served.1, started);
-                if !served.2 {
-                    return;
-                }
-                continue;
-            }
-        };
-        log_access(&state, peer, user.as_deref(), &line, status, bytes, started);
-        if !keeps_alive(&req, status) {
-            return;
-        }
-    }
-}
-
-/// Keep the connection for another request? HTTP/1.1 GET and HEAD answered
-/// with success, unless the client says `Connection: close`; errors close.
-fn keeps_alive(req: &Request, status: u16) -> bool {
-    let close = req.header("Connection").is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
-    req.version == 1 && !close && matches!(req.method.as_str(), "GET" | "HEAD") && (200..400).contains(&status)
-}
-
-/// An HLS or DASH request: the answer, or a segment streamed as it is
-/// written. Returns status, body bytes, and whether the connection stays.
-async fn adaptive(
-    sock: &mut TcpStream,
-    req: &Request,
-    state: &AppState,
-    mount: &str,
-    asset: Asset,
-) -> (u16, u64, bool) {
-    let head_only = req.method == "HEAD";
-    let Some(stream) = state.hls.get(mount) else {
-        let response = Response::text(404, "This mount is not offered as HLS or DASH (or its source is not live)");
-        let bytes = response.write_to(sock, head_only).await.unwrap_or(0);
-        return (404, bytes, false);
+    let mut buf = BytesMut::with_capacity(1024);
+    let head = match tokio::time::timeout(limits.header_timeout, read_head(&mut sock, &mut buf, &state)).await {
+        Ok(Ok(Some(head))) => head,
+        // The peer closed before sending anything: a port probe, not an error.
+        Ok(Ok(None)) => return,
+        Ok(Err(error)) => return refuse(&mut sock, peer, &state, error, started).await,
+        Err(_) => return refuse(&mut sock, peer, &state, HeadError::Timeout, started).await,
     };
-    match hls::serve::answer(req, &stream, mount, asset).await {
-        Reply::Full(mut response) => {
-            let keep = keeps_alive(req, response.status);
-            response.keep_alive = keep;
-            let bytes = response.write_to(sock, head_only).await.unwrap_or(0);
-            (response.status, bytes, keep)
+    if head.starts_with(H2_PREFACE) {
+        return hand_to_hyper(sock, head, buf, peer, state).await;
+    }
+    let req = match Request::parse(&head, limits.max_headers) {
+        Ok(req) => req,
+        Err(error) => return refuse(&mut sock, peer, &state, error, started).await,
+    };
+    if matches!(req.method.as_str(), "SOURCE" | "PUT") {
+        let line = RequestLine::of(&req);
+        // Boxed: sources are few, and their state would otherwise make every
+        // connection's future as large.
+        let outcome = Box::pin(crate::source::serve_http(&mut sock, &req, buf, peer, &state)).await;
+        state.access_log.finished(
+            peer.ip(),
+            outcome.user.as_deref(),
+            Some(&line),
+            outcome.status,
+            outcome.bytes,
+            started,
+        );
+        return;
+    }
+    match stream_target(&req, &state) {
+        Some(mount) => {
+            let line = RequestLine::of(&req);
+            let listen = ListenRequest::of(&req);
+            // Listeners live for hours: keep nothing per connection that is not needed.
+            drop((req, head, buf));
+            listen_on(sock, listen, line, peer, state, mount, started).await;
         }
-        Reply::Streaming { variant, msn } => {
-            // Chunked for HTTP/1.1 (the connection stays); close-delimited for 1.0.
-            let chunked = req.version == 1;
-            let sent = hls::serve::stream_segment(sock, &stream, variant, msn, chunked, head_only).await;
-            let keep = chunked && sent.is_ok() && keeps_alive(req, 200);
-            (200, sent.unwrap_or(0), keep)
+        None => {
+            drop(req);
+            hand_to_hyper(sock, head, buf, peer, state).await;
         }
     }
 }
 
-fn log_access(
-    state: &AppState,
-    peer: SocketAddr,
-    user: Option<&str>,
-    line: &RequestLine,
-    status: u16,
-    bytes: u64,
-    started: Instant,
-) {
-    state.access_log.record(&AccessEntry {
-        ip: peer.ip(),
-        user,
-        request: Some(line),
-        status,
-        bytes,
-        duration: started.elapsed(),
-    });
+/// Serve the connection with hyper, which parses it again from its first
+/// byte (the head read here, then whatever followed it).
+async fn hand_to_hyper(sock: TcpStream, mut head: BytesMut, rest: BytesMut, peer: SocketAddr, state: AppState) {
+    head.unsplit(rest);
+    service::serve_connection(Rewound::new(head, sock), peer, state).await;
 }
 
 /// A listener: admitted here, then streamed in a task of its own that holds
@@ -158,12 +94,14 @@ async fn listen_on(
 ) {
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     match listener::start(sock, listen, peer, state.clone(), mount).await {
-        Started::Answered(served) => log_access(&state, peer, None, &line, served.status, served.bytes, started),
+        Started::Answered(served) => {
+            state.access_log.finished(peer.ip(), None, Some(&line), served.status, served.bytes, started)
+        }
         Started::Streaming(mut stream) => {
             drop(state);
             tokio::spawn(async move {
                 let (_, sent) = stream.run_to_end().await;
-                log_access(stream.state(), peer, None, &line, 200, sent, started);
+                stream.state().access_log.finished(peer.ip(), None, Some(&line), 200, sent, started);
             });
         }
     }
@@ -190,12 +128,5 @@ async fn refuse(sock: &mut TcpStream, peer: SocketAddr, state: &AppState, error:
     tracing::debug!(%peer, %error, "request refused");
     let response = Response::text(error.status(), &error.to_string());
     let bytes = response.write_to(sock, false).await.unwrap_or(0);
-    state.access_log.record(&AccessEntry {
-        ip: peer.ip(),
-        user: None,
-        request: None,
-        status: response.status,
-        bytes,
-        duration: started.elapsed(),
-    });
+    state.access_log.finished(peer.ip(), None, None, response.status, bytes, started);
 }

@@ -3,9 +3,11 @@
 //! request to a source, a listener stream or a complete response.
 
 mod conn;
+mod rewind;
 mod routes;
+mod service;
 
-pub use routes::{route, Route};
+pub use routes::{route, stream_target, Route};
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -36,13 +36,36 @@ pub fn route(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
     }
 }
 
+/// The mount a request streams, if that is what it asks for, decided from
+/// the head alone (no side effects) with the precedence `route` uses: such
+/// connections stay on the hand-written path, close-delimited.
+pub fn stream_target(req: &Request, state: &AppState) -> Option<MountHandle> {
+    let get = matches!(req.method.as_str(), "GET" | "HEAD");
+    (get && !is_fixed_path(&req.path)).then(|| state.mounts.get(&req.path)).flatten()
+}
+
+/// Paths Floe answers itself, ahead of any mount of the same name.
+fn is_fixed_path(path: &str) -> bool {
+    const FIXED: [&str; 9] = [
+        "/",
+        "/index.html",
+        crate::web::HLS_JS_PATH,
+        crate::web::DASH_JS_PATH,
+        "/status-json.xsl",
+        "/admin.cgi",
+        "/7.html",
+        "/stats",
+        "/currentsong",
+    ];
+    FIXED.contains(&path) || ["/hls/", "/dash/", "/admin/"].iter().any(|p| path.starts_with(p))
+}
+
 fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
     let respond = |response| Route::Respond(response, None);
+    if !is_fixed_path(&req.path) {
+        return mount_or_playlist(&req.path, state);
+    }
     match req.path.as_str() {
-        "/" | "/index.html" | crate::web::HLS_JS_PATH | crate::web::DASH_JS_PATH => match crate::web::asset(req) {
-            Some(response) => respond(response),
-            None => respond(Response::text(404, "Not found")),
-        },
         "/status-json.xsl" => {
             state.stats.stats_connections.fetch_add(1, Ordering::Relaxed);
             respond(Response::json(status::status_json(state)))
@@ -59,7 +82,8 @@ fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
             let (response, user) = admin::handle(req, peer, state);
             Route::Respond(response, user)
         }
-        path => mount_or_playlist(path, state),
+        // The status page and the player libraries.
+        _ => respond(crate::web::asset(req).unwrap_or_else(|| Response::text(404, "Not found"))),
     }
 }
 

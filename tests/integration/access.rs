@@ -185,6 +185,7 @@ fn admin_actions_cannot_be_forged_by_a_foreign_page() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/csrf.mjs");
     let forged = server.url("/admin/metadata?mount=/live.mp3&mode=updinfo&song=Forged");
     let typed = server.url("/admin/metadata?mount=/live.mp3&mode=updinfo&song=Typed");
+    let _turn = one_browser_at_a_time();
     let out = run_bounded(Command::new("node").arg(script).arg(&forged).arg(&typed), Duration::from_secs(60));
     assert!(out.status_ok, "{} {}", out.stdout, out.stderr);
     let result: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON result");

@@ -9,6 +9,7 @@ use crate::support::*;
 /// Chromium's `<audio>` plays it: `currentTime` advances past one second.
 fn assert_chromium_plays(server: &TestServer, mount: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/play.mjs");
+    let _turn = one_browser_at_a_time();
     let out = run_bounded(Command::new("node").arg(script).arg(server.url("/")).arg(mount), Duration::from_secs(60));
     assert!(out.status_ok, "chromium did not play {mount}: {} {}\n{}", out.stdout, out.stderr, server.log());
     let result: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("JSON result");

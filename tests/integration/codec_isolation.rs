@@ -298,9 +298,13 @@ fn codec_process_is_confined_and_dies_with_the_server() {
     let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
     server.wait_live("/live.opus");
     let pid = codec_pid(&server, "/live.mp3");
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let address_space = limits.lines().find(|l| l.starts_with("Max address space")).expect("the limit line");
-    assert_eq!(address_space.split_whitespace().skip(3).take(2).collect::<Vec<_>>(), ["268435456", "268435456"]);
+    // The process confines itself first thing after it starts.
+    let address_space = || {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits.lines().find(|l| l.starts_with("Max address space")).expect("the limit line").to_string();
+        line.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join(" ")
+    };
+    eventually("the address space is limited", WAIT, || address_space() == "268435456 268435456");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
     assert_eq!(fields[16], "10", "niceness (field 19)");

@@ -296,6 +296,13 @@ pub fn signal(pid: u32, signal: Signal) {
     rustix::process::kill_process(pid, signal).expect("the process exists");
 }
 
+/// Headless Chromium is heavy on a two-core machine: browser tests take
+/// turns, so a player under test is not starved by another test's browser.
+pub fn one_browser_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    BROWSER.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Poll `check` until it holds, failing after `limit`.
 pub fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
