@@ -108,6 +108,8 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
         .field("total_bytes_read", load(&stats.bytes_read))
         .field("total_bytes_sent", load(&stats.bytes_sent))
         .field("held_bytes", mount.held_bytes())
+        .field("hls_held_bytes", state.hls.get(mount.name()).map_or(0, |h| h.held_bytes()))
+        .field("hls_held_ms", state.hls.get(mount.name()).map_or(0, |h| (h.held_seconds() * 1000.0) as u64))
         .field("transcode_cpu_ms", load(&stats.transcode_ns) / 1_000_000)
         .field("corrupt_packets", load(&stats.corrupt_packets))
         .field("transcode_failures", load(&stats.transcode_failures))
@@ -151,7 +153,11 @@ pub fn stats_elem(state: &AppState) -> Elem {
         .field("clients", state.mounts.listener_total() + live.len())
         .field("connections", load(&s.connections))
         .field("file_connections", 0u64)
-        .field("held_bytes", state.mounts.all().iter().map(MountHandle::held_bytes).sum::<usize>())
+        .field(
+            "held_bytes",
+            state.mounts.all().iter().map(MountHandle::held_bytes).sum::<usize>() + state.hls.held_bytes(),
+        )
+        .field("hls_held_bytes", state.hls.held_bytes())
         .field("host", state.config.server.hostname.as_str())
         .field("listener_connections", load(&s.listener_connections))
         .field("listeners", state.mounts.listener_total())

@@ -12,6 +12,7 @@ pub mod cmaf;
 pub mod id3;
 pub mod mpd;
 pub mod playlist;
+pub mod rendered;
 pub mod serve;
 pub mod window;
 
@@ -24,6 +25,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::config::{HlsConfig, HlsMode};
+use rendered::{Document, DocumentKey, Rendered};
 use window::Window;
 
 /// One mount's adaptive stream: its settings, its window, and a wake-up for
@@ -37,6 +39,8 @@ pub struct HlsStream {
     published: watch::Sender<u64>,
     /// When an HLS or DASH request last came (on-demand ladders run while recent).
     last_request: Mutex<Option<Instant>>,
+    /// Playlists rendered since the last publication.
+    rendered: Mutex<Rendered>,
 }
 
 impl HlsStream {
@@ -46,6 +50,7 @@ impl HlsStream {
             window: Mutex::new(Window::new(config)),
             published: watch::channel(0).0,
             last_request: Mutex::new(None),
+            rendered: Mutex::new(Rendered::default()),
         }
     }
 
@@ -72,6 +77,20 @@ impl HlsStream {
         f(&mut self.window.lock())
     }
 
+    /// A playlist as it stands: rendered by `render` unless it already was
+    /// since the window last changed.
+    pub fn document(&self, key: DocumentKey, render: impl FnOnce(&Window) -> String) -> Arc<Document> {
+        let version = *self.published.borrow();
+        if let Some(document) = self.rendered.lock().get(version, key) {
+            return document;
+        }
+        // Rendered outside the cache's lock; should the window move on
+        // meanwhile, the next request sees a newer version and renders again.
+        let document = Arc::new(Document::new(self.read(render)));
+        self.rendered.lock().put(version, key, document.clone());
+        document
+    }
+
     /// The codec process starts encoding the ladder.
     pub fn begin(&self) {
         self.write(|w| w.begin(SystemTime::now()));
@@ -86,6 +105,7 @@ impl HlsStream {
 
     pub fn started(&self, variant: usize, channels: u8, pre_skip: u16) {
         self.write(|w| w.started(variant, channels, pre_skip));
+        self.wake();
     }
 
     pub fn frames(&self, variant: usize, frames: Vec<Bytes>) {
@@ -96,6 +116,7 @@ impl HlsStream {
 
     pub fn title(&self, title: String, artist: Option<String>) {
         self.write(|w| w.title(title, artist, SystemTime::now()));
+        self.wake();
     }
 
     fn wake(&self) {
@@ -120,6 +141,11 @@ impl HlsStream {
     /// Bytes the window holds.
     pub fn held_bytes(&self) -> usize {
         self.read(Window::bytes)
+    }
+
+    /// Seconds of audio the window holds.
+    pub fn held_seconds(&self) -> f64 {
+        self.read(|w| w.span() as f64 / f64::from(cmaf::TIMESCALE))
     }
 }
 

@@ -77,12 +77,7 @@ pub fn manifest(window: &Window, prefix: &str, window_secs: u64, now: SystemTime
 /// window holds while it is still filling (players would otherwise seek to
 /// segments that never existed).
 fn depth(window: &Window, window_secs: u64) -> u64 {
-    let held = |v: &Variant| {
-        let (first, last) = (v.segments.front()?, v.segments.back()?);
-        Some(last.start + last.duration() - first.start)
-    };
-    let held = window.variants.iter().filter_map(held).max().unwrap_or(0);
-    held.min(window_secs * u64::from(TIMESCALE))
+    window.span().min(window_secs * u64::from(TIMESCALE))
 }
 
 /// The adaptation set a codec's variants join: players switch within a set,

@@ -9,13 +9,13 @@
 //! - `/hls/<mount>/<variant>/init-<n>.mp4`, `seg-<msn>.m4s`, `part-<msn>.<p>.m4s`
 //! - `/dash/<mount>/manifest.mpd` (over the same segments)
 
-use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::rendered::{Document, DocumentKey};
 use super::window::Window;
 use super::{mpd, playlist, HlsStream};
 use crate::http::body::BodySender;
@@ -90,19 +90,21 @@ pub async fn answer(req: &Request, stream: &HlsStream, mount: &str, asset: Asset
         Asset::Master => {
             let all_known = |w: &Window| w.variants.iter().all(|v| v.track.is_some());
             stream.wait_until(FIRST_MEDIA_WAIT, all_known).await;
-            let body = stream.read(playlist::master);
-            if body.lines().count() <= 3 {
+            let master = stream.document(DocumentKey::Master, playlist::master);
+            let lists_variants = master.body.windows(18).any(|w| w == b"#EXT-X-STREAM-INF:");
+            if !lists_variants {
                 return text(503, "The stream is starting: retry in a moment");
             }
-            Reply::Full(document(req, PLAYLIST, body, LIVE))
+            Reply::Full(document(req, PLAYLIST, &master, LIVE))
         }
         Asset::Media { variant } => media_playlist(req, stream, &variant).await,
         Asset::Manifest => {
             stream.wait_until(FIRST_MEDIA_WAIT, |w| w.variants.iter().any(|v| !v.segments.is_empty())).await;
             let prefix = format!("/hls{mount}");
             let window_secs = stream.config.window.as_secs();
+            // Not kept: it tells the time (UTCTiming), so it is new every time.
             let body = stream.read(|w| mpd::manifest(w, &prefix, window_secs, SystemTime::now()));
-            Reply::Full(document(req, "application/dash+xml", body, LIVE))
+            Reply::Full(document(req, "application/dash+xml", &Document::new(body), LIVE))
         }
         Asset::Init { variant, number } => {
             let Some(index) = variant_index(stream, &variant) else { return text(404, "No such variant") };
@@ -118,7 +120,7 @@ pub async fn answer(req: &Request, stream: &HlsStream, mount: &str, asset: Asset
             stream
                 .wait_until(FIRST_MEDIA_WAIT, |w| w.variants[index].segment(msn).is_some() || !upcoming(w, index, msn))
                 .await;
-            let found = stream.read(|w| w.variants[index].segment(msn).map(|s| (s.complete, concat(&s.parts))));
+            let found = stream.read(|w| w.variants[index].segment(msn).map(|s| (s.complete, s.whole.clone())));
             match found {
                 Some((true, bytes)) => Reply::Full(media(bytes)),
                 Some((false, _)) => Reply::Streaming { variant: index, msn },
@@ -149,12 +151,6 @@ fn upcoming(window: &Window, index: usize, msn: u64) -> bool {
 
 fn variant_index(stream: &HlsStream, id: &str) -> Option<usize> {
     stream.read(|w| w.variants.iter().position(|v| v.id == id))
-}
-
-fn concat(parts: &[super::window::Part]) -> Bytes {
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.bytes.len()).sum());
-    parts.iter().for_each(|p| out.extend_from_slice(&p.bytes));
-    Bytes::from(out)
 }
 
 fn media(bytes: Bytes) -> Response {
@@ -208,31 +204,26 @@ async fn media_playlist(req: &Request, stream: &HlsStream, variant: &str) -> Rep
     if stream.read(|w| w.variants[index].segments.is_empty()) {
         return text(503, "The stream is starting: retry in a moment");
     }
-    let body = stream.read(|w| playlist::media(w, index, skip));
-    Reply::Full(document(req, PLAYLIST, body, LIVE))
+    let key = DocumentKey::Media { variant: index, skip };
+    let media = stream.document(key, |w| playlist::media(w, index, skip));
+    Reply::Full(document(req, PLAYLIST, &media, LIVE))
 }
 
 /// A playlist or manifest: gzip when the client takes it, and an `ETag` so
 /// an unchanged one costs a `304`.
-fn document(req: &Request, content_type: &str, body: String, cache: &str) -> Response {
-    let etag = format!("\"{:016x}\"", fnv1a(body.as_bytes()));
+fn document(req: &Request, content_type: &str, document: &Document, cache: &str) -> Response {
+    let etag = &document.etag;
     if req.header("If-None-Match").is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag)) {
         return Response::new(304, content_type, Bytes::new())
-            .with_header("ETag", &etag)
+            .with_header("ETag", etag)
             .with_header("Cache-Control", cache);
     }
     let gzip = req.header("Accept-Encoding").is_some_and(|a| a.split(',').any(|e| e.trim().starts_with("gzip")));
-    let response = if gzip && body.len() > 512 {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        let compressed = encoder.write_all(body.as_bytes()).and_then(|()| encoder.finish());
-        match compressed {
-            Ok(bytes) => Response::new(200, content_type, bytes).with_header("Content-Encoding", "gzip"),
-            Err(_) => Response::new(200, content_type, body),
-        }
-    } else {
-        Response::new(200, content_type, body)
+    let response = match document.gzipped().filter(|_| gzip) {
+        Some(bytes) => Response::new(200, content_type, bytes).with_header("Content-Encoding", "gzip"),
+        None => Response::new(200, content_type, document.body.clone()),
     };
-    response.with_header("ETag", &etag).with_header("Vary", "Accept-Encoding").with_header("Cache-Control", cache)
+    response.with_header("ETag", etag).with_header("Vary", "Accept-Encoding").with_header("Cache-Control", cache)
 }
 
 /// The head of a segment streamed as it is written.
@@ -269,11 +260,6 @@ pub async fn stream_segment(body: BodySender, stream: Arc<HlsStream>, variant: u
             return sent;
         }
     }
-}
-
-/// FNV-1a: a cheap, stable fingerprint for `ETag`s.
-fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -314,13 +300,14 @@ mod tests {
     fn documents_compress_and_revalidate() {
         let req = |headers: &str| Request::parse(format!("GET /x HTTP/1.1\r\n{headers}\r\n").as_bytes(), 8).unwrap();
         let body = "#EXTM3U\n".repeat(200);
-        let plain = document(&req(""), PLAYLIST, body.clone(), LIVE);
+        let doc = Document::new(body.clone());
+        let plain = document(&req(""), PLAYLIST, &doc, LIVE);
         assert_eq!(plain.body.len(), body.len());
         let etag = plain.headers.iter().find(|(k, _)| k == "ETag").unwrap().1.clone();
-        let gzipped = document(&req("Accept-Encoding: br, gzip\r\n"), PLAYLIST, body.clone(), LIVE);
+        let gzipped = document(&req("Accept-Encoding: br, gzip\r\n"), PLAYLIST, &doc, LIVE);
         assert!(gzipped.body.len() < body.len() / 4);
         assert!(gzipped.headers.iter().any(|(k, v)| k == "Content-Encoding" && v == "gzip"));
-        let again = document(&req(&format!("If-None-Match: {etag}\r\n")), PLAYLIST, body, LIVE);
+        let again = document(&req(&format!("If-None-Match: {etag}\r\n")), PLAYLIST, &doc, LIVE);
         assert_eq!((again.status, again.body.len()), (304, 0));
     }
 }

@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::cmaf::{self, Event, Track, TIMESCALE};
 use crate::config::{HlsConfig, TranscodeCodec};
@@ -49,6 +49,9 @@ pub struct Segment {
     pub discontinuity: bool,
     /// Which init segment it needs (see `Variant::inits`).
     pub init: u32,
+    /// Once complete, the whole segment in one buffer (its parts are
+    /// slices of it), so it is served without copying.
+    pub whole: Bytes,
 }
 
 impl Segment {
@@ -58,6 +61,26 @@ impl Segment {
 
     pub fn bytes(&self) -> usize {
         self.parts.iter().map(|p| p.bytes.len()).sum()
+    }
+
+    /// No more parts come: join them into one buffer.
+    fn finish(&mut self) {
+        if self.complete {
+            return;
+        }
+        self.complete = true;
+        let mut whole = BytesMut::with_capacity(self.bytes());
+        for part in &self.parts {
+            whole.extend_from_slice(&part.bytes);
+        }
+        let whole = whole.freeze();
+        let mut at = 0;
+        for part in &mut self.parts {
+            let len = part.bytes.len();
+            part.bytes = whole.slice(at..at + len);
+            at += len;
+        }
+        self.whole = whole;
     }
 }
 
@@ -212,7 +235,7 @@ impl Window {
             let variant = &mut self.variants[index];
             variant.next_time = None;
             if let Some(last) = variant.segments.back_mut() {
-                last.complete = true;
+                last.finish();
             }
         }
         let reached = self.variants.iter().filter_map(|v| v.segments.back()).map(|s| s.msn + 1).max();
@@ -281,7 +304,7 @@ impl Window {
         let segment_start = variant.segments.back().is_none_or(|s| s.msn != msn);
         if segment_start {
             if let Some(previous) = variant.segments.back_mut() {
-                previous.complete = true;
+                previous.finish();
             }
             // The session's first segment follows a break (but the very first does not).
             let discontinuity = msn == next_msn && !first_session;
@@ -294,6 +317,7 @@ impl Window {
                 date,
                 discontinuity,
                 init,
+                whole: Bytes::new(),
             });
         }
         let event_at = variant.events.iter().position(|e| e.time < start + duration);
@@ -312,7 +336,7 @@ impl Window {
         self.held += chunk.len();
         segment.parts.push(Part { bytes: Bytes::from(chunk), duration });
         if (part_index + 1) * part_len >= segment_len {
-            segment.complete = true;
+            segment.finish();
         }
         true
     }
@@ -368,6 +392,16 @@ impl Window {
     /// Bytes held: every part of every variant, and the init segments.
     pub fn bytes(&self) -> usize {
         self.held
+    }
+
+    /// Media time the window spans (48 kHz units): from the oldest segment
+    /// held to the newest part, in the variant that holds the most.
+    pub fn span(&self) -> u64 {
+        let span = |v: &Variant| {
+            let (first, last) = (v.segments.front()?, v.segments.back()?);
+            Some(last.start + last.duration() - first.start)
+        };
+        self.variants.iter().filter_map(span).max().unwrap_or(0)
     }
 }
 
