@@ -61,6 +61,14 @@ try {
   const start = result.samples.find((s) => s.t > 0) || first;
   result.played = first.t - start.t;
   result.latency = first.latency;
+  // The player's own live-latency estimate once settled (after 5 s of play).
+  const settled = result.samples
+    .filter((s) => s.t - start.t > 5 && Number.isFinite(s.latency))
+    .map((s) => s.latency)
+    .sort((a, b) => a - b);
+  const rank = (q) => settled.length ? settled[Math.min(settled.length - 1, Math.ceil(settled.length * q) - 1)] : null;
+  result.latencyMedian = rank(0.5);
+  result.latencyP90 = rank(0.9);
   result.variant = first.variant;
   result.title = first.title;
   result.ok = result.played > seconds - 4 && Number.isFinite(first.latency);

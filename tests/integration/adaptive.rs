@@ -137,7 +137,7 @@ fn chromium_plays_hls_and_dash_with_titles_and_timeshift() {
     let (server, _source) = live_server();
     for mode in ["hls", "dash"] {
         let title = format!("Floe%20-%20{mode}%20title");
-        let report = play_in_chromium(&server, mode, 12, "play", || set_title(&server, &title));
+        let report = play_in_chromium(&server, mode, 14, "play", || set_title(&server, &title));
         assert_eq!(report["ok"], true, "{mode}: {report}");
         assert!(report["played"].as_f64().unwrap() >= 10.0, "{mode}: {report}");
         // Near live, as a low-latency player holds it (the figures for the

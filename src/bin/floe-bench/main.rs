@@ -4,9 +4,11 @@
 //! frames written every `--interval-ms`) and N listeners per mount, then
 //! reports per-listener throughput, delivery latency, time to first byte and
 //! the server's CPU and RSS (from `/proc/<pid>`). `storm` measures how fast
-//! the server accepts connections. Everything runs on one current-thread
+//! the server accepts connections; `fetch`, how fast it answers the many
+//! small kept-alive requests of HLS and DASH players. Everything runs on one current-thread
 //! runtime, so the tool itself costs as little as possible.
 
+mod fetch;
 mod frames;
 mod ladder;
 mod net;
@@ -35,6 +37,29 @@ enum Command {
     Storm(StormArgs),
     /// Stream a real MP3 file into a mount with renditions; report what the ladder costs.
     Ladder(LadderArgs),
+    /// Keep-alive connections requesting the same files in turn (any HTTP/1.1 server).
+    Fetch(FetchArgs),
+}
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// Server address (loopback).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    server: SocketAddr,
+    /// Server process id, to read its CPU time.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// A path to request (repeat for several, asked for in turn).
+    #[arg(long = "path", required = true)]
+    paths: Vec<String>,
+    /// Concurrent kept-alive connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -132,6 +157,7 @@ fn main() -> std::process::ExitCode {
         Command::Listeners(args) => local.block_on(&runtime, listeners(args)),
         Command::Storm(args) => local.block_on(&runtime, storm(args)),
         Command::Ladder(args) => local.block_on(&runtime, ladder_run(args)),
+        Command::Fetch(args) => local.block_on(&runtime, fetch_run(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -306,4 +332,22 @@ async fn ladder_run(args: LadderArgs) -> Result<(), String> {
         "window_s": window.as_secs_f64(),
     });
     report::emit(&result, common.json.as_deref())
+}
+
+async fn fetch_run(args: FetchArgs) -> Result<(), String> {
+    let counts = Rc::new(fetch::FetchCounts::default());
+    let paths = Rc::new(args.paths.clone());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration);
+    let before = args.pid.and_then(stats::sample);
+    let workers: Vec<_> = (0..args.connections)
+        .map(|i| tokio::task::spawn_local(fetch::worker(args.server, paths.clone(), i, deadline, counts.clone())))
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let elapsed = started.elapsed();
+    let after = args.pid.and_then(stats::sample);
+    let result = report::fetch(&args.paths, args.connections, &counts, elapsed, before, after);
+    report::emit(&result, args.json.as_deref())
 }

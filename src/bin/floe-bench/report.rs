@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::fetch::FetchCounts;
 use crate::net::Shared;
 use crate::stats::{percentile, ProcSample};
 use crate::storm::StormCounts;
@@ -102,6 +103,30 @@ pub fn storm(counts: &StormCounts, elapsed: Duration, before: Option<ProcSample>
         "accepted_per_s": round(accepted as f64 / elapsed.as_secs_f64(), 0),
         "errors": counts.errors.get(),
         "duration_s": round(elapsed.as_secs_f64(), 2),
+        "server_cpu_cores": cores(before, after, elapsed),
+    })
+}
+
+pub fn fetch(
+    paths: &[String],
+    connections: usize,
+    counts: &FetchCounts,
+    elapsed: Duration,
+    before: Option<ProcSample>,
+    after: Option<ProcSample>,
+) -> Value {
+    let secs = elapsed.as_secs_f64();
+    let latency = counts.latency.borrow();
+    json!({
+        "scenario": "fetch",
+        "paths": paths,
+        "connections": connections,
+        "requests_per_s": round(counts.responses.get() as f64 / secs, 0),
+        "mbit_per_s": round(counts.body_bytes.get() as f64 * 8.0 / secs / 1e6, 1),
+        "latency_p50_ms": latency.quantile_ms(0.5),
+        "latency_p99_ms": latency.quantile_ms(0.99),
+        "errors": counts.errors.get(),
+        "connections_opened": counts.connections.get(),
         "server_cpu_cores": cores(before, after, elapsed),
     })
 }
