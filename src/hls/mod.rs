@@ -17,6 +17,7 @@ pub mod serve;
 pub mod window;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -41,6 +42,9 @@ pub struct HlsStream {
     last_request: Mutex<Option<Instant>>,
     /// Playlists rendered since the last publication.
     rendered: Mutex<Rendered>,
+    /// The writer whose parts the window takes (see [`HlsWriter`]); read
+    /// and changed under the window's lock.
+    owner: AtomicU64,
 }
 
 impl HlsStream {
@@ -51,6 +55,7 @@ impl HlsStream {
             published: watch::channel(0).0,
             last_request: Mutex::new(None),
             rendered: Mutex::new(Rendered::default()),
+            owner: AtomicU64::new(0),
         }
     }
 
@@ -73,10 +78,6 @@ impl HlsStream {
         f(&self.window.lock())
     }
 
-    fn write<R>(&self, f: impl FnOnce(&mut Window) -> R) -> R {
-        f(&mut self.window.lock())
-    }
-
     /// A playlist as it stands: rendered by `render` unless it already was
     /// since the window last changed.
     pub fn document(&self, key: DocumentKey, render: impl FnOnce(&Window) -> String) -> Arc<Document> {
@@ -91,32 +92,25 @@ impl HlsStream {
         document
     }
 
-    /// The codec process starts encoding the ladder.
-    pub fn begin(&self) {
-        self.write(|w| w.begin(SystemTime::now()));
+    /// Become the stream's writer: the codec session that feeds it from now
+    /// on (a source's ladder, or the ladder following its fallback while it
+    /// is away). Whatever an earlier writer left open ends here, and its
+    /// calls are ignored from now on.
+    pub fn writer(self: &Arc<Self>) -> HlsWriter {
+        let mut window = self.window.lock();
+        let id = self.owner.load(Ordering::Relaxed) + 1;
+        self.owner.store(id, Ordering::Relaxed);
+        window.end();
+        drop(window);
         self.wake();
+        HlsWriter { stream: self.clone(), id }
     }
 
-    /// The ladder stopped (codec process ended, or nobody asks any more).
-    pub fn end(&self) {
-        self.write(Window::end);
-        self.wake();
-    }
-
-    pub fn started(&self, variant: usize, channels: u8, pre_skip: u16) {
-        self.write(|w| w.started(variant, channels, pre_skip));
-        self.wake();
-    }
-
-    pub fn frames(&self, variant: usize, frames: Vec<Bytes>) {
-        if self.write(|w| w.frames(variant, frames, SystemTime::now())) {
-            self.wake();
-        }
-    }
-
-    pub fn title(&self, title: String, artist: Option<String>) {
-        self.write(|w| w.title(title, artist, SystemTime::now()));
-        self.wake();
+    /// Change the window if `writer` still owns it; whether it did, and
+    /// whether a part was published.
+    fn write_as(&self, writer: u64, f: impl FnOnce(&mut Window) -> bool) -> bool {
+        let mut window = self.window.lock();
+        self.owner.load(Ordering::Relaxed) == writer && f(&mut window)
     }
 
     fn wake(&self) {
@@ -146,6 +140,63 @@ impl HlsStream {
     /// Seconds of audio the window holds.
     pub fn held_seconds(&self) -> f64 {
         self.read(|w| w.span() as f64 / f64::from(cmaf::TIMESCALE))
+    }
+}
+
+/// The right to feed a stream's window, held by one codec session at a
+/// time; the latest to claim it wins.
+#[derive(Debug)]
+pub struct HlsWriter {
+    stream: Arc<HlsStream>,
+    id: u64,
+}
+
+impl HlsWriter {
+    pub fn stream(&self) -> &HlsStream {
+        &self.stream
+    }
+
+    /// The codec process starts encoding the ladder.
+    pub fn begin(&self) {
+        self.publish(|w| {
+            w.begin(SystemTime::now());
+            true
+        });
+    }
+
+    /// The ladder stopped (codec process ended, or nobody asks any more).
+    pub fn end(&self) {
+        self.publish(|w| {
+            w.end();
+            true
+        });
+    }
+
+    /// A variant's encoder started.
+    pub fn started(&self, variant: usize, channels: u8, pre_skip: u16) {
+        self.publish(|w| {
+            w.started(variant, channels, pre_skip);
+            true
+        });
+    }
+
+    /// Coded frames of a variant.
+    pub fn frames(&self, variant: usize, frames: Vec<Bytes>) {
+        self.publish(|w| w.frames(variant, frames, SystemTime::now()));
+    }
+
+    pub fn title(&self, title: String, artist: Option<String>) {
+        self.publish(|w| {
+            w.title(title, artist, SystemTime::now());
+            true
+        });
+    }
+
+    /// Apply `f` and wake waiting requests if it changed what they see.
+    fn publish(&self, f: impl FnOnce(&mut Window) -> bool) {
+        if self.stream.write_as(self.id, f) {
+            self.stream.wake();
+        }
     }
 }
 

@@ -67,9 +67,11 @@ pub struct Mount {
     /// The live source, if any. Locked on attach/detach and status reads only.
     source: Mutex<Option<Arc<SourceInfo>>>,
     listeners: ListenerTable,
-    /// The transcoder's feed, while one runs. It sees data as it is framed,
-    /// before `delivery_interval` batching, so renditions add no such delay.
-    tap: Mutex<Option<Tap>>,
+    /// The transcoders' feeds, while they run: the mount's own, and the
+    /// HLS ladders of mounts that fall back to this one while their source
+    /// is away. They see data as it is framed, before `delivery_interval`
+    /// batching, so renditions add no such delay.
+    taps: Mutex<Vec<Tap>>,
     /// Where listeners go when the source leaves; starts as configured,
     /// changed at run time by `/admin/fallbacks`. Read on source loss only.
     fallback: Mutex<Option<String>>,
@@ -119,7 +121,7 @@ impl MountHandle {
             source: Mutex::new(None),
             listeners: ListenerTable::default(),
             fallback: Mutex::new(config.fallback_mount.clone()),
-            tap: Mutex::new(None),
+            taps: Mutex::new(Vec::new()),
             stats: MountStats::default(),
             config,
         }))
@@ -182,8 +184,8 @@ impl MountHandle {
     pub fn set_metadata(&self, meta: Metadata) {
         let meta = Arc::new(meta);
         self.0.stream.write().set_title(meta.clone());
-        if let Some(tap) = self.0.tap.lock().as_ref() {
-            tap.offer(Tapped::Title(meta));
+        for tap in self.0.taps.lock().iter() {
+            tap.offer(Tapped::Title(meta.clone()));
         }
     }
 
@@ -304,35 +306,33 @@ impl MountHandle {
     /// cannot keep up loses data rather than slowing the source: the
     /// transcoder's decoder resyncs.
     fn tap(&self, units: &[Unit], now: Instant) {
-        let tap = self.0.tap.lock();
-        let Some(tap) = tap.as_ref() else { return };
-        for unit in units {
-            let bytes = match unit {
-                Unit::Data { bytes, .. } | Unit::Headers { bytes, .. } => bytes.clone(),
-            };
-            if !tap.offer(Tapped::Data(bytes, now)) {
-                self.0.stats.tap_overruns.fetch_add(1, Ordering::Relaxed);
+        let taps = self.0.taps.lock();
+        for tap in taps.iter() {
+            for unit in units {
+                let bytes = match unit {
+                    Unit::Data { bytes, .. } | Unit::Headers { bytes, .. } => bytes.clone(),
+                };
+                if !tap.offer(Tapped::Data(bytes, now)) {
+                    self.0.stats.tap_overruns.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
 
     /// Start feeding a transcoder: the current stream headers first, then
-    /// everything framed from now on (replacing any earlier tap).
+    /// everything framed from now on.
     pub fn set_tap(&self, tap: Tap) {
         let headers = self.0.stream.read().headers.clone();
         if !headers.is_empty() {
             tap.offer(Tapped::Data(headers, Instant::now()));
         }
-        *self.0.tap.lock() = Some(tap);
+        self.0.taps.lock().push(tap);
     }
 
     /// Stop feeding the transcoder that holds `id` (its receiver sees the
-    /// end); a newer transcoder's tap stays.
+    /// end); other taps stay.
     pub fn clear_tap(&self, id: &TapId) {
-        let mut tap = self.0.tap.lock();
-        if tap.as_ref().is_some_and(|t| t.is(id)) {
-            *tap = None;
-        }
+        self.0.taps.lock().retain(|t| !t.is(id));
     }
 
     /// When a group with data to be woken for is due, if there is one.

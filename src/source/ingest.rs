@@ -63,6 +63,11 @@ impl Drop for Attached {
         // stays for listeners still seeking back in it.
         if self.mount.is_dynamic() {
             self.state.hls.remove(self.mount.name());
+        } else if let Some(fallback) = self.state.mounts.live_fallback(&self.mount) {
+            if self.state.hls.get(self.mount.name()).is_some() {
+                let task = crate::transcode::follow_fallback(self.state.clone(), self.mount.clone(), fallback);
+                tokio::spawn(task);
+            }
         }
         tracing::info!(mount = self.mount.name(), "source disconnected");
     }

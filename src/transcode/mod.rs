@@ -56,26 +56,63 @@ pub fn start(state: &AppState, mount: &MountHandle) -> Option<Ladder> {
     if config.transcode.is_empty() && !ladder {
         return None;
     }
-    let source = mount.source()?;
-    let input = match source.format {
-        Format::Mp3 => decode::Input::Mp3,
-        Format::Aac => decode::Input::Aac,
-        Format::Ogg => decode::Input::Ogg,
-        Format::WebM | Format::Opaque => {
-            if !config.transcode.is_empty() {
-                let content_type = source.content_type.as_str();
-                tracing::warn!(mount = mount.name(), content_type, "cannot transcode this format");
-            }
-            return None;
-        }
-    };
+    let input = decodable(mount, !config.transcode.is_empty())?;
     let outputs: Vec<RenditionOutput> = (config.transcode.iter())
         .filter_map(|config| state.mounts.get(&config.name).map(|m| RenditionOutput::new(config.clone(), m)))
         .collect();
-    let hls = ladder.then(|| state.hls.get_or_create(mount.name(), &config.hls));
+    let hls = ladder.then(|| state.hls.get_or_create(mount.name(), &config.hls).writer());
+    Some(supervise(state, mount, input, outputs, hls))
+}
+
+/// While `home`'s source is away and its listeners are on `fallback`, keep
+/// `home`'s HLS and DASH stream going with `fallback`'s audio: `home`'s
+/// ladder, fed from `fallback`'s source, until `home`'s source returns (its
+/// own ladder then takes the stream over) or `fallback`'s leaves. Segment
+/// numbers follow the clock throughout; each switch is a discontinuity.
+pub async fn follow_fallback(state: AppState, home: MountHandle, fallback: MountHandle) {
+    let Some(stream) = state.hls.get(home.name()) else { return };
+    let Some(input) = decodable(&fallback, false) else { return };
+    let mut home_head = home.watch_head();
+    let mut fallback_head = fallback.watch_head();
+    let mut shutdown = state.shutdown.clone();
+    tracing::info!(mount = home.name(), fallback = fallback.name(), "HLS follows the fallback");
+    let _ladder = supervise(&state, &fallback, input, Vec::new(), Some(stream.writer()));
+    tokio::select! {
+        _ = home_head.wait_for(|h| h.live) => {}
+        _ = fallback_head.wait_for(|h| !h.live) => {}
+        _ = shutdown.wait_for(|&down| down) => {}
+    }
+    tracing::info!(mount = home.name(), fallback = fallback.name(), "HLS stops following the fallback");
+}
+
+/// How the codec process reads `mount`'s source, if it can.
+fn decodable(mount: &MountHandle, warn: bool) -> Option<decode::Input> {
+    let source = mount.source()?;
+    match source.format {
+        Format::Mp3 => Some(decode::Input::Mp3),
+        Format::Aac => Some(decode::Input::Aac),
+        Format::Ogg => Some(decode::Input::Ogg),
+        Format::WebM | Format::Opaque => {
+            if warn {
+                let content_type = source.content_type.as_str();
+                tracing::warn!(mount = mount.name(), content_type, "cannot transcode this format");
+            }
+            None
+        }
+    }
+}
+
+/// Run codec work fed from `input_mount`'s tap until the `Ladder` is dropped.
+fn supervise(
+    state: &AppState,
+    input_mount: &MountHandle,
+    input: decode::Input,
+    outputs: Vec<RenditionOutput>,
+    hls: Option<crate::hls::HlsWriter>,
+) -> Ladder {
     let (stop, stop_rx) = watch::channel(false);
     let supervisor = Supervisor {
-        mount: mount.clone(),
+        mount: input_mount.clone(),
         input,
         outputs,
         hls,
@@ -85,7 +122,7 @@ pub fn start(state: &AppState, mount: &MountHandle) -> Option<Ladder> {
         memory_limit: state.config.limits.transcode_memory,
     };
     tokio::spawn(supervisor.run());
-    Some(Ladder { stop })
+    Ladder { stop }
 }
 
 /// The address shown as the "source" of a rendition.

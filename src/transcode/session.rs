@@ -52,7 +52,7 @@ impl Supervisor {
         for output in &mut self.outputs {
             output.refresh_wanted();
         }
-        let ladder = self.hls.as_ref().is_some_and(|h| h.wanted(Instant::now()));
+        let ladder = self.hls.as_ref().is_some_and(|h| h.stream().wanted(Instant::now()));
         if let (true, Some(hls)) = (ladder, &self.hls) {
             hls.begin();
         }
@@ -78,7 +78,7 @@ impl Supervisor {
             .collect();
         let variants = self.hls.as_ref().map_or(Vec::new(), |hls| {
             let rendition_of = |name: &str| self.outputs.iter().position(|o| o.config().name == name);
-            (hls.config.variants.iter())
+            (hls.stream().config.variants.iter())
                 .map(|v| VariantJob {
                     variant: v.clone(),
                     rendition: v.rendition.as_deref().and_then(rendition_of).map(|i| i as u8),
@@ -176,7 +176,7 @@ impl Supervisor {
             }
         }
         let Some(hls) = &self.hls else { return };
-        let wanted = hls.wanted(now);
+        let wanted = hls.stream().wanted(now);
         if wanted != *ladder && control.try_send(ToCodec::Want { target: Target::Ladder, wanted }).is_ok() {
             *ladder = wanted;
             if wanted {

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use super::decode::Input;
 use super::output::RenditionOutput;
-use crate::hls::HlsStream;
+use crate::hls::HlsWriter;
 use crate::mount::MountHandle;
 use crate::state::ServerStats;
 
@@ -42,7 +42,7 @@ pub struct Supervisor {
     pub input: Input,
     pub outputs: Vec<RenditionOutput>,
     /// The mount's adaptive stream, if it is offered as HLS and DASH.
-    pub hls: Option<Arc<HlsStream>>,
+    pub hls: Option<HlsWriter>,
     /// Flips to true when the source leaves.
     pub stop: watch::Receiver<bool>,
     pub server_stats: Arc<ServerStats>,
@@ -121,7 +121,7 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             let renditions = self.outputs.iter().any(RenditionOutput::demanded);
-            if renditions || self.hls.as_ref().is_some_and(|h| h.wanted(now)) {
+            if renditions || self.hls.as_ref().is_some_and(|h| h.stream().wanted(now)) {
                 return true;
             }
             if self.stopped_within(IDLE_POLL).await {

@@ -6,7 +6,8 @@
 //
 //   node adaptive.mjs PAGE_URL MOUNT hls|dash SECONDS [SCENARIO]
 //
-// SCENARIO: "play" (default): play for SECONDS;
+// SCENARIO: "play" (default): play for SECONDS (the report's recentRate is
+//           media seconds played per wall second at the end);
 //   "seek": play, then press "−30 s" and check playback goes on 30 s back,
 //           then "Live" and check it is near the live edge again;
 //   "throttle": play, then throttle the network (DevTools emulation) until
@@ -71,6 +72,11 @@ try {
   result.latencyP90 = rank(0.9);
   result.variant = first.variant;
   result.title = first.title;
+  // Media seconds played per wall second over the last five seconds: a
+  // player that stalled earlier (a source reconnect) but plays on shows ~1.
+  const recent = result.samples.filter((s) => s.at >= first.at - 5000);
+  const span = (first.at - recent[0].at) / 1000;
+  result.recentRate = span > 0 ? (first.t - recent[0].t) / span : 0;
   result.ok = result.played > seconds - 4 && Number.isFinite(first.latency);
   if (scenario === 'seek') {
     const before = await sample();

@@ -177,13 +177,19 @@ fn chromium_playback_survives_a_source_reconnect() {
     let (server, source) = live_server();
     let mut source = Some(source);
     let mut replacement = None;
-    let report = play_in_chromium(&server, "hls", 16, "play", || {
+    let report = play_in_chromium(&server, "hls", 20, "play", || {
         source.take().unwrap().stop();
         replacement = Some(FfmpegSource::sine(&server, "/live.mp3", MP3));
         eventually("the new source is live", WAIT, || server.is_live("/live.mp3"));
     });
     assert!(replacement.is_some(), "the page never reported playback: {report}");
-    assert_eq!(report["ok"], true, "{report}\n{}", server.log());
+    // How long the player waits for the new source depends on how fast
+    // ffmpeg reconnects on a loaded machine; what must hold is that it
+    // plays on in real time afterwards, without an error.
+    let rate = report["recentRate"].as_f64().unwrap_or(0.0);
+    assert!((0.8..1.3).contains(&rate), "playback went on at {rate}x: {report}\n{}", server.log());
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    assert!(report["samples"].as_array().unwrap().iter().all(|s| s["error"].is_null() && s["paused"] == false));
     let playlist = server.get("/hls/live.mp3/aac-64/index.m3u8").text();
     assert!(playlist.contains("#EXT-X-DISCONTINUITY"), "the break is marked: {playlist}");
 }
@@ -347,4 +353,64 @@ fn the_ladder_starts_on_the_first_adaptive_request() {
     assert_eq!(server.codec_pids("/live.mp3").len(), 1, "one codec process encodes the ladder");
     let errors = ffmpeg_decode(&server.url(MASTER), 3);
     assert!(errors.trim().is_empty(), "{errors}");
+}
+
+/// The tone at the live edge of a media playlist, decoded by ffmpeg from
+/// its newest segment.
+fn tone_at_live_edge(server: &TestServer, media: &str) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-live_start_index", "-1", "-i"])
+        .arg(server.url(media))
+        .args(["-t", "1.5", "-ac", "1", "-ar", "16000", "-f", "s16le", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg");
+    let samples: Vec<i16> = out.stdout.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    tone_frequency_of(&samples)
+}
+
+/// While a mount's source is away, its HLS stream carries its fallback's
+/// audio (its listeners hear the same on the progressive mount), numbered
+/// on without a gap; when the source returns, its own audio again. Each
+/// switch is a discontinuity.
+#[test]
+fn hls_follows_the_fallback_while_the_source_is_away() {
+    let server = TestServer::with_mounts(
+        "[hls]\nmode = \"always\"\n\
+         [[mount]]\nname = \"/live.mp3\"\nfallback_mount = \"/fallback.mp3\"\n\
+         [[mount]]\nname = \"/fallback.mp3\"\n[mount.hls]\nmode = \"off\"\n",
+    );
+    let _fallback =
+        FfmpegSource::start(&server, "/fallback.mp3", MP3, "sine=frequency=880:sample_rate=44100", "1", &[]);
+    let mut source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/fallback.mp3");
+    server.wait_live("/live.mp3");
+    let media = "/hls/live.mp3/aac-128/index.m3u8";
+    let segments_after = |from: u64, count: u64| {
+        eventually(&format!("{count} segments after {from}"), Duration::from_secs(30), || {
+            let response = server.get(media);
+            response.status == 200 && last_msn(&response.text()) >= from + count
+        });
+    };
+    segments_after(0, 0);
+    let tone = tone_at_live_edge(&server, media);
+    assert!((tone - 440.0).abs() < 20.0, "the source's tone: {tone}");
+
+    source.stop();
+    eventually("the source is gone", WAIT, || !server.is_live("/live.mp3"));
+    let left_at = last_msn(&server.get(media).text());
+    segments_after(left_at, 4);
+    let playlist = server.get(media).text();
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
+    let tone = tone_at_live_edge(&server, media);
+    assert!((tone - 880.0).abs() < 20.0, "the fallback's tone while the source is away: {tone}");
+
+    let _back = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.mp3");
+    let back_at = last_msn(&server.get(media).text());
+    segments_after(back_at, 4);
+    let tone = tone_at_live_edge(&server, media);
+    assert!((tone - 440.0).abs() < 20.0, "the source's tone once it is back: {tone}");
+    let playlist = server.get(media).text();
+    assert!(playlist.matches("#EXT-X-DISCONTINUITY\n").count() >= 2, "{playlist}");
 }
