@@ -33,5 +33,6 @@ pub mod state;
 #[cfg(test)]
 mod testutil;
 pub mod timefmt;
+pub mod tls;
 pub mod transcode;
 pub mod web;

@@ -12,8 +12,9 @@ use tokio::sync::watch;
 
 use floe::access_log::AccessLog;
 use floe::config::{self, Config};
-use floe::server::{self, Acceptors};
+use floe::server::{self, Acceptors, Speaks};
 use floe::state::AppState;
+use floe::tls::Tls;
 
 /// Exit code for configuration errors (EX_USAGE-style, as sysexits' EX_DATAERR family).
 const EXIT_CONFIG: u8 = 64;
@@ -87,10 +88,20 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     let config = Arc::new(config);
+    let tls = match &config.tls {
+        Some(files) => match Tls::new(files.clone()) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(error) => {
+                eprintln!("floe: TLS: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => None,
+    };
     let mut http = Vec::new();
-    for addr in &config.server.listen {
+    for (addr, speaks) in ports(&config, tls.as_ref()) {
         match TcpListener::bind(addr).await {
-            Ok(listener) => http.push(listener),
+            Ok(listener) => http.push((listener, speaks)),
             Err(error) => {
                 eprintln!("floe: cannot listen on {addr}: {error}");
                 return ExitCode::FAILURE;
@@ -119,15 +130,19 @@ async fn serve(config: Config) -> ExitCode {
     };
     // Before the ports are announced: SIGHUP must never find the default action (exit).
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    let bound: Vec<SocketAddr> = http.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let bound: Vec<(SocketAddr, &Speaks)> =
+        http.iter().filter_map(|(l, speaks)| Some((l.local_addr().ok()?, speaks))).collect();
     let shoutcast_bound = shoutcast.as_ref().and_then(|l| l.local_addr().ok());
     announce(&config, &bound, shoutcast_bound);
-    let http_port = bound.first().map_or(0, SocketAddr::port);
+    let http_port = bound.iter().find(|(_, s)| !matches!(s, Speaks::Tls(_))).map_or(0, |(a, _)| a.port());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let state = AppState::new(config, access_log.clone(), http_port, shutdown_rx);
+    let state = AppState::new(config, access_log.clone(), http_port, shutdown_rx.clone()).with_tls(tls.clone());
     match hangup {
-        Ok(hangup) => drop(tokio::spawn(reopen_logs_on_hangup(hangup, access_log))),
+        Ok(hangup) => drop(tokio::spawn(on_hangup(hangup, access_log, tls.clone()))),
         Err(error) => tracing::warn!(%error, "cannot handle SIGHUP"),
+    }
+    if let Some(tls) = tls {
+        tokio::spawn(tls.watch(shutdown_rx));
     }
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -138,16 +153,41 @@ async fn serve(config: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Every HTTP port and what it speaks: an address in both `listen` and
+/// `tls_listen` is one socket serving both.
+fn ports(config: &Config, tls: Option<&Arc<Tls>>) -> Vec<(SocketAddr, Speaks)> {
+    let server = &config.server;
+    let mut ports: Vec<(SocketAddr, Speaks)> = server
+        .listen
+        .iter()
+        .map(|addr| match tls {
+            Some(tls) if server.tls_listen.contains(addr) => (*addr, Speaks::Either(tls.clone())),
+            _ => (*addr, Speaks::Plain),
+        })
+        .collect();
+    if let Some(tls) = tls {
+        let only_tls = server.tls_listen.iter().filter(|addr| !server.listen.contains(addr));
+        ports.extend(only_tls.map(|addr| (*addr, Speaks::Tls(tls.clone()))));
+    }
+    ports
+}
+
 /// The start-up lines: where to open the page and stream to. The first line
 /// is also what the test harness reads to learn the ports.
-fn announce(config: &Config, http: &[SocketAddr], shoutcast: Option<SocketAddr>) {
-    for addr in http {
-        println!("floe: listening on http://{addr}");
+fn announce(config: &Config, http: &[(SocketAddr, &Speaks)], shoutcast: Option<SocketAddr>) {
+    for (addr, speaks) in http {
+        if !matches!(speaks, Speaks::Tls(_)) {
+            println!("floe: listening on http://{addr}");
+        }
+        if !matches!(speaks, Speaks::Plain) {
+            println!("floe: listening on https://{addr}");
+        }
     }
     if let Some(addr) = shoutcast {
         println!("floe: SHOUTcast v1 sources on {addr} (mount {})", config.shoutcast.mount);
     }
-    if let Some(first) = http.first() {
+    let plain = http.iter().find(|(_, speaks)| !matches!(speaks, Speaks::Tls(_))).map(|(addr, _)| addr);
+    if let Some(first) = plain {
         let port = first.port();
         println!("floe: status page  http://localhost:{port}/");
         println!(
@@ -163,15 +203,19 @@ fn announce(config: &Config, http: &[SocketAddr], shoutcast: Option<SocketAddr>)
     }
 }
 
-/// SIGHUP (Debian's logrotate for Icecast sends it) reopens the access log;
-/// it never ends the server. Configuration reload is not implemented yet.
-async fn reopen_logs_on_hangup(mut hangup: tokio::signal::unix::Signal, access_log: AccessLog) {
+/// SIGHUP (Debian's logrotate for Icecast sends it) reopens the access log
+/// and reloads the TLS certificate; it never ends the server.
+/// Configuration reload is not implemented yet.
+async fn on_hangup(mut hangup: tokio::signal::unix::Signal, access_log: AccessLog, tls: Option<Arc<Tls>>) {
     while hangup.recv().await.is_some() {
         match access_log.reopen() {
             Ok(()) => tracing::info!("SIGHUP: access log reopened"),
             Err(error) => {
                 tracing::error!(%error, "SIGHUP: cannot reopen the access log; still writing to the old file")
             }
+        }
+        if let Some(tls) = &tls {
+            tls.log_reload("SIGHUP");
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct AppState {
     pub http_port: u16,
     /// Flips to true when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// TLS, when some port serves it (its counters are in `/admin/stats`).
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl AppState {
@@ -74,6 +76,11 @@ impl AppState {
             http_port,
             shutdown,
             config,
+            tls: None,
         }
+    }
+
+    pub fn with_tls(self, tls: Option<Arc<crate::tls::Tls>>) -> AppState {
+        AppState { tls, ..self }
     }
 }

@@ -146,6 +146,9 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
 pub fn stats_elem(state: &AppState) -> Elem {
     let s = &state.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let tls = |counter: fn(&crate::tls::TlsCounters) -> &std::sync::atomic::AtomicU64| {
+        state.tls.as_ref().map_or(0, |t| load(counter(&t.counters)))
+    };
     let live = state.mounts.live();
     Elem::new("icestats")
         .field("admin", state.config.server.admin_email.as_str())
@@ -172,6 +175,10 @@ pub fn stats_elem(state: &AppState) -> Elem {
         .field("sources", live.len())
         .field("stats", 0u64)
         .field("stats_connections", load(&s.stats_connections))
+        .field("tls_handshake_failures", tls(|t| &t.handshake_failures))
+        .field("tls_handshakes", tls(|t| &t.handshakes))
+        .field("tls_reload_failures", tls(|t| &t.reload_failures))
+        .field("tls_reloads", tls(|t| &t.reloads))
         .field("transcode_failures", load(&s.transcode_failures))
         .children(state.mounts.all().iter().filter(|m| m.is_live()).map(|m| source_elem(state, m)))
 }

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::{Range, RangeInclusive};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -27,6 +27,7 @@ use mounts::mounts;
 
 use super::ShoutcastConfig;
 use super::{AuthConfig, Config, Limits, MountConfig, ServerConfig};
+use crate::tls::{CertError, CertFiles};
 
 /// One thing wrong with a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +105,7 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     walk_root(&mut cx, doc, &mut draft);
     check_limits(&mut cx, doc, &draft.config.limits);
     draft.config.shoutcast = resolve_shoutcast(&mut cx, doc, &draft);
+    draft.config.tls = resolve_tls(&mut cx, doc, &draft, Path::new(file).parent());
     hls::resolve(&mut cx, doc, &mut draft.config);
     cx.finish(draft.config)
 }
@@ -355,6 +357,7 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 
 const SERVER: &[Field<ServerConfig>] = &[
     ("listen", |c, k, v, s| set(&mut s.listen, c.addrs(k, v))),
+    ("tls_listen", |c, k, v, s| set(&mut s.tls_listen, c.addrs(k, v))),
     ("hostname", |c, k, v, s| set(&mut s.hostname, c.nonempty(k, v))),
     ("location", |c, k, v, s| set(&mut s.location, c.string(k, v))),
     ("admin_email", |c, k, v, s| set(&mut s.admin_email, c.string(k, v))),
@@ -402,6 +405,19 @@ const SHOUTCAST: &[Field<ShoutcastDraft>] = &[
     ("mount", |c, k, v, s| set(&mut s.mount, c.mount_name(k, v))),
 ];
 
+/// `[tls]` as written; paths are resolved and the files checked once the
+/// whole document is read.
+#[derive(Debug, Default)]
+struct TlsDraft {
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+const TLS: &[Field<TlsDraft>] = &[
+    ("cert", |c, k, v, t| set(&mut t.cert, c.nonempty(k, v).map(Some))),
+    ("key", |c, k, v, t| set(&mut t.key, c.nonempty(k, v).map(Some))),
+];
+
 const MOUNT: &[Field<MountConfig>] = &[
     ("name", |c, k, v, m| set(&mut m.name, c.mount_name(k, v))),
     ("username", |c, k, v, m| set(&mut m.username, c.nonempty(k, v))),
@@ -427,7 +443,7 @@ const MOUNT: &[Field<MountConfig>] = &[
 ];
 
 /// Section names, in documentation order.
-const SECTIONS: [&str; 8] = ["server", "limits", "auth", "shoutcast", "hls", "variant", "mount", "transcode"];
+const SECTIONS: [&str; 9] = ["server", "limits", "auth", "shoutcast", "tls", "hls", "variant", "mount", "transcode"];
 
 fn names<T>(fields: &[Field<T>]) -> Vec<&'static str> {
     fields.iter().map(|f| f.0).collect()
@@ -440,6 +456,7 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         "limits" => names(LIMITS),
         "auth" => names(AUTH),
         "shoutcast" => names(SHOUTCAST),
+        "tls" => names(TLS),
         "mount" => names(MOUNT),
         "transcode" => transcode::keys(),
         "hls" => hls::keys(),
@@ -455,13 +472,14 @@ fn section_keys(section: &str) -> Vec<&'static str> {
 struct Draft {
     config: Config,
     shoutcast: ShoutcastDraft,
+    tls: Option<TlsDraft>,
 }
 
 impl Default for Draft {
     fn default() -> Draft {
         let config = Config::default();
         let shoutcast = ShoutcastDraft { enabled: true, port: None, mount: config.shoutcast.mount.clone() };
-        Draft { config, shoutcast }
+        Draft { config, shoutcast, tls: None }
     }
 }
 
@@ -473,6 +491,7 @@ fn walk_root(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &mut Draft) {
             "limits" => section(cx, name, v, LIMITS, &mut d.config.limits),
             "auth" => section(cx, name, v, AUTH, &mut d.config.auth),
             "shoutcast" => section(cx, name, v, SHOUTCAST, &mut d.shoutcast),
+            "tls" => section(cx, name, v, TLS, d.tls.get_or_insert_with(TlsDraft::default)),
             "hls" => section(cx, name, v, hls::HLS, &mut d.config.hls),
             "mount" => d.config.mounts = mounts(cx, v),
             _ => unknown(cx, "", "", k, v.get_ref().is_table()),
@@ -570,6 +589,39 @@ fn resolve_shoutcast(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft) -> Shoutcas
         cx.report(span, "shoutcast.port", message);
     }
     ShoutcastConfig { listen: port.map(|p| SocketAddr::new(first.ip(), p)), mount: s.mount.clone() }
+}
+
+/// `[tls]` and `tls_listen` go together; the certificate and key must load
+/// now (an unusable pair found at start-up beats one found at the first
+/// handshake).
+fn resolve_tls(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft, base: Option<&Path>) -> Option<CertFiles> {
+    let wanted = !d.config.server.tls_listen.is_empty();
+    let Some(tls) = &d.tls else {
+        if wanted {
+            let span = span_at(doc, &["server", "tls_listen"]);
+            cx.report(span, "server.tls_listen", "needs a [tls] section with cert and key");
+        }
+        return None;
+    };
+    if !wanted {
+        cx.report(span_at(doc, &["tls"]), "tls", "no address serves TLS: add [server] tls_listen");
+    }
+    let resolve = |name: &str| match base {
+        Some(dir) => dir.join(name),
+        None => PathBuf::from(name),
+    };
+    let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else {
+        let missing = if tls.cert.is_none() { "tls.cert" } else { "tls.key" };
+        cx.report(span_at(doc, &["tls"]), missing, "missing: [tls] needs both cert and key (PEM files)");
+        return None;
+    };
+    let files = CertFiles { cert: resolve(cert), key: resolve(key) };
+    if let Err(error) = files.load() {
+        let key = if matches!(error, CertError::Key { .. }) { "key" } else { "cert" };
+        cx.report(span_at(doc, &["tls", key]), &format!("tls.{key}"), error.to_string());
+        return None;
+    }
+    wanted.then_some(files)
 }
 
 #[cfg(test)]

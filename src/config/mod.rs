@@ -24,6 +24,9 @@ pub struct Config {
     pub shoutcast: ShoutcastConfig,
     /// `[hls]`: adaptive streaming for every mount without an `[mount.hls]` of its own.
     pub hls: HlsConfig,
+    /// `[tls]`: the certificate for `server.tls_listen` (paths resolved
+    /// against the config file's directory). Required when `tls_listen` is set.
+    pub tls: Option<crate::tls::CertFiles>,
     /// Explicitly configured mounts, in file order.
     pub mounts: Vec<Arc<MountConfig>>,
 }
@@ -33,6 +36,9 @@ pub struct Config {
 pub struct ServerConfig {
     /// Addresses to accept HTTP on (listeners, sources, admin). Default: `["0.0.0.0:8000"]`.
     pub listen: Vec<SocketAddr>,
+    /// Addresses to accept HTTPS on (everything `listen` serves). An address
+    /// in both lists serves both on one port. Default: none.
+    pub tls_listen: Vec<SocketAddr>,
     /// Public host name used in `listenurl` and playlists. Default: `localhost`.
     pub hostname: String,
     /// Free text shown in status. Default: `Earth`.
@@ -323,6 +329,7 @@ impl Default for Config {
         Config {
             server: ServerConfig {
                 listen: vec![listen],
+                tls_listen: Vec::new(),
                 hostname: "localhost".into(),
                 location: "Earth".into(),
                 admin_email: "icemaster@localhost".into(),
@@ -337,6 +344,7 @@ impl Default for Config {
             },
             shoutcast: ShoutcastConfig { listen: Some(([0, 0, 0, 0], 8001).into()), mount: "/stream".into() },
             hls: HlsConfig::default(),
+            tls: None,
             mounts: Vec::new(),
         }
     }

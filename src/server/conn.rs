@@ -1,16 +1,21 @@
-//! One HTTP connection, as the accept loop gets it: read the first request
-//! head within the time and size limits and sniff it. Sources and listener
-//! streams keep the hand-written path (an endless request body; a
-//! close-delimited raw response body that hardware players need); every
-//! other connection, and HTTP/2, goes to hyper with the bytes already read.
+//! One HTTP connection, as the accept loop gets it: TLS or not (on a port
+//! that serves both, by its first byte), then read the first request head
+//! within the time and size limits and sniff it. Sources and listener
+//! streams on plain connections keep the hand-written path (an endless
+//! request body; a close-delimited raw response body that hardware players
+//! need); every other connection, and HTTP/2, goes to hyper with the bytes
+//! already read. Over TLS a mount stream is a hyper response body.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use super::rewind::Rewound;
 use super::routes::stream_target;
@@ -21,11 +26,65 @@ use crate::http::response::Response;
 use crate::listener::{self, ListenRequest, Started};
 use crate::mount::MountHandle;
 use crate::state::AppState;
+use crate::tls::{Tls, HANDSHAKE_RECORD};
 
 /// How an HTTP/2 connection with prior knowledge opens.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
-pub async fn handle(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
+/// What a port speaks.
+#[derive(Clone)]
+pub enum Speaks {
+    Plain,
+    Tls(Arc<Tls>),
+    /// Both, told apart by the connection's first byte.
+    Either(Arc<Tls>),
+}
+
+/// What a connection runs over: a TCP socket, or TLS over one.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The socket itself, when a mount stream can be written straight to it.
+    fn into_plain(self) -> Result<TcpStream, Self>
+    where
+        Self: Sized;
+}
+
+impl Transport for TcpStream {
+    fn into_plain(self) -> Result<TcpStream, Self> {
+        Ok(self)
+    }
+}
+
+impl Transport for TlsStream<TcpStream> {
+    fn into_plain(self) -> Result<TcpStream, Self> {
+        Err(self)
+    }
+}
+
+/// A connection just accepted on a port that speaks `speaks`.
+pub async fn accept(mut sock: TcpStream, peer: SocketAddr, state: AppState, speaks: Speaks) {
+    let started = Instant::now();
+    let limit = state.config.limits.header_timeout;
+    let tls = match speaks {
+        Speaks::Plain => return handle(sock, peer, state).await,
+        Speaks::Tls(tls) => tls,
+        Speaks::Either(tls) => {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(limit, sock.peek(&mut first)).await {
+                Ok(Ok(1)) if first[0] == HANDSHAKE_RECORD => tls,
+                Ok(Ok(1)) => return handle(sock, peer, state).await,
+                // Closed or failed before a byte: a port probe.
+                Ok(_) => return,
+                Err(_) => return refuse(&mut sock, peer, &state, HeadError::Timeout, started).await,
+            }
+        }
+    };
+    match tls.accept(sock, limit).await {
+        Ok(stream) => handle(stream, peer, state).await,
+        Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+    }
+}
+
+async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState) {
     let started = Instant::now();
     let limits = &state.config.limits;
     let mut buf = BytesMut::with_capacity(1024);
@@ -58,16 +117,20 @@ pub async fn handle(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
         );
         return;
     }
-    match stream_target(&req, &state) {
-        Some(mount) => {
+    let Some(mount) = stream_target(&req, &state) else {
+        drop(req);
+        return hand_to_hyper(sock, head, buf, peer, state).await;
+    };
+    match sock.into_plain() {
+        Ok(sock) => {
             let line = RequestLine::of(&req);
             let listen = ListenRequest::of(&req);
             // Listeners live for hours: keep nothing per connection that is not needed.
             drop((req, head, buf));
             listen_on(sock, listen, line, peer, state, mount, started).await;
         }
-        None => {
-            drop(req);
+        Err(sock) => {
+            drop((req, mount));
             hand_to_hyper(sock, head, buf, peer, state).await;
         }
     }
@@ -75,7 +138,7 @@ pub async fn handle(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
 
 /// Serve the connection with hyper, which parses it again from its first
 /// byte (the head read here, then whatever followed it).
-async fn hand_to_hyper(sock: TcpStream, mut head: BytesMut, rest: BytesMut, peer: SocketAddr, state: AppState) {
+async fn hand_to_hyper<S: Transport>(sock: S, mut head: BytesMut, rest: BytesMut, peer: SocketAddr, state: AppState) {
     head.unsplit(rest);
     service::serve_connection(Rewound::new(head, sock), peer, state).await;
 }
@@ -109,7 +172,11 @@ async fn listen_on(
 
 /// Read until the end of the head; the head is split off `buf`, leaving any
 /// body bytes in it. `Ok(None)`: the peer closed without sending a byte.
-async fn read_head(sock: &mut TcpStream, buf: &mut BytesMut, state: &AppState) -> Result<Option<BytesMut>, HeadError> {
+async fn read_head<S: Transport>(
+    sock: &mut S,
+    buf: &mut BytesMut,
+    state: &AppState,
+) -> Result<Option<BytesMut>, HeadError> {
     loop {
         if let Some(len) = scan_head(buf, &state.config.limits)? {
             return Ok(Some(buf.split_to(len)));
@@ -123,7 +190,7 @@ async fn read_head(sock: &mut TcpStream, buf: &mut BytesMut, state: &AppState) -
     }
 }
 
-async fn refuse(sock: &mut TcpStream, peer: SocketAddr, state: &AppState, error: HeadError, started: Instant) {
+async fn refuse<S: Transport>(sock: &mut S, peer: SocketAddr, state: &AppState, error: HeadError, started: Instant) {
     state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%peer, %error, "request refused");
     let response = Response::text(error.status(), &error.to_string());

@@ -1,12 +1,14 @@
-//! The network side: accept loops for the HTTP ports and the SHOUTcast v1
-//! source port, per-connection head reading with limits, and routing of each
-//! request to a source, a listener stream or a complete response.
+//! The network side: accept loops for the HTTP(S) ports and the SHOUTcast
+//! v1 source port, per-connection TLS and head reading with limits, and
+//! routing of each request to a source, a listener stream or a complete
+//! response.
 
 mod conn;
 mod rewind;
 mod routes;
 mod service;
 
+pub use conn::Speaks;
 pub use routes::{route, stream_target, Route};
 
 use std::sync::atomic::Ordering;
@@ -21,7 +23,8 @@ use crate::state::AppState;
 
 /// Sockets bound by the caller (so tests can bind port 0).
 pub struct Acceptors {
-    pub http: Vec<TcpListener>,
+    /// The HTTP ports, each with what it speaks (HTTP, HTTPS or both).
+    pub http: Vec<(TcpListener, Speaks)>,
     pub shoutcast: Option<TcpListener>,
 }
 
@@ -35,8 +38,8 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
         (state.config.limits.clients + state.config.limits.sources).saturating_mul(MAX_PENDING_FACTOR) + 1024;
     let connections = Arc::new(Semaphore::new(capacity));
     let mut tasks = JoinSet::new();
-    for listener in acceptors.http {
-        tasks.spawn(accept_http(listener, state.clone(), connections.clone()));
+    for (listener, speaks) in acceptors.http {
+        tasks.spawn(accept_http(listener, speaks, state.clone(), connections.clone()));
     }
     if let Some(listener) = acceptors.shoutcast {
         tasks.spawn(accept_shoutcast(listener, state.clone()));
@@ -59,7 +62,7 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
     let _ = tokio::time::timeout(Duration::from_secs(5), connections.acquire_many(all)).await;
 }
 
-async fn accept_http(listener: TcpListener, state: AppState, connections: Arc<Semaphore>) {
+async fn accept_http(listener: TcpListener, speaks: Speaks, state: AppState, connections: Arc<Semaphore>) {
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -76,9 +79,9 @@ async fn accept_http(listener: TcpListener, state: AppState, connections: Arc<Se
             continue;
         };
         let _ = sock.set_nodelay(true);
-        let state = state.clone();
+        let (state, speaks) = (state.clone(), speaks.clone());
         tokio::spawn(async move {
-            conn::handle(sock, peer, state).await;
+            conn::accept(sock, peer, state, speaks).await;
             drop(permit);
         });
     }

@@ -8,20 +8,19 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
-pub struct Rewound {
+pub struct Rewound<S> {
     prefix: BytesMut,
-    sock: TcpStream,
+    sock: S,
 }
 
-impl Rewound {
-    pub fn new(prefix: BytesMut, sock: TcpStream) -> Rewound {
+impl<S> Rewound<S> {
+    pub fn new(prefix: BytesMut, sock: S) -> Rewound<S> {
         Rewound { prefix, sock }
     }
 }
 
-impl AsyncRead for Rewound {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewound<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         if !this.prefix.is_empty() {
@@ -38,7 +37,7 @@ impl AsyncRead for Rewound {
     }
 }
 
-impl AsyncWrite for Rewound {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().sock).poll_write(cx, buf)
     }
@@ -67,6 +66,7 @@ impl AsyncWrite for Rewound {
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     use super::*;
 

@@ -34,7 +34,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Serve a connection with hyper until the peer leaves or the server shuts
 /// down: HTTP/1.1 with keep-alive and pipelining, or HTTP/2 (prior
 /// knowledge, `h2c`) when the connection opens with its preface.
-pub async fn serve_connection(io: Rewound, peer: SocketAddr, state: AppState) {
+pub async fn serve_connection<S>(io: Rewound<S>, peer: SocketAddr, state: AppState)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let limits = &state.config.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -8,8 +8,7 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::chunked::ChunkedDecoder;
 use super::ingest::{self, Body};
@@ -27,9 +26,9 @@ pub struct SourceOutcome {
     pub bytes: u64,
 }
 
-/// Serve one `PUT`/`SOURCE` request on `sock`.
-pub async fn serve(
-    sock: &mut TcpStream,
+/// Serve one `PUT`/`SOURCE` request on `sock` (TCP, or TLS over it).
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    sock: &mut S,
     req: &Request,
     leftover: BytesMut,
     peer: SocketAddr,

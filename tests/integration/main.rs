@@ -21,4 +21,5 @@ mod memory_bounds;
 mod origin;
 mod renditions;
 pub mod sources;
+mod tls;
 pub mod transcode;

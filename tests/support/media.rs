@@ -40,8 +40,21 @@ impl FfmpegSource {
         rate: &str,
         extra: &[&str],
     ) -> FfmpegSource {
-        let log = server.dir().join(format!("ffmpeg{}.log", mount.replace('/', "_")));
         let url = format!("icecast://source:hackme@{}{}", server.http, mount);
+        FfmpegSource::start_url(server, &url, codec, input, rate, extra)
+    }
+
+    /// As `start`, to any `icecast://` URL (another port, `-tls 1` in `extra`).
+    pub fn start_url(
+        server: &TestServer,
+        url: &str,
+        codec: Codec,
+        input: &str,
+        rate: &str,
+        extra: &[&str],
+    ) -> FfmpegSource {
+        let mount = url.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map_or("", |(_, path)| path);
+        let log = server.dir().join(format!("ffmpeg_{}.log", mount.replace('/', "_")));
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-readrate", rate, "-f", "lavfi", "-i", input]);
         cmd.args(codec.args).args(["-content_type", codec.content_type, "-f", codec.muxer]);

@@ -30,6 +30,8 @@ pub struct Opts {
     pub auth: &'static str,
     /// Further sections (`[[mount]]` …).
     pub rest: &'static str,
+    /// Files written next to the config before the server starts (name, content).
+    pub files: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// A running `floe` process; killed when dropped.
@@ -37,6 +39,8 @@ pub struct TestServer {
     child: Child,
     pub http: SocketAddr,
     pub shoutcast: SocketAddr,
+    /// The ports serving TLS, in the order announced.
+    pub https: Vec<SocketAddr>,
     dir: tempfile::TempDir,
 }
 
@@ -54,6 +58,9 @@ impl TestServer {
         );
         let path = dir.path().join("floe.toml");
         std::fs::write(&path, config).expect("write config");
+        for (name, content) in &opts.files {
+            std::fs::write(dir.path().join(name), content).expect("write a file for the config");
+        }
         let stderr = std::fs::File::create(dir.path().join("floe.log")).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
             .arg("--config")
@@ -70,18 +77,20 @@ impl TestServer {
                 let _ = tx.send(line);
             }
         });
-        let (mut http, mut shoutcast) = (None, None);
+        let (mut http, mut shoutcast, mut https) = (None, None, Vec::new());
         let deadline = Instant::now() + WAIT;
         while http.is_none() || shoutcast.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).expect("floe did not announce its ports");
             if let Some(addr) = line.strip_prefix("floe: listening on http://") {
                 http = addr.parse().ok();
+            } else if let Some(addr) = line.strip_prefix("floe: listening on https://") {
+                https.extend(addr.parse::<SocketAddr>().ok());
             } else if let Some(rest) = line.strip_prefix("floe: SHOUTcast v1 sources on ") {
                 shoutcast = rest.split_whitespace().next().and_then(|a| a.parse().ok());
             }
         }
-        TestServer { child, http: http.unwrap(), shoutcast: shoutcast.unwrap(), dir }
+        TestServer { child, http: http.unwrap(), shoutcast: shoutcast.unwrap(), https, dir }
     }
 
     /// Send SIGTERM and wait (bounded) for the process to exit.

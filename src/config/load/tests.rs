@@ -542,3 +542,20 @@ codec = "opus"
     assert!(text.contains("/a.aac cannot be a variant"), "{text}");
     assert!(text.contains("needs an AAC-LC variant"), "{text}");
 }
+
+#[test]
+fn tls_needs_both_halves() {
+    let p = one("[server]\ntls_listen = \"127.0.0.1:8443\"\n");
+    assert_eq!((p.line, p.key.as_str()), (2, "server.tls_listen"));
+    assert!(p.message.contains("[tls]"), "{p:?}");
+    let p = problems("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n").remove(0);
+    assert_eq!((p.line, p.key.as_str()), (1, "tls"));
+    assert!(p.message.contains("tls_listen"), "{p:?}");
+    let p = one("[server]\ntls_listen = \"127.0.0.1:8443\"\n[tls]\ncert = \"c.pem\"\n");
+    assert_eq!(p.key, "tls.key");
+    // Files are resolved against the config file's directory and read now.
+    let p = one("[server]\ntls_listen = \"127.0.0.1:8443\"\n[tls]\ncert = \"no-such-cert.pem\"\nkey = \"k.pem\"\n");
+    assert_eq!((p.line, p.key.as_str()), (4, "tls.cert"));
+    assert!(p.message.starts_with("no-such-cert.pem: cannot read"), "{p:?}");
+    assert!(where_("[tls]\nkeyfile = \"k.pem\"\n").contains(&(2, "tls.keyfile".into())));
+}

@@ -1,0 +1,199 @@
+//! HTTPS: curl (HTTP/2 by ALPN and HTTP/1.1), ffmpeg as a source over TLS
+//! (`-tls 1`) and as a listener of `https://`, HTTP and HTTPS on one port,
+//! and certificates replaced on disk or by SIGHUP while a TLS listener keeps
+//! streaming. Certificates are made by openssl for each test.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::*;
+
+/// What every TLS test server adds to its config: its own port on
+/// 127.0.0.2 and TLS on the plain port too.
+const TLS_PORTS: &str = "tls_listen = [\"127.0.0.1:0\", \"127.0.0.2:0\"]\n";
+const TLS_FILES: &str = "[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n";
+
+/// A self-signed certificate for localhost, 127.0.0.1 and 127.0.0.2 made
+/// by openssl; `kind` is "ec" or "rsa". Returns (certificate, key) PEM.
+fn self_signed(kind: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-nodes", "-days", "2", "-subj", &format!("/CN={name}")]);
+    match kind {
+        "ec" => cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]),
+        _ => cmd.args(["-newkey", "rsa:2048"]),
+    };
+    cmd.args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert);
+    let out = run_bounded(&mut cmd, Duration::from_secs(30));
+    assert!(out.status_ok, "openssl (scripts/test installs it): {}", out.stderr);
+    (std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())
+}
+
+fn tls_server(cert: Vec<u8>, key: Vec<u8>, rest: &'static str) -> TestServer {
+    TestServer::start(Opts {
+        server: TLS_PORTS,
+        rest: Box::leak(format!("{TLS_FILES}{rest}").into_boxed_str()),
+        files: vec![("cert.pem", cert), ("key.pem", key)],
+        ..Opts::default()
+    })
+}
+
+/// curl trusting `ca` (a PEM file), for `https://localhost:<port>` of `addr`.
+fn curl(addr: SocketAddr, ca: &Path, path: &str, extra: &[&str]) -> Output {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "15", "--cacert"]).arg(ca);
+    cmd.arg("--resolve").arg(format!("localhost:{}:{}", addr.port(), addr.ip()));
+    cmd.args(extra).arg(format!("https://localhost:{}{path}", addr.port()));
+    run_bounded(&mut cmd, Duration::from_secs(20))
+}
+
+fn write_pem(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// Everything plain HTTP serves is served over TLS: status and HLS with
+/// HTTP/2 or HTTP/1.1, a source (ffmpeg `-tls 1`) and its listeners
+/// (ffmpeg on `https://`); the shared port still speaks plain HTTP, the
+/// TLS-only port does not.
+#[test]
+fn https_serves_pages_sources_listeners_and_hls() {
+    let (cert, key) = self_signed("ec", "floe-ecdsa");
+    let server = tls_server(cert.clone(), key, "[hls]\nmode = \"always\"\n");
+    let ca = write_pem(&server.dir(), "ca.pem", &cert);
+    assert_eq!(server.https.len(), 2, "{}", server.log());
+    let (shared, own) = (server.https[0], server.https[1]);
+    assert_eq!(shared, server.http, "an address in both lists is one port");
+
+    for addr in [shared, own] {
+        let h2 = curl(addr, &ca, "/status-json.xsl", &["-w", "\n%{http_version}"]);
+        assert!(h2.status_ok, "{}", h2.stderr);
+        let (body, version) = h2.stdout.rsplit_once('\n').unwrap();
+        assert_eq!(version, "2", "ALPN chose HTTP/2");
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(json["icestats"].is_object(), "{body}");
+        let h1 = curl(addr, &ca, "/status-json.xsl", &["--http1.1", "-o", "/dev/null", "-w", "%{http_version}"]);
+        assert_eq!(h1.stdout, "1.1", "{}", h1.stderr);
+    }
+    assert_eq!(server.get("/status-json.xsl").status, 200, "plain HTTP on the shared port");
+
+    // Plain HTTP to the TLS-only port is no HTTP exchange (and a failed handshake).
+    let mut sock = TcpStream::connect(own).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    sock.write_all(b"GET /status-json.xsl HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    let _ = sock.read_to_end(&mut reply);
+    assert!(!reply.starts_with(b"HTTP/"), "{}", String::from_utf8_lossy(&reply));
+    eventually("the failed handshake is counted", WAIT, || server.server_stat("tls_handshake_failures") >= 1);
+
+    let url = format!("icecast://source:hackme@{own}/live.mp3");
+    let _source =
+        FfmpegSource::start_url(&server, &url, MP3, "sine=frequency=440:sample_rate=44100", "1", &["-tls", "1"]);
+    server.wait_live("/live.mp3");
+    let heard = tone_frequency_of(&decode_mono_16k_for(&format!("https://127.0.0.1:{}/live.mp3", shared.port()), 3));
+    assert!((430.0..450.0).contains(&heard), "heard {heard} Hz over https");
+
+    let mut playlist = String::new();
+    eventually("the HLS media playlist lists segments over https", WAIT, || {
+        let out = curl(own, &ca, "/hls/live.mp3/aac-64/index.m3u8", &[]);
+        playlist = out.stdout;
+        out.status_ok && playlist.contains("#EXTINF")
+    });
+    let master = curl(own, &ca, "/hls/live.mp3/master.m3u8", &["-w", "%{http_version}"]);
+    assert!(master.stdout.starts_with("#EXTM3U") && master.stdout.ends_with('2'), "{}", master.stdout);
+    assert!(server.server_stat("tls_handshakes") >= 6, "{}", server.admin("/admin/stats").text());
+}
+
+/// A renewal replaces the files: new handshakes get the new certificate
+/// (RSA after ECDSA) within seconds, without a signal, and a TLS listener
+/// connected before keeps streaming. A broken replacement (here with
+/// SIGHUP) is logged and the last good certificate kept.
+#[test]
+fn certificates_are_reloaded_without_dropping_listeners() {
+    let (first, first_key) = self_signed("ec", "floe-first");
+    let (renewed, renewed_key) = self_signed("rsa", "floe-renewed");
+    let server = tls_server(first.clone(), first_key, "");
+    let dir = server.dir();
+    let (first_ca, renewed_ca) = (write_pem(&dir, "first-ca.pem", &first), write_pem(&dir, "renewed-ca.pem", &renewed));
+    let own = server.https[1];
+    let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.mp3");
+
+    let held = dir.join("held.mp3");
+    let mut listener = HeldListener::start(own, &first_ca, &held);
+    let size = || std::fs::metadata(&held).map_or(0, |m| m.len());
+    eventually("the TLS listener receives audio", WAIT, || size() > 16_000);
+
+    // As certbot does: the key first, then the chain (a moment where they do not match).
+    write_pem(&dir, "key.pem", &renewed_key);
+    write_pem(&dir, "cert.pem", &renewed);
+    eventually("new handshakes get the renewed certificate", Duration::from_secs(30), || {
+        curl(own, &renewed_ca, "/status-json.xsl", &["-o", "/dev/null"]).status_ok
+    });
+    assert_eq!(curl(own, &first_ca, "/status-json.xsl", &["-o", "/dev/null"]).code, Some(60), "old one retired");
+    let before = size();
+    eventually("the listener from before keeps streaming", WAIT, || size() > before + 16_000);
+    assert!(listener.running(), "the listener's connection survived the renewal");
+
+    write_pem(&dir, "cert.pem", b"-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n");
+    signal(server.pid(), Signal::HUP);
+    eventually("the broken certificate is refused", WAIT, || server.log().contains("still serving the old one"));
+    assert!(curl(own, &renewed_ca, "/status-json.xsl", &["-o", "/dev/null"]).status_ok, "{}", server.log());
+    assert!(server.server_stat("tls_reload_failures") >= 1);
+    assert!(server.server_stat("tls_reloads") >= 1);
+    assert!(listener.running(), "{}", server.log());
+}
+
+/// An unusable certificate is a configuration error naming file, line and key.
+#[test]
+fn a_key_that_does_not_match_is_a_config_error() {
+    let (cert, _) = self_signed("ec", "floe-one");
+    let (_, other_key) = self_signed("ec", "floe-two");
+    let dir = tempfile::tempdir().unwrap();
+    write_pem(dir.path(), "cert.pem", &cert);
+    write_pem(dir.path(), "key.pem", &other_key);
+    let config = write_pem(dir.path(), "floe.toml", format!("[server]\n{TLS_PORTS}\n{TLS_FILES}").as_bytes());
+    let out = run_bounded(Command::new(env!("CARGO_BIN_EXE_floe")).arg("check-config").arg(&config), WAIT);
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    let needle = format!("{}:5: tls.cert:", config.display());
+    assert!(out.stderr.contains(&needle) && out.stderr.contains("do not go together"), "{}", out.stderr);
+}
+
+/// curl holding a TLS listener connection, writing what it gets to a file.
+struct HeldListener(Child);
+
+impl HeldListener {
+    fn start(addr: SocketAddr, ca: &Path, out: &Path) -> HeldListener {
+        let child = Command::new("curl")
+            .args(["-sS", "--http1.1", "--max-time", "120", "--cacert"])
+            .arg(ca)
+            .arg("--resolve")
+            .arg(format!("localhost:{}:{}", addr.port(), addr.ip()))
+            .arg("-o")
+            .arg(out)
+            .arg(format!("https://localhost:{}/live.mp3", addr.port()))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("curl is installed");
+        HeldListener(child)
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for HeldListener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
