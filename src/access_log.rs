@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,6 +23,23 @@ pub struct AccessLog {
     /// One short write per finished request; a plain mutex is enough.
     file: Option<Arc<Mutex<File>>>,
     path: Option<Arc<PathBuf>>,
+    /// Every request logged, by status class (`/metrics`).
+    classes: Arc<StatusClasses>,
+}
+
+/// Finished requests by status class: index 1 is 1xx … 5 is 5xx.
+#[derive(Default)]
+pub struct StatusClasses([AtomicU64; 6]);
+
+impl StatusClasses {
+    fn count(&self, status: u16) {
+        self.0[usize::from(status / 100).min(5)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (`"2xx"`, count) for each class from 1xx to 5xx.
+    pub fn counts(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        (1..6).map(|class| (format!("{class}xx"), self.0[class].load(Ordering::Relaxed)))
+    }
 }
 
 /// The parts of a request an access line needs, kept instead of the whole
@@ -74,7 +92,11 @@ pub struct AccessEntry<'a> {
 impl AccessLog {
     pub fn open(path: &Path) -> std::io::Result<AccessLog> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(AccessLog { file: Some(Arc::new(Mutex::new(file))), path: Some(Arc::new(path.to_path_buf())) })
+        Ok(AccessLog {
+            file: Some(Arc::new(Mutex::new(file))),
+            path: Some(Arc::new(path.to_path_buf())),
+            classes: Arc::default(),
+        })
     }
 
     /// Open the file by its name again (logrotate moved the old one away and
@@ -84,6 +106,11 @@ impl AccessLog {
         let fresh = OpenOptions::new().create(true).append(true).open(path.as_path())?;
         *file.lock() = fresh;
         Ok(())
+    }
+
+    /// Requests logged so far by status class.
+    pub fn status_classes(&self) -> &StatusClasses {
+        &self.classes
     }
 
     /// Record a request that began at `started` and has just finished.
@@ -100,6 +127,7 @@ impl AccessLog {
     }
 
     pub fn record(&self, entry: &AccessEntry<'_>) {
+        self.classes.count(entry.status);
         let line = format_line(entry, SystemTime::now());
         match &self.file {
             Some(file) => {

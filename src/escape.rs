@@ -81,6 +81,21 @@ pub fn icy_value(text: &str, url: bool) -> String {
     out
 }
 
+/// A label value in the Prometheus text format: backslash, double quote
+/// and line feed escaped as the format defines.
+pub fn prometheus_label(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +128,10 @@ mod tests {
         );
         assert_eq!(icy_value("http://x/?a='b'", true), "http://x/?a=%27b%27");
         assert_eq!(icy_value("a\nb", false), "ab");
+    }
+
+    #[test]
+    fn prometheus_labels() {
+        assert_eq!(prometheus_label("/a\\b\"c\nd"), "/a\\\\b\\\"c\\nd");
     }
 }

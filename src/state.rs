@@ -29,6 +29,8 @@ pub struct ServerStats {
     /// Codec processes that failed (crashed, stalled, ran away, refused a
     /// stream) and renditions whose encoder failed, all mounts.
     pub transcode_failures: AtomicU64,
+    /// HLS and DASH requests by kind of asset (`Asset::KINDS`).
+    pub adaptive_requests: [AtomicU64; 6],
 }
 
 /// Everything a connection needs, cheap to clone.

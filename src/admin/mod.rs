@@ -7,6 +7,7 @@
 
 mod commands;
 pub mod doc;
+pub mod metrics;
 pub mod shoutcast;
 pub mod status;
 
@@ -146,6 +147,16 @@ pub fn handle(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, O
     };
     let result = (command.run)(&ctx).and_then(|elem| render(&elem, format));
     (result.unwrap_or_else(|error| error.response()), Some(user))
+}
+
+/// `/metrics` for the admin user (Prometheus sends Basic credentials with
+/// `basic_auth` in its scrape config).
+pub fn metrics(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, Option<String>) {
+    let ctx = Ctx { req, peer, state };
+    match authorize(&ctx, Role::Admin) {
+        Ok(user) => (Response::new(200, metrics::CONTENT_TYPE, metrics::render(state)), Some(user)),
+        Err(error) => (error.response(), None),
+    }
 }
 
 fn render(elem: &Elem, format: Format) -> Result<Response, AdminError> {

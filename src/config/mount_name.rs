@@ -18,8 +18,17 @@ pub enum MountNameError {
 const MAX_LEN: usize = 256;
 
 /// Paths the server answers itself (see `server::routes`).
-const RESERVED_PATHS: [&str; 8] =
-    ["/", "/index.html", "/status-json.xsl", "/admin.cgi", "/7.html", "/stats", "/currentsong", "/favicon.ico"];
+const RESERVED_PATHS: [&str; 9] = [
+    "/",
+    "/index.html",
+    "/status-json.xsl",
+    "/admin.cgi",
+    "/7.html",
+    "/stats",
+    "/currentsong",
+    "/favicon.ico",
+    "/metrics",
+];
 /// Path prefixes of the server's own pages: admin, the adaptive streams,
 /// the page's scripts.
 const RESERVED_PREFIXES: [&str; 4] = ["/admin", "/hls", "/dash", "/web"];
@@ -121,6 +130,7 @@ mod tests {
             "/status-json.xsl",
             "/index.html",
             "/7.html",
+            "/metrics",
             "/hls/live.mp3/master.m3u8",
             "/dash",
             "/live.mp3.m3u",

@@ -33,6 +33,23 @@ pub enum Asset {
     Manifest,
 }
 
+impl Asset {
+    /// The kinds of asset, as `/metrics` labels them.
+    pub const KINDS: [&'static str; 6] = ["master", "media", "init", "segment", "part", "manifest"];
+
+    /// This asset's index in `KINDS`.
+    pub fn kind(&self) -> usize {
+        match self {
+            Asset::Master => 0,
+            Asset::Media { .. } => 1,
+            Asset::Init { .. } => 2,
+            Asset::Segment { .. } => 3,
+            Asset::Part { .. } => 4,
+            Asset::Manifest => 5,
+        }
+    }
+}
+
 /// `(mount, asset)` for a path under `/hls/` or `/dash/`.
 pub fn parse(path: &str) -> Option<(String, Asset)> {
     if let Some(rest) = path.strip_prefix("/dash/") {

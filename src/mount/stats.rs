@@ -10,6 +10,8 @@ pub struct MountStats {
     /// Listeners dropped for falling more than `queue_size` behind.
     pub slow_listeners: AtomicU64,
     pub listener_connections: AtomicU64,
+    /// Sources that have connected to this mount (reconnects show here).
+    pub source_connections: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_sent: AtomicU64,
     /// Source bytes thrown away by the framer (garbage, broken frames).

@@ -46,8 +46,9 @@ pub fn stream_target(req: &Request, state: &AppState) -> Option<MountHandle> {
 
 /// Paths Floe answers itself, ahead of any mount of the same name.
 fn is_fixed_path(path: &str) -> bool {
-    const FIXED: [&str; 9] = [
+    const FIXED: [&str; 10] = [
         "/",
+        "/metrics",
         "/index.html",
         crate::web::HLS_JS_PATH,
         crate::web::DASH_JS_PATH,
@@ -71,6 +72,10 @@ fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
             respond(Response::json(status::status_json(state)))
         }
         "/admin.cgi" => respond(shoutcast::admin_cgi(req, peer, state)),
+        "/metrics" => {
+            let (response, user) = admin::metrics(req, peer, state);
+            Route::Respond(response, user)
+        }
         "/7.html" => respond(shoutcast::seven_html(req, state)),
         "/stats" => respond(shoutcast::stats(req, state)),
         "/currentsong" => respond(shoutcast::current_song(req, state)),

@@ -107,6 +107,7 @@ async fn serve(
         }
         Route::Adaptive(mount, asset) => {
             state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
+            state.stats.adaptive_requests[asset.kind()].fetch_add(1, Ordering::Relaxed);
             match answer_adaptive(&req, &state, &mount, asset).await {
                 Ok(response) => complete(response, None),
                 Err((stream, variant, msn)) => {

@@ -49,6 +49,7 @@ pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached
     mount.attach_source(info.clone()).map_err(|_| SourceError::MountInUse)?;
     state.stats.source_client_connections.fetch_add(1, Ordering::Relaxed);
     state.stats.source_total_connections.fetch_add(1, Ordering::Relaxed);
+    mount.stats().source_connections.fetch_add(1, Ordering::Relaxed);
     tracing::info!(mount = name, peer = %info.peer, content_type = info.content_type.as_str(), "source connected");
     let ladder = crate::transcode::start(state, &mount);
     Ok(Attached { mount, info, state: state.clone(), _permit: permit, _ladder: ladder })

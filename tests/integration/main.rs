@@ -18,6 +18,7 @@ mod ingest;
 mod lifecycle;
 mod listeners;
 mod memory_bounds;
+mod metrics;
 mod origin;
 mod renditions;
 pub mod sources;
