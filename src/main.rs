@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 use floe::access_log::AccessLog;
@@ -129,7 +130,7 @@ async fn serve(config: Config) -> ExitCode {
         None => AccessLog::default(),
     };
     // Before the ports are announced: SIGHUP must never find the default action (exit).
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    let hangup = signal(SignalKind::hangup()).and_then(|hup| Ok((hup, signal(SignalKind::user_defined1())?)));
     let bound: Vec<(SocketAddr, &Speaks)> =
         http.iter().filter_map(|(l, speaks)| Some((l.local_addr().ok()?, speaks))).collect();
     let shoutcast_bound = shoutcast.as_ref().and_then(|l| l.local_addr().ok());
@@ -138,8 +139,8 @@ async fn serve(config: Config) -> ExitCode {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = AppState::new(config, access_log.clone(), http_port, shutdown_rx.clone()).with_tls(tls.clone());
     match hangup {
-        Ok(hangup) => drop(tokio::spawn(on_hangup(hangup, access_log, tls.clone()))),
-        Err(error) => tracing::warn!(%error, "cannot handle SIGHUP"),
+        Ok((hangup, usr1)) => drop(tokio::spawn(on_reopen_signals(hangup, usr1, access_log, tls.clone()))),
+        Err(error) => tracing::warn!(%error, "cannot handle SIGHUP and SIGUSR1"),
     }
     if let Some(tls) = tls {
         tokio::spawn(tls.watch(shutdown_rx));
@@ -203,25 +204,30 @@ fn announce(config: &Config, http: &[(SocketAddr, &Speaks)], shoutcast: Option<S
     }
 }
 
-/// SIGHUP (Debian's logrotate for Icecast sends it) reopens the access log
-/// and reloads the TLS certificate; it never ends the server.
-/// Configuration reload is not implemented yet.
-async fn on_hangup(mut hangup: tokio::signal::unix::Signal, access_log: AccessLog, tls: Option<Arc<Tls>>) {
-    while hangup.recv().await.is_some() {
+/// SIGHUP (what Debian's logrotate for Icecast and `systemctl reload`
+/// send) reopens the access log and reloads the TLS certificate; SIGUSR1
+/// (the logrotate snippet in contrib/) only reopens the log. Neither ever
+/// ends the server. Configuration reload is not implemented yet.
+async fn on_reopen_signals(mut hangup: Signal, mut usr1: Signal, access_log: AccessLog, tls: Option<Arc<Tls>>) {
+    loop {
+        let name = tokio::select! {
+            Some(()) = hangup.recv() => "SIGHUP",
+            Some(()) = usr1.recv() => "SIGUSR1",
+            else => return,
+        };
         match access_log.reopen() {
-            Ok(()) => tracing::info!("SIGHUP: access log reopened"),
+            Ok(()) => tracing::info!("{name}: access log reopened"),
             Err(error) => {
-                tracing::error!(%error, "SIGHUP: cannot reopen the access log; still writing to the old file")
+                tracing::error!(%error, "{name}: cannot reopen the access log; still writing to the old file")
             }
         }
-        if let Some(tls) = &tls {
-            tls.log_reload("SIGHUP");
+        if let (Some(tls), "SIGHUP") = (&tls, name) {
+            tls.log_reload(name);
         }
     }
 }
 
 async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;
         return;

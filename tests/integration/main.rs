@@ -20,6 +20,7 @@ mod listeners;
 mod memory_bounds;
 mod metrics;
 mod origin;
+mod packaging;
 mod renditions;
 pub mod sources;
 mod tls;
