@@ -16,6 +16,7 @@
 //! - [`admin`] is the Icecast-compatible admin API, status JSON and SHOUTcast
 //!   pages; [`config`] loads and validates the TOML configuration.
 
+pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod auth;

@@ -31,6 +31,9 @@ pub struct ServerStats {
     pub transcode_failures: AtomicU64,
     /// HLS and DASH requests by kind of asset (`Asset::KINDS`).
     pub adaptive_requests: [AtomicU64; 6],
+    /// Requests and connections turned away by `[access]` or a mount's
+    /// lists, or for holding `max_connections_per_ip` already.
+    pub access_refusals: AtomicU64,
 }
 
 /// Everything a connection needs, cheap to clone.
@@ -48,6 +51,8 @@ pub struct AppState {
     pub sources: Arc<Semaphore>,
     /// Failed logins per address (sources, admin, SHOUTcast).
     pub logins: Arc<crate::auth::Throttle>,
+    /// Connections per client address (`max_connections_per_ip`).
+    pub per_ip: crate::access::PerIp,
     pub started: SystemTime,
     pub started_at: Instant,
     /// The bound port of the first HTTP listener, for `listenurl` and playlists.
@@ -73,6 +78,7 @@ impl AppState {
             clients: Arc::new(Semaphore::new(config.limits.clients)),
             sources: Arc::new(Semaphore::new(config.limits.sources)),
             logins: Arc::default(),
+            per_ip: crate::access::PerIp::default(),
             started: SystemTime::now(),
             started_at: Instant::now(),
             http_port,

@@ -41,6 +41,12 @@ fn server(out: &mut Exposition, state: &AppState) {
     }
     out.family("floe_bad_requests_total", Counter, "Requests refused before routing (bad heads, timeouts, limits).");
     out.sample(&[], load(&s.bad_requests));
+    out.family(
+        "floe_access_refusals_total",
+        Counter,
+        "Requests and connections refused by the access lists or the per-address cap.",
+    );
+    out.sample(&[], load(&s.access_refusals));
     out.family("floe_listeners", Gauge, "Listeners connected, all mounts.");
     out.sample(&[], state.mounts.listener_total());
     out.family("floe_listener_connections_total", Counter, "Listeners admitted, all mounts.");

@@ -151,6 +151,7 @@ pub fn stats_elem(state: &AppState) -> Elem {
     };
     let live = state.mounts.live();
     Elem::new("icestats")
+        .field("access_refusals", load(&s.access_refusals))
         .field("admin", state.config.server.admin_email.as_str())
         .field("client_connections", load(&s.client_connections))
         .field("clients", state.mounts.listener_total() + live.len())

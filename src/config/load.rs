@@ -26,7 +26,7 @@ use hint::did_you_mean;
 use mounts::mounts;
 
 use super::ShoutcastConfig;
-use super::{AuthConfig, Config, Limits, MountConfig, ServerConfig};
+use super::{AccessConfig, AuthConfig, Config, Limits, MountConfig, ServerConfig};
 use crate::tls::{CertError, CertFiles};
 
 /// One thing wrong with a configuration file.
@@ -234,6 +234,43 @@ impl Ctx<'_> {
         Some(s)
     }
 
+    /// An array of strings, each read by `item`.
+    fn list<T>(
+        &mut self,
+        key: &str,
+        v: &Value<'_>,
+        mut item: impl FnMut(&mut Self, &Value<'_>, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let DeValue::Array(items) = v.get_ref() else {
+            self.mismatch(key, v, "an array of strings");
+            return None;
+        };
+        let read: Vec<Option<T>> = items.iter().map(|i| self.string(key, i).and_then(|s| item(self, i, &s))).collect();
+        read.into_iter().collect()
+    }
+
+    /// Addresses and CIDR ranges.
+    fn cidrs(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<crate::access::Cidr>> {
+        self.list(key, v, |cx, item, text| match text.parse() {
+            Ok(net) => Some(net),
+            Err(message) => {
+                cx.report(Some(item.span()), key, message);
+                None
+            }
+        })
+    }
+
+    /// User-agent fragments, kept in lower case (they are compared that way).
+    fn agents(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<String>> {
+        self.list(key, v, |cx, item, text| {
+            if text.is_empty() {
+                cx.report(Some(item.span()), key, "an empty fragment would match every player");
+                return None;
+            }
+            Some(text.to_lowercase())
+        })
+    }
+
     fn boolean(&mut self, key: &str, v: &Value<'_>) -> Option<bool> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
@@ -405,6 +442,14 @@ const SHOUTCAST: &[Field<ShoutcastDraft>] = &[
     ("mount", |c, k, v, s| set(&mut s.mount, c.mount_name(k, v))),
 ];
 
+const ACCESS: &[Field<AccessConfig>] = &[
+    ("allow", |c, k, v, a| set(&mut a.rules.allow, c.cidrs(k, v))),
+    ("deny", |c, k, v, a| set(&mut a.rules.deny, c.cidrs(k, v))),
+    ("deny_user_agents", |c, k, v, a| set(&mut a.rules.deny_user_agents, c.agents(k, v))),
+    ("trusted_proxies", |c, k, v, a| set(&mut a.trusted_proxies, c.cidrs(k, v))),
+    ("max_connections_per_ip", |c, k, v, a| set(&mut a.max_connections_per_ip, c.size(k, v, 0..=MAX_COUNT, ""))),
+];
+
 /// `[tls]` as written; paths are resolved and the files checked once the
 /// whole document is read.
 #[derive(Debug, Default)]
@@ -432,6 +477,9 @@ const MOUNT: &[Field<MountConfig>] = &[
         set(&mut m.queue_size, size.map(Some))
     }),
     ("hidden", |c, k, v, m| set(&mut m.hidden, c.boolean(k, v))),
+    ("allow", |c, k, v, m| set(&mut m.access.allow, c.cidrs(k, v))),
+    ("deny", |c, k, v, m| set(&mut m.access.deny, c.cidrs(k, v))),
+    ("deny_user_agents", |c, k, v, m| set(&mut m.access.deny_user_agents, c.agents(k, v))),
     ("stream_name", |c, k, v, m| set(&mut m.info.name, c.string(k, v).map(Some))),
     ("stream_description", |c, k, v, m| set(&mut m.info.description, c.string(k, v).map(Some))),
     ("stream_genre", |c, k, v, m| set(&mut m.info.genre, c.string(k, v).map(Some))),
@@ -443,7 +491,8 @@ const MOUNT: &[Field<MountConfig>] = &[
 ];
 
 /// Section names, in documentation order.
-const SECTIONS: [&str; 9] = ["server", "limits", "auth", "shoutcast", "tls", "hls", "variant", "mount", "transcode"];
+const SECTIONS: [&str; 10] =
+    ["server", "limits", "auth", "access", "shoutcast", "tls", "hls", "variant", "mount", "transcode"];
 
 fn names<T>(fields: &[Field<T>]) -> Vec<&'static str> {
     fields.iter().map(|f| f.0).collect()
@@ -456,6 +505,7 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         "limits" => names(LIMITS),
         "auth" => names(AUTH),
         "shoutcast" => names(SHOUTCAST),
+        "access" => names(ACCESS),
         "tls" => names(TLS),
         "mount" => names(MOUNT),
         "transcode" => transcode::keys(),
@@ -490,6 +540,7 @@ fn walk_root(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &mut Draft) {
             "server" => section(cx, name, v, SERVER, &mut d.config.server),
             "limits" => section(cx, name, v, LIMITS, &mut d.config.limits),
             "auth" => section(cx, name, v, AUTH, &mut d.config.auth),
+            "access" => section(cx, name, v, ACCESS, &mut d.config.access),
             "shoutcast" => section(cx, name, v, SHOUTCAST, &mut d.shoutcast),
             "tls" => section(cx, name, v, TLS, d.tls.get_or_insert_with(TlsDraft::default)),
             "hls" => section(cx, name, v, hls::HLS, &mut d.config.hls),

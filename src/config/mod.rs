@@ -24,6 +24,8 @@ pub struct Config {
     pub shoutcast: ShoutcastConfig,
     /// `[hls]`: adaptive streaming for every mount without an `[mount.hls]` of its own.
     pub hls: HlsConfig,
+    /// `[access]`: who may connect, server-wide.
+    pub access: AccessConfig,
     /// `[tls]`: the certificate for `server.tls_listen` (paths resolved
     /// against the config file's directory). Required when `tls_listen` is set.
     pub tls: Option<crate::tls::CertFiles>,
@@ -119,6 +121,19 @@ pub struct StreamInfoOverride {
     pub public: Option<bool>,
 }
 
+/// `[access]`: address and user-agent lists for every request, the
+/// proxies whose forwarding headers are believed, and connections per address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// `allow`, `deny` and `deny_user_agents`. Default: everyone.
+    pub rules: crate::access::Rules,
+    /// Reverse proxies whose `Forwarded`/`X-Forwarded-For` name the client
+    /// (its address then counts for the lists, logs and listener lists). Default: none.
+    pub trusted_proxies: Vec<crate::access::Cidr>,
+    /// Connections one address may hold at once (trusted proxies exempt); 0 = no limit. Default: 0.
+    pub max_connections_per_ip: usize,
+}
+
 /// `[[mount]]`: settings of one named mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountConfig {
@@ -151,6 +166,9 @@ pub struct MountConfig {
     pub derived_from: Option<String>,
     /// `[mount.hls]`: the mount as HLS and DASH (the global `[hls]` unless set).
     pub hls: HlsConfig,
+    /// `allow`, `deny`, `deny_user_agents` for this mount's listeners and
+    /// sources, checked after the server's. Default: everyone.
+    pub access: crate::access::Rules,
 }
 
 /// When a mount is offered as HLS and DASH.
@@ -318,6 +336,7 @@ impl MountConfig {
             transcode: Vec::new(),
             derived_from: None,
             hls: HlsConfig::default(),
+            access: crate::access::Rules::default(),
         }
     }
 }
@@ -344,6 +363,7 @@ impl Default for Config {
             },
             shoutcast: ShoutcastConfig { listen: Some(([0, 0, 0, 0], 8001).into()), mount: "/stream".into() },
             hls: HlsConfig::default(),
+            access: AccessConfig::default(),
             tls: None,
             mounts: Vec::new(),
         }

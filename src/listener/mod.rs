@@ -95,7 +95,7 @@ pub async fn start(
     state: AppState,
     requested: MountHandle,
 ) -> Started {
-    let admitted = match admit(&req, &state, requested) {
+    let admitted = match admit(&req, peer.ip(), &state, requested) {
         Ok(admitted) => admitted,
         Err(response) => return Started::Answered(refuse(&mut sock, req.head_only, response).await),
     };
@@ -128,7 +128,16 @@ pub struct Admitted {
 }
 
 /// Pick the live mount (or its live fallback) and take a client slot.
-pub fn admit(req: &ListenRequest, state: &AppState, requested: MountHandle) -> Result<Admitted, Response> {
+pub fn admit(
+    req: &ListenRequest,
+    client: std::net::IpAddr,
+    state: &AppState,
+    requested: MountHandle,
+) -> Result<Admitted, Response> {
+    if let Err(refusal) = requested.config().access.check(client, req.user_agent.as_deref()) {
+        state.stats.access_refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(refusal.response());
+    }
     let not_live = || Response::text(404, "Mount not found or not live");
     let (mount, home) = if requested.is_live() {
         (requested, None)

@@ -19,7 +19,8 @@ use tokio_rustls::server::TlsStream;
 
 use super::rewind::Rewound;
 use super::routes::stream_target;
-use super::service;
+use super::{gate, service};
+use crate::access::PerIpSlot;
 use crate::access_log::RequestLine;
 use crate::http::request::{scan_head, HeadError, Request};
 use crate::http::response::Response;
@@ -61,17 +62,20 @@ impl Transport for TlsStream<TcpStream> {
 }
 
 /// A connection just accepted on a port that speaks `speaks`.
-pub async fn accept(mut sock: TcpStream, peer: SocketAddr, state: AppState, speaks: Speaks) {
+///
+/// `slot` is the connection's claim on its address's connection cap; it is
+/// kept until the last thing the connection serves has ended.
+pub async fn accept(mut sock: TcpStream, peer: SocketAddr, state: AppState, speaks: Speaks, slot: Option<PerIpSlot>) {
     let started = Instant::now();
     let limit = state.config.limits.header_timeout;
     let tls = match speaks {
-        Speaks::Plain => return handle(sock, peer, state).await,
+        Speaks::Plain => return handle(sock, peer, state, slot).await,
         Speaks::Tls(tls) => tls,
         Speaks::Either(tls) => {
             let mut first = [0u8; 1];
             match tokio::time::timeout(limit, sock.peek(&mut first)).await {
                 Ok(Ok(1)) if first[0] == HANDSHAKE_RECORD => tls,
-                Ok(Ok(1)) => return handle(sock, peer, state).await,
+                Ok(Ok(1)) => return handle(sock, peer, state, slot).await,
                 // Closed or failed before a byte: a port probe.
                 Ok(_) => return,
                 Err(_) => return refuse(&mut sock, peer, &state, HeadError::Timeout, started).await,
@@ -79,12 +83,12 @@ pub async fn accept(mut sock: TcpStream, peer: SocketAddr, state: AppState, spea
         }
     };
     match tls.accept(sock, limit).await {
-        Ok(stream) => handle(stream, peer, state).await,
+        Ok(stream) => handle(stream, peer, state, slot).await,
         Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
     }
 }
 
-async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState) {
+async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, slot: Option<PerIpSlot>) {
     let started = Instant::now();
     let limits = &state.config.limits;
     let mut buf = BytesMut::with_capacity(1024);
@@ -96,14 +100,24 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState) {
         Err(_) => return refuse(&mut sock, peer, &state, HeadError::Timeout, started).await,
     };
     if head.starts_with(H2_PREFACE) {
-        return hand_to_hyper(sock, head, buf, peer, state).await;
+        return hand_to_hyper(sock, head, buf, peer, state, slot).await;
     }
     let req = match Request::parse(&head, limits.max_headers) {
         Ok(req) => req,
         Err(error) => return refuse(&mut sock, peer, &state, error, started).await,
     };
-    if matches!(req.method.as_str(), "SOURCE" | "PUT") {
+    // Hyper's requests pass the gate one by one (each may be forwarded for
+    // another client); sources and streams here.
+    let Some(mount) = stream_target(&req, &state) else {
+        if !matches!(req.method.as_str(), "SOURCE" | "PUT") {
+            drop(req);
+            return hand_to_hyper(sock, head, buf, peer, state, slot).await;
+        }
         let line = RequestLine::of(&req);
+        let peer = match gate::admit(&req, peer, &state) {
+            Ok(client) => client,
+            Err(response) => return answer(&mut sock, peer, &state, response, Some(&line), started).await,
+        };
         // Boxed: sources are few, and their state would otherwise make every
         // connection's future as large.
         let outcome = Box::pin(crate::source::serve_http(&mut sock, &req, buf, peer, &state)).await;
@@ -116,45 +130,60 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState) {
             started,
         );
         return;
-    }
-    let Some(mount) = stream_target(&req, &state) else {
-        drop(req);
-        return hand_to_hyper(sock, head, buf, peer, state).await;
     };
     match sock.into_plain() {
-        Ok(sock) => {
+        Ok(mut sock) => {
             let line = RequestLine::of(&req);
+            let peer = match gate::admit(&req, peer, &state) {
+                Ok(client) => client,
+                Err(response) => return answer(&mut sock, peer, &state, response, Some(&line), started).await,
+            };
             let listen = ListenRequest::of(&req);
             // Listeners live for hours: keep nothing per connection that is not needed.
             drop((req, head, buf));
-            listen_on(sock, listen, line, peer, state, mount, started).await;
+            listen_on(sock, listen, line, Client { peer, slot }, state, mount, started).await;
         }
         Err(sock) => {
             drop((req, mount));
-            hand_to_hyper(sock, head, buf, peer, state).await;
+            hand_to_hyper(sock, head, buf, peer, state, slot).await;
         }
     }
 }
 
 /// Serve the connection with hyper, which parses it again from its first
 /// byte (the head read here, then whatever followed it).
-async fn hand_to_hyper<S: Transport>(sock: S, mut head: BytesMut, rest: BytesMut, peer: SocketAddr, state: AppState) {
+async fn hand_to_hyper<S: Transport>(
+    sock: S,
+    mut head: BytesMut,
+    rest: BytesMut,
+    peer: SocketAddr,
+    state: AppState,
+    slot: Option<PerIpSlot>,
+) {
     head.unsplit(rest);
     service::serve_connection(Rewound::new(head, sock), peer, state).await;
+    drop(slot);
 }
 
 /// A listener: admitted here, then streamed in a task of its own that holds
 /// only the stream's state (listeners last hours; their memory is the cost
 /// that scales), and logged when it ends.
+/// Who a listener is, and its claim on its address's connection cap.
+struct Client {
+    peer: SocketAddr,
+    slot: Option<PerIpSlot>,
+}
+
 async fn listen_on(
     sock: TcpStream,
     listen: ListenRequest,
     line: RequestLine,
-    peer: SocketAddr,
+    client: Client,
     state: AppState,
     mount: MountHandle,
     started: Instant,
 ) {
+    let Client { peer, slot } = client;
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     match listener::start(sock, listen, peer, state.clone(), mount).await {
         Started::Answered(served) => {
@@ -165,6 +194,7 @@ async fn listen_on(
             tokio::spawn(async move {
                 let (_, sent) = stream.run_to_end().await;
                 stream.state().access_log.finished(peer.ip(), None, Some(&line), 200, sent, started);
+                drop(slot);
             });
         }
     }
@@ -194,6 +224,18 @@ async fn refuse<S: Transport>(sock: &mut S, peer: SocketAddr, state: &AppState, 
     state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%peer, %error, "request refused");
     let response = Response::text(error.status(), &error.to_string());
+    answer(sock, peer, state, response, None, started).await;
+}
+
+/// Send `response` and log it; the connection then closes.
+async fn answer<S: Transport>(
+    sock: &mut S,
+    peer: SocketAddr,
+    state: &AppState,
+    response: Response,
+    line: Option<&RequestLine>,
+    started: Instant,
+) {
     let bytes = response.write_to(sock, false).await.unwrap_or(0);
-    state.access_log.finished(peer.ip(), None, None, response.status, bytes, started);
+    state.access_log.finished(peer.ip(), None, line, response.status, bytes, started);
 }

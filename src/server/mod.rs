@@ -4,6 +4,7 @@
 //! response.
 
 mod conn;
+mod gate;
 mod rewind;
 mod routes;
 mod service;
@@ -78,10 +79,14 @@ async fn accept_http(listener: TcpListener, speaks: Speaks, state: AppState, con
             drop(sock);
             continue;
         };
+        let Ok(slot) = gate::claim(peer, &state) else {
+            drop(sock);
+            continue;
+        };
         let _ = sock.set_nodelay(true);
         let (state, speaks) = (state.clone(), speaks.clone());
         tokio::spawn(async move {
-            conn::accept(sock, peer, state, speaks).await;
+            conn::accept(sock, peer, state, speaks, slot).await;
             drop(permit);
         });
     }

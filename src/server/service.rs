@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 
+use super::gate;
 use super::rewind::Rewound;
 use super::routes::{route, Route};
 use crate::access_log::RequestLine;
@@ -95,11 +96,18 @@ async fn serve(
     };
     let line = RequestLine::of(&req);
     let head_only = req.method == "HEAD";
+    let (peer, refused) = match gate::admit(&req, peer, &state) {
+        Ok(client) => (client, None),
+        Err(response) => (peer, Some(response)),
+    };
     let complete = |response: Response, user: Option<String>| {
         let bytes = if head_only { 0 } else { response.body.len() as u64 };
         state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), response.status, bytes, started);
         Ok(response.into_hyper())
     };
+    if let Some(response) = refused {
+        return complete(response, None);
+    }
     match route(&req, peer, &state) {
         Route::Respond(response, user) => {
             state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
@@ -161,7 +169,7 @@ fn listen(
         state.access_log.finished(peer.ip(), None, Some(&line), response.status, 0, started);
         response.into_hyper()
     };
-    let admitted = match listener::admit(&listen, &state, mount) {
+    let admitted = match listener::admit(&listen, peer.ip(), &state, mount) {
         Ok(admitted) => admitted,
         Err(response) => return refuse(response),
     };

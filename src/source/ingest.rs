@@ -37,8 +37,13 @@ pub struct Attached {
 
 /// Claim a source slot and the mount. Nothing is created on failure.
 pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached, SourceError> {
-    if state.config.mount(name).derived_from.is_some() {
+    let config = state.config.mount(name);
+    if config.derived_from.is_some() {
         return Err(SourceError::Derived);
+    }
+    // The server's rules again for SHOUTcast v1 sources, which skip the HTTP gate.
+    for rules in [&state.config.access.rules, &config.access] {
+        rules.check(info.peer.ip(), info.user_agent.as_deref()).map_err(SourceError::Refused)?;
     }
     if state.mounts.get(name).is_some_and(|m| m.is_live()) {
         return Err(SourceError::MountInUse);

@@ -102,6 +102,8 @@ pub enum SourceError {
     Derived,
     #[error("too many failed logins from this address; retry later")]
     Throttled(u64),
+    #[error("{0}")]
+    Refused(crate::access::Refusal),
 }
 
 impl SourceError {
@@ -113,7 +115,8 @@ impl SourceError {
             | SourceError::NoContentType
             | SourceError::Derived
             | SourceError::ReservedMount
-            | SourceError::UnsupportedType => 403,
+            | SourceError::UnsupportedType
+            | SourceError::Refused(_) => 403,
             SourceError::Limit => 503,
             SourceError::Throttled(_) => 429,
         }

@@ -49,6 +49,12 @@ enum Handshake {
 
 /// Serve one connection on the SHOUTcast source port.
 pub async fn serve(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
+    if let Err(refusal) = state.config.access.rules.check(peer.ip(), None) {
+        state.stats.access_refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(%peer, %refusal, "SHOUTcast source refused");
+        let _ = sock.write_all(format!("{refusal}\r\n").as_bytes()).await;
+        return;
+    }
     let limits = &state.config.limits;
     let mut buf = BytesMut::with_capacity(1024);
     let head = tokio::time::timeout(limits.header_timeout, read_login(&mut sock, &mut buf, peer, &state)).await;

@@ -3,8 +3,6 @@
 //! renditions answer to their parent's credentials, credentials and hostile
 //! text never reach a log in clear, and SIGHUP reopens the access log.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,19 +13,6 @@ fn with_access_log(dir: &tempfile::TempDir, rest: &'static str) -> TestServer {
     let log = dir.path().join("access.log");
     let server: &'static str = Box::leak(format!("access_log = \"{}\"\n", log.display()).into_boxed_str());
     TestServer::start(Opts { server, rest, ..Opts::default() })
-}
-
-/// A request sent from `from` (another loopback address) to the server.
-fn request_from(from: [u8; 4], to: SocketAddr, request: &str) -> HttpResponse {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
-    socket.connect(&to.into()).unwrap();
-    let mut sock: TcpStream = socket.into();
-    sock.set_read_timeout(Some(WAIT)).unwrap();
-    sock.write_all(request.as_bytes()).unwrap();
-    let mut data = Vec::new();
-    let _ = sock.read_to_end(&mut data);
-    parse_response(&data)
 }
 
 fn metadata_request(user: &str, password: &str, song: &str) -> String {

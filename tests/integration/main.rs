@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod access_control;
 mod adaptive;
 mod admin;
 mod bad_input;

@@ -272,6 +272,39 @@ pub fn open_source(server: &TestServer, head: &str) -> TcpStream {
 }
 
 /// Send raw bytes, read until the server closes (bounded).
+/// A connection from `from` (another loopback address) to `to`.
+pub fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    let sock: TcpStream = socket.into();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    sock
+}
+
+/// A request sent from `from` to the server, read to the end.
+pub fn request_from(from: [u8; 4], to: SocketAddr, request: &str) -> HttpResponse {
+    let mut sock = connect_from(from, to);
+    sock.write_all(request.as_bytes()).unwrap();
+    let mut data = Vec::new();
+    let _ = sock.read_to_end(&mut data);
+    parse_response(&data)
+}
+
+/// The response head to a request sent from `from` (a stream never ends).
+pub fn head_from(from: [u8; 4], to: SocketAddr, request: &str) -> HttpResponse {
+    let mut sock = connect_from(from, to);
+    sock.write_all(request.as_bytes()).unwrap();
+    let (mut data, mut buf) = (Vec::new(), [0u8; 4096]);
+    while find(&data, b"\r\n\r\n").is_none() {
+        match sock.read(&mut buf) {
+            Ok(n) if n > 0 => data.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    parse_response(&data)
+}
+
 pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
     let mut sock = TcpStream::connect(addr).expect("connect");
     sock.set_read_timeout(Some(WAIT)).unwrap();

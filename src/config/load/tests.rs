@@ -134,6 +134,7 @@ fn full_file_parses_to_expected_values() {
         transcode: Vec::new(),
         derived_from: None,
         hls: HlsConfig::default(),
+        access: crate::access::Rules::default(),
     };
     assert_eq!(*c.mounts[0], expected);
     assert_eq!(*c.mounts[1], MountConfig::dynamic("/backup.mp3"));
@@ -558,4 +559,20 @@ fn tls_needs_both_halves() {
     assert_eq!((p.line, p.key.as_str()), (4, "tls.cert"));
     assert!(p.message.starts_with("no-such-cert.pem: cannot read"), "{p:?}");
     assert!(where_("[tls]\nkeyfile = \"k.pem\"\n").contains(&(2, "tls.keyfile".into())));
+}
+
+#[test]
+fn access_lists() {
+    let c = parse(concat!(
+        "[access]\nallow = [\"192.0.2.0/24\", \"2001:db8::/32\"]\ndeny = [\"192.0.2.66\"]\n",
+        "deny_user_agents = [\"StreamRipper\"]\ntrusted_proxies = [\"127.0.0.1\"]\nmax_connections_per_ip = 20\n",
+        "[[mount]]\nname = \"/vip.mp3\"\nallow = [\"10.0.0.0/8\"]\ndeny_user_agents = [\"curl\"]\n",
+    ));
+    assert_eq!(c.access.rules.allow.len(), 2);
+    assert_eq!(c.access.rules.deny_user_agents, ["streamripper"]);
+    assert_eq!(c.access.max_connections_per_ip, 20);
+    assert_eq!(c.mount("/vip.mp3").access.allow, ["10.0.0.0/8".parse::<crate::access::Cidr>().unwrap()]);
+    let got = where_("[access]\nallow = [\n  \"192.0.2.0/33\",\n  \"host.example\",\n]\ndeny = \"1.2.3.4\"\ndeny_user_agents = [\"\"]\n");
+    let keys: Vec<(usize, &str)> = got.iter().map(|(l, k)| (*l, k.as_str())).collect();
+    assert_eq!(keys, [(3, "access.allow"), (4, "access.allow"), (6, "access.deny"), (7, "access.deny_user_agents")]);
 }
