@@ -53,6 +53,8 @@ pub struct AppState {
     pub logins: Arc<crate::auth::Throttle>,
     /// Connections per client address (`max_connections_per_ip`).
     pub per_ip: crate::access::PerIp,
+    /// Listener password files (`[mount.listener_auth]`), read on first use.
+    pub htpasswd: Arc<crate::auth::htpasswd::Htpasswd>,
     pub started: SystemTime,
     pub started_at: Instant,
     /// The bound port of the first HTTP listener, for `listenurl` and playlists.
@@ -79,6 +81,7 @@ impl AppState {
             sources: Arc::new(Semaphore::new(config.limits.sources)),
             logins: Arc::default(),
             per_ip: crate::access::PerIp::default(),
+            htpasswd: Arc::default(),
             started: SystemTime::now(),
             started_at: Instant::now(),
             http_port,

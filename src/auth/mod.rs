@@ -1,7 +1,8 @@
 //! HTTP Basic credentials and who may do what: sources (global or per-mount
-//! password) and admin (the admin user, or a mount's source credentials for
-//! that mount's commands).
+//! password), admin (the admin user, or a mount's source credentials for
+//! that mount's commands) and listeners of mounts with `listener_auth`.
 
+pub mod htpasswd;
 mod throttle;
 
 pub use throttle::Throttle;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 use crate::config::{Config, MountConfig};
+use crate::http::response::Response;
 
 /// Credentials from an `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +80,36 @@ pub fn attempt(throttle: &Throttle, ip: IpAddr, what: &str, check: impl FnOnce()
         tracing::warn!(%ip, what, block_s = block.as_secs(), "too many failed logins; address refused for a while");
     }
     Err(Refused::Denied)
+}
+
+/// May a request listen to `mount` (its stream, its HLS/DASH, or one of
+/// its renditions, which share its `listener_auth`)? `Ok` with the user
+/// name when the mount asks for one; a 401 challenge or a 429 otherwise.
+/// Failures count towards the address's login throttle like any login.
+pub async fn listener(
+    state: &crate::state::AppState,
+    mount: &str,
+    authorization: Option<&str>,
+    ip: IpAddr,
+) -> Result<Option<String>, Response> {
+    let config = state.config.mount(mount);
+    let Some(crate::config::ListenerAuth::Htpasswd(file)) = &config.listener_auth else { return Ok(None) };
+    let challenge = || Response::unauthorized("Floe listeners");
+    let creds = authorization.and_then(|header| parse_basic(header).ok()).ok_or_else(challenge)?;
+    let now = Instant::now();
+    if let Some(left) = state.logins.blocked(ip, now) {
+        let retry = Refused::Blocked(left).retry_after();
+        return Err(Response::text(429, "too many failed logins from this address; retry later")
+            .with_header("Retry-After", &retry.to_string()));
+    }
+    if state.htpasswd.verify(file, &creds.user, &creds.password).await {
+        state.logins.succeeded(ip);
+        return Ok(Some(creds.user));
+    }
+    if let Some(block) = state.logins.failed(ip, now) {
+        tracing::warn!(%ip, mount, block_s = block.as_secs(), "too many failed listener logins; address refused for a while");
+    }
+    Err(challenge())
 }
 
 /// Credentials of a request: `Authorization: Basic`, or the legacy

@@ -169,6 +169,16 @@ pub struct MountConfig {
     /// `allow`, `deny`, `deny_user_agents` for this mount's listeners and
     /// sources, checked after the server's. Default: everyone.
     pub access: crate::access::Rules,
+    /// `[mount.listener_auth]`: listeners (and its HLS/DASH and renditions)
+    /// need a user name and password. Default: none.
+    pub listener_auth: Option<ListenerAuth>,
+}
+
+/// How a mount's listeners prove who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerAuth {
+    /// An htpasswd file (resolved against the config file's directory).
+    Htpasswd(std::path::PathBuf),
 }
 
 /// When a mount is offered as HLS and DASH.
@@ -337,6 +347,7 @@ impl MountConfig {
             derived_from: None,
             hls: HlsConfig::default(),
             access: crate::access::Rules::default(),
+            listener_auth: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use super::routes::stream_target;
 use super::{gate, service};
 use crate::access::PerIpSlot;
 use crate::access_log::RequestLine;
+use crate::auth;
 use crate::http::request::{scan_head, HeadError, Request};
 use crate::http::response::Response;
 use crate::listener::{self, ListenRequest, Started};
@@ -138,10 +139,14 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, sl
                 Ok(client) => client,
                 Err(response) => return answer(&mut sock, peer, &state, response, Some(&line), started).await,
             };
+            let user = match auth::listener(&state, mount.name(), req.header("Authorization"), peer.ip()).await {
+                Ok(user) => user,
+                Err(response) => return answer(&mut sock, peer, &state, response, Some(&line), started).await,
+            };
             let listen = ListenRequest::of(&req);
             // Listeners live for hours: keep nothing per connection that is not needed.
             drop((req, head, buf));
-            listen_on(sock, listen, line, Client { peer, slot }, state, mount, started).await;
+            listen_on(sock, listen, line, Client { peer, user, slot }, state, mount, started).await;
         }
         Err(sock) => {
             drop((req, mount));
@@ -171,6 +176,8 @@ async fn hand_to_hyper<S: Transport>(
 /// Who a listener is, and its claim on its address's connection cap.
 struct Client {
     peer: SocketAddr,
+    /// The user name it logged in with (`listener_auth`).
+    user: Option<String>,
     slot: Option<PerIpSlot>,
 }
 
@@ -183,17 +190,17 @@ async fn listen_on(
     mount: MountHandle,
     started: Instant,
 ) {
-    let Client { peer, slot } = client;
+    let Client { peer, user, slot } = client;
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     match listener::start(sock, listen, peer, state.clone(), mount).await {
         Started::Answered(served) => {
-            state.access_log.finished(peer.ip(), None, Some(&line), served.status, served.bytes, started)
+            state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), served.status, served.bytes, started)
         }
         Started::Streaming(mut stream) => {
             drop(state);
             tokio::spawn(async move {
                 let (_, sent) = stream.run_to_end().await;
-                stream.state().access_log.finished(peer.ip(), None, Some(&line), 200, sent, started);
+                stream.state().access_log.finished(peer.ip(), user.as_deref(), Some(&line), 200, sent, started);
                 drop(slot);
             });
         }

@@ -17,6 +17,7 @@ use super::gate;
 use super::rewind::Rewound;
 use super::routes::{route, Route};
 use crate::access_log::RequestLine;
+use crate::auth;
 use crate::hls::serve::{self as adaptive, Asset, Reply};
 use crate::http::body::Body;
 use crate::http::request::Request;
@@ -116,8 +117,12 @@ async fn serve(
         Route::Adaptive(mount, asset) => {
             state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
             state.stats.adaptive_requests[asset.kind()].fetch_add(1, Ordering::Relaxed);
+            let user = match auth::listener(&state, &mount, req.header("Authorization"), peer.ip()).await {
+                Ok(user) => user,
+                Err(response) => return complete(response, None),
+            };
             match answer_adaptive(&req, &state, &mount, asset).await {
-                Ok(response) => complete(response, None),
+                Ok(response) => complete(response, user),
                 Err((stream, variant, msn)) => {
                     let (sender, body) = Body::channel();
                     let state = state.clone();
@@ -129,7 +134,12 @@ async fn serve(
                 }
             }
         }
-        Route::Stream(mount) => Ok(listen(&req, line, peer, state.clone(), mount, started)),
+        Route::Stream(mount) => {
+            match auth::listener(&state, mount.name(), req.header("Authorization"), peer.ip()).await {
+                Ok(user) => Ok(listen(&req, line, (peer, user), state.clone(), mount, started)),
+                Err(response) => complete(response, None),
+            }
+        }
         // A source's body is an endless stream hyper would not hand over.
         Route::Source => complete(Response::text(400, "Sources must send their request on a new connection"), None),
     }
@@ -158,7 +168,7 @@ async fn answer_adaptive(
 fn listen(
     req: &Request,
     line: RequestLine,
-    peer: SocketAddr,
+    (peer, user): (SocketAddr, Option<String>),
     state: AppState,
     mount: MountHandle,
     started: Instant,
@@ -178,7 +188,7 @@ fn listen(
         head = head.header(name, value);
     }
     if listen.head_only {
-        state.access_log.finished(peer.ip(), None, Some(&line), 200, 0, started);
+        state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), 200, 0, started);
         return head
             .body(Body::full(bytes::Bytes::new()))
             .unwrap_or_else(|_| Response::text(500, "The stream's headers could not be sent").into_hyper());
@@ -192,7 +202,7 @@ fn listen(
         Ok(response) => {
             tokio::spawn(async move {
                 let (_, sent) = stream.run_to_end().await;
-                stream.state().access_log.finished(peer.ip(), None, Some(&line), 200, sent, started);
+                stream.state().access_log.finished(peer.ip(), user.as_deref(), Some(&line), 200, sent, started);
             });
             response
         }

@@ -17,6 +17,7 @@ mod config;
 mod icy;
 mod ingest;
 mod lifecycle;
+mod listener_auth;
 mod listeners;
 mod memory_bounds;
 mod metrics;

@@ -135,6 +135,7 @@ fn full_file_parses_to_expected_values() {
         derived_from: None,
         hls: HlsConfig::default(),
         access: crate::access::Rules::default(),
+        listener_auth: None,
     };
     assert_eq!(*c.mounts[0], expected);
     assert_eq!(*c.mounts[1], MountConfig::dynamic("/backup.mp3"));
@@ -472,12 +473,15 @@ fn example_config_documents_every_key() {
             _ => format!("[{section}]"),
         };
         assert!(example.contains(&header), "{header}");
-        for key in section_keys(section).into_iter().filter(|k| !["transcode", "hls", "variant"].contains(k)) {
+        for key in
+            section_keys(section).into_iter().filter(|k| !["transcode", "hls", "variant", "listener_auth"].contains(k))
+        {
             let set = format!("\n{key} = ");
             let commented = format!("\n#{key} = ");
             assert!(example.contains(&set) || example.contains(&commented), "[{section}] {key}");
         }
     }
+    assert!(example.contains("#[mount.listener_auth]\n#type = \"htpasswd\"\n#file = "));
 }
 
 #[test]
@@ -575,4 +579,28 @@ fn access_lists() {
     let got = where_("[access]\nallow = [\n  \"192.0.2.0/33\",\n  \"host.example\",\n]\ndeny = \"1.2.3.4\"\ndeny_user_agents = [\"\"]\n");
     let keys: Vec<(usize, &str)> = got.iter().map(|(l, k)| (*l, k.as_str())).collect();
     assert_eq!(keys, [(3, "access.allow"), (4, "access.allow"), (6, "access.deny"), (7, "access.deny_user_agents")]);
+}
+
+#[test]
+fn listener_auth_files_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.htpasswd");
+    std::fs::write(&good, "ann:5ebe2294ecd0e0f08eab7690d2a6ee69\n").unwrap();
+    let bad = dir.path().join("bad.htpasswd");
+    std::fs::write(&bad, "ann:$apr1$salt$hash\n").unwrap();
+    let config = |file: &std::path::Path| {
+        format!(
+            "[[mount]]\nname = \"/a\"\n[mount.listener_auth]\ntype = \"htpasswd\"\nfile = {:?}\n",
+            file.display().to_string()
+        )
+    };
+    let c = parse(&config(&good));
+    assert_eq!(c.mount("/a").listener_auth, Some(super::super::ListenerAuth::Htpasswd(good.clone())));
+    let p = one(&config(&bad));
+    assert_eq!((p.line, p.key.as_str()), (5, "mount[1].listener_auth.file"));
+    assert!(p.message.contains("line 1") && p.message.contains("apr1"), "{p:?}");
+    let p = one(&config(&dir.path().join("missing")));
+    assert!(p.message.contains("cannot read"), "{p:?}");
+    let p = one("[[mount]]\nname = \"/a\"\n[mount.listener_auth]\ntype = \"url\"\nfile = \"x\"\n");
+    assert_eq!(p.key, "mount[1].listener_auth.type");
 }

@@ -148,6 +148,9 @@ pub(super) fn derived_mounts(parent: &MountConfig) -> impl Iterator<Item = Mount
         let mut m = MountConfig::dynamic(&t.name);
         m.info = parent.info.clone();
         m.hidden = parent.hidden;
+        // A rendition is the same programme: the same doors.
+        m.access = parent.access.clone();
+        m.listener_auth = parent.listener_auth.clone();
         m.derived_from = Some(parent.name.clone());
         m.max_listeners = t.max_listeners;
         m.fallback_mount = t.fallback_mount.clone();
