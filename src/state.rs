@@ -55,6 +55,8 @@ pub struct AppState {
     pub per_ip: crate::access::PerIp,
     /// Listener password files (`[mount.listener_auth]`), read on first use.
     pub htpasswd: Arc<crate::auth::htpasswd::Htpasswd>,
+    /// Requests to URL authentication backends.
+    pub url_auth: Arc<crate::auth::url::UrlClient>,
     pub started: SystemTime,
     pub started_at: Instant,
     /// The bound port of the first HTTP listener, for `listenurl` and playlists.
@@ -82,6 +84,7 @@ impl AppState {
             logins: Arc::default(),
             per_ip: crate::access::PerIp::default(),
             htpasswd: Arc::default(),
+            url_auth: Arc::default(),
             started: SystemTime::now(),
             started_at: Instant::now(),
             http_port,

@@ -4,6 +4,7 @@
 
 pub mod htpasswd;
 mod throttle;
+pub mod url;
 
 pub use throttle::Throttle;
 
@@ -82,34 +83,148 @@ pub fn attempt(throttle: &Throttle, ip: IpAddr, what: &str, check: impl FnOnce()
     Err(Refused::Denied)
 }
 
+/// A listener let in: who (when the mount asks), for how long, and whom
+/// to tell when it leaves.
+#[derive(Default)]
+pub struct Admission {
+    pub user: Option<String>,
+    /// `icecast-auth-timelimit`: the stream ends after this long.
+    pub time_limit: Option<Duration>,
+    leave: Option<Leave>,
+}
+
+/// A `listener_remove` to send when the listener leaves.
+struct Leave {
+    auth: std::sync::Arc<crate::config::UrlAuth>,
+    url: crate::http::url::HttpUrl,
+    form: Vec<(&'static str, String)>,
+    since: Instant,
+}
+
+impl Admission {
+    /// The listener has gone (or was not let in after all): tell the
+    /// backend, with how long it stayed. Once.
+    pub fn left(&mut self, state: &crate::state::AppState) {
+        if let Some(leave) = self.leave.take() {
+            let mut form = leave.form;
+            form.push(("duration", leave.since.elapsed().as_secs().to_string()));
+            state.url_auth.tell(leave.auth, leave.url, form);
+        }
+    }
+}
+
+/// What a listener request carries that authentication looks at.
+pub struct ListenerRequest<'a> {
+    pub authorization: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub referer: Option<&'a str>,
+    /// An HLS/DASH request (many per listener): a URL backend is asked once a minute.
+    pub adaptive: bool,
+}
+
+impl<'a> ListenerRequest<'a> {
+    pub fn of(req: &'a crate::http::request::Request, adaptive: bool) -> ListenerRequest<'a> {
+        ListenerRequest {
+            authorization: req.header("Authorization"),
+            user_agent: req.header("User-Agent"),
+            referer: req.header("Referer"),
+            adaptive,
+        }
+    }
+}
+
 /// May a request listen to `mount` (its stream, its HLS/DASH, or one of
-/// its renditions, which share its `listener_auth`)? `Ok` with the user
-/// name when the mount asks for one; a 401 challenge or a 429 otherwise.
-/// Failures count towards the address's login throttle like any login.
+/// its renditions, which share its `listener_auth`)? A 401 challenge, a 403
+/// with the backend's message, a 429 or a 503 (backend down, fail-closed)
+/// otherwise. Failed passwords count towards the address's login throttle.
 pub async fn listener(
     state: &crate::state::AppState,
     mount: &str,
-    authorization: Option<&str>,
+    req: &ListenerRequest<'_>,
     ip: IpAddr,
-) -> Result<Option<String>, Response> {
+) -> Result<Admission, Response> {
     let config = state.config.mount(mount);
-    let Some(crate::config::ListenerAuth::Htpasswd(file)) = &config.listener_auth else { return Ok(None) };
+    let creds = req.authorization.and_then(|header| parse_basic(header).ok());
     let challenge = || Response::unauthorized("Floe listeners");
-    let creds = authorization.and_then(|header| parse_basic(header).ok()).ok_or_else(challenge)?;
-    let now = Instant::now();
-    if let Some(left) = state.logins.blocked(ip, now) {
-        let retry = Refused::Blocked(left).retry_after();
-        return Err(Response::text(429, "too many failed logins from this address; retry later")
-            .with_header("Retry-After", &retry.to_string()));
+    match &config.listener_auth {
+        None => Ok(Admission::default()),
+        Some(crate::config::ListenerAuth::Htpasswd(file)) => {
+            let creds = creds.ok_or_else(challenge)?;
+            let now = Instant::now();
+            if let Some(left) = state.logins.blocked(ip, now) {
+                let retry = Refused::Blocked(left).retry_after();
+                return Err(Response::text(429, "too many failed logins from this address; retry later")
+                    .with_header("Retry-After", &retry.to_string()));
+            }
+            if state.htpasswd.verify(file, &creds.user, &creds.password).await {
+                state.logins.succeeded(ip);
+                return Ok(Admission { user: Some(creds.user), ..Admission::default() });
+            }
+            if let Some(block) = state.logins.failed(ip, now) {
+                tracing::warn!(%ip, mount, block_s = block.as_secs(), "too many failed listener logins; address refused for a while");
+            }
+            Err(challenge())
+        }
+        Some(crate::config::ListenerAuth::Url(auth)) => {
+            let Some(add) = &auth.listener_add else { return Ok(Admission::default()) };
+            let (user, pass) = creds.map_or((String::new(), String::new()), |c| (c.user, c.password));
+            let remembered = (mount, &user, &pass, ip);
+            if req.adaptive && state.url_auth.accepted_lately(remembered) {
+                return Ok(Admission { user: Some(user).filter(|u| !u.is_empty()), ..Admission::default() });
+            }
+            let mount_handle = state.mounts.get(mount);
+            let listeners = mount_handle.map_or(0, |m| m.stats().listeners.load(std::sync::atomic::Ordering::Relaxed));
+            let form: Vec<(&'static str, String)> = vec![
+                ("action", "listener_add".into()),
+                ("server", state.config.server.hostname.clone()),
+                ("port", state.http_port.to_string()),
+                ("client", state.mounts.next_listener_id().to_string()),
+                ("mount", mount.to_string()),
+                ("user", user.clone()),
+                ("pass", pass.clone()),
+                ("ip", ip.to_string()),
+                ("agent", req.user_agent.unwrap_or("").to_string()),
+                ("referer", req.referer.unwrap_or("").to_string()),
+                ("listeners", listeners.to_string()),
+            ];
+            let user_name = Some(user.clone()).filter(|u| !u.is_empty());
+            let admitted = |time_limit| {
+                let leave = (!req.adaptive).then(|| auth.listener_remove.clone()).flatten().map(|url| {
+                    // listener_remove carries listener_add's fields but referer and listeners.
+                    let mut form = form.clone();
+                    form[0].1 = "listener_remove".into();
+                    form.truncate(9);
+                    Leave { auth: auth.clone(), url, form, since: Instant::now() }
+                });
+                Admission { user: user_name.clone(), time_limit, leave }
+            };
+            match state.url_auth.ask(auth, add, &form).await {
+                crate::auth::url::Verdict::Accepted { time_limit } => {
+                    if req.adaptive {
+                        state.url_auth.remember_accepted(remembered);
+                    }
+                    Ok(admitted(time_limit))
+                }
+                crate::auth::url::Verdict::Refused { message } => {
+                    let text = message.unwrap_or_else(|| "Not allowed to listen".into());
+                    match req.authorization {
+                        None => Err(Response::text(401, &text)
+                            .with_header("WWW-Authenticate", "Basic realm=\"Floe listeners\"")),
+                        Some(_) => Err(Response::text(403, &text)),
+                    }
+                }
+                crate::auth::url::Verdict::Failed(why) => {
+                    tracing::warn!(mount, %add, on_error_allow = auth.allow_on_error, "URL auth backend: {why}");
+                    match auth.allow_on_error {
+                        true => Ok(admitted(None)),
+                        false => {
+                            Err(Response::text(503, "The authentication service is not answering; try again later"))
+                        }
+                    }
+                }
+            }
+        }
     }
-    if state.htpasswd.verify(file, &creds.user, &creds.password).await {
-        state.logins.succeeded(ip);
-        return Ok(Some(creds.user));
-    }
-    if let Some(block) = state.logins.failed(ip, now) {
-        tracing::warn!(%ip, mount, block_s = block.as_secs(), "too many failed listener logins; address refused for a while");
-    }
-    Err(challenge())
 }
 
 /// Credentials of a request: `Authorization: Basic`, or the legacy

@@ -19,6 +19,7 @@ use toml::Spanned;
 
 mod hint;
 mod hls;
+mod listener_auth;
 mod mounts;
 mod transcode;
 
@@ -271,47 +272,6 @@ impl Ctx<'_> {
         })
     }
 
-    /// `[mount.listener_auth]`: `type = "htpasswd"` and its `file`, which
-    /// must be readable with every line usable.
-    fn listener_auth(&mut self, key: &str, v: &Value<'_>) -> Option<super::ListenerAuth> {
-        let table = self.table(key, v)?;
-        let (mut kind, mut file) = (None, None);
-        for (k, value) in table.iter() {
-            let sub = format!("{key}.{}", k.get_ref());
-            match k.get_ref().as_ref() {
-                "type" => kind = self.nonempty(&sub, value).map(|t| (t, value.span())),
-                "file" => file = self.nonempty(&sub, value).map(|f| (f, value.span())),
-                other => self.report(Some(k.span()), &sub, format!("unknown key {other:?} (expected type, file)")),
-            }
-        }
-        match kind {
-            Some((kind, _)) if kind == "htpasswd" => {}
-            Some((kind, span)) => {
-                let message =
-                    format!("unknown type {kind:?}: \"htpasswd\" is the one Floe has (URL auth is not built yet)");
-                self.report(Some(span), &format!("{key}.type"), message);
-                return None;
-            }
-            None => {
-                self.report(Some(v.span()), &format!("{key}.type"), "missing: type = \"htpasswd\"");
-                return None;
-            }
-        }
-        let Some((file, span)) = file else {
-            self.report(Some(v.span()), &format!("{key}.file"), "missing: the htpasswd file");
-            return None;
-        };
-        let path = match Path::new(self.file).parent() {
-            Some(dir) => dir.join(&file),
-            None => PathBuf::from(&file),
-        };
-        if let Err(problem) = crate::auth::htpasswd::check_file(&path) {
-            self.report(Some(span), &format!("{key}.file"), problem);
-            return None;
-        }
-        Some(super::ListenerAuth::Htpasswd(path))
-    }
-
     fn boolean(&mut self, key: &str, v: &Value<'_>) -> Option<bool> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
@@ -521,7 +481,7 @@ const MOUNT: &[Field<MountConfig>] = &[
     ("allow", |c, k, v, m| set(&mut m.access.allow, c.cidrs(k, v))),
     ("deny", |c, k, v, m| set(&mut m.access.deny, c.cidrs(k, v))),
     ("deny_user_agents", |c, k, v, m| set(&mut m.access.deny_user_agents, c.agents(k, v))),
-    ("listener_auth", |c, k, v, m| set(&mut m.listener_auth, c.listener_auth(k, v).map(Some))),
+    ("listener_auth", |c, k, v, m| set(&mut m.listener_auth, listener_auth::listener_auth(c, k, v).map(Some))),
     ("stream_name", |c, k, v, m| set(&mut m.info.name, c.string(k, v).map(Some))),
     ("stream_description", |c, k, v, m| set(&mut m.info.description, c.string(k, v).map(Some))),
     ("stream_genre", |c, k, v, m| set(&mut m.info.genre, c.string(k, v).map(Some))),
@@ -553,6 +513,7 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         "transcode" => transcode::keys(),
         "hls" => hls::keys(),
         "variant" => hls::variant_keys(),
+        "listener_auth" => listener_auth::keys(),
         _ => Vec::new(),
     }
 }

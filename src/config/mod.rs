@@ -179,6 +179,56 @@ pub struct MountConfig {
 pub enum ListenerAuth {
     /// An htpasswd file (resolved against the config file's directory).
     Htpasswd(std::path::PathBuf),
+    /// Icecast's URL authentication: a backend decides.
+    Url(Arc<UrlAuth>),
+}
+
+/// `type = "url"`: Icecast's URL authentication, with its options' names.
+/// Each URL is POSTed a form with Icecast's fields; a listener or source is
+/// accepted when the answer carries `auth_header`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlAuth {
+    /// Asked whether a listener may listen (`action=listener_add`). Default: none (everyone may).
+    pub listener_add: Option<crate::http::url::HttpUrl>,
+    /// Told when a listener leaves (`action=listener_remove`, with `duration`).
+    pub listener_remove: Option<crate::http::url::HttpUrl>,
+    /// Told when a source starts (`action=mount_add`).
+    pub mount_add: Option<crate::http::url::HttpUrl>,
+    /// Told when a source ends (`action=mount_remove`).
+    pub mount_remove: Option<crate::http::url::HttpUrl>,
+    /// Asked whether a source may stream (`action=stream_auth`), instead of
+    /// the mount's source password.
+    pub stream_auth: Option<crate::http::url::HttpUrl>,
+    /// Basic credentials Floe sends to the backend. Default: none.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The response header (name, value) that accepts. Default: `icecast-auth-user: 1`.
+    pub auth_header: (String, String),
+    /// The response header giving a listener's time limit in seconds. Default: `icecast-auth-timelimit`.
+    pub timelimit_header: String,
+    /// How long a backend may take to answer. Default: 5 s.
+    pub timeout: Duration,
+    /// When the backend fails (unreachable, timeout, 5xx): let the listener
+    /// or source in (`on_error = "allow"`) or not (`"deny"`). Default: deny.
+    pub allow_on_error: bool,
+}
+
+impl Default for UrlAuth {
+    fn default() -> UrlAuth {
+        UrlAuth {
+            listener_add: None,
+            listener_remove: None,
+            mount_add: None,
+            mount_remove: None,
+            stream_auth: None,
+            username: None,
+            password: None,
+            auth_header: ("icecast-auth-user".into(), "1".into()),
+            timelimit_header: "icecast-auth-timelimit".into(),
+            timeout: Duration::from_secs(5),
+            allow_on_error: false,
+        }
+    }
 }
 
 /// When a mount is offered as HLS and DASH.

@@ -6,3 +6,4 @@
 pub mod body;
 pub mod request;
 pub mod response;
+pub mod url;

@@ -326,6 +326,21 @@ impl ListenerStream {
         self.registration.mount()
     }
 
+    /// Stream until the listener leaves or `limit` (URL auth's time limit)
+    /// has passed; returns the body bytes sent.
+    pub async fn run_for(&mut self, limit: Option<std::time::Duration>) -> u64 {
+        match limit {
+            None => self.run_to_end().await.1,
+            Some(limit) => match tokio::time::timeout(limit, self.run_to_end()).await {
+                Ok((_, sent)) => sent,
+                Err(_) => {
+                    tracing::debug!(mount = self.registration.mount().name(), "listener's time limit reached");
+                    self.sent.saturating_sub(self.head_len)
+                }
+            },
+        }
+    }
+
     /// Stream until the listener leaves; returns how it ended and the bytes sent.
     pub async fn run_to_end(&mut self) -> (End, u64) {
         let end = self.run().await;

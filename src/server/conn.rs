@@ -139,14 +139,15 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, sl
                 Ok(client) => client,
                 Err(response) => return answer(&mut sock, peer, &state, response, Some(&line), started).await,
             };
-            let user = match auth::listener(&state, mount.name(), req.header("Authorization"), peer.ip()).await {
-                Ok(user) => user,
+            let asked = auth::ListenerRequest::of(&req, false);
+            let admission = match auth::listener(&state, mount.name(), &asked, peer.ip()).await {
+                Ok(admission) => admission,
                 Err(response) => return answer(&mut sock, peer, &state, response, Some(&line), started).await,
             };
             let listen = ListenRequest::of(&req);
             // Listeners live for hours: keep nothing per connection that is not needed.
             drop((req, head, buf));
-            listen_on(sock, listen, line, Client { peer, user, slot }, state, mount, started).await;
+            listen_on(sock, listen, line, Client { peer, admission, slot }, state, mount, started).await;
         }
         Err(sock) => {
             drop((req, mount));
@@ -176,8 +177,8 @@ async fn hand_to_hyper<S: Transport>(
 /// Who a listener is, and its claim on its address's connection cap.
 struct Client {
     peer: SocketAddr,
-    /// The user name it logged in with (`listener_auth`).
-    user: Option<String>,
+    /// What authentication said (`listener_auth`).
+    admission: auth::Admission,
     slot: Option<PerIpSlot>,
 }
 
@@ -190,17 +191,21 @@ async fn listen_on(
     mount: MountHandle,
     started: Instant,
 ) {
-    let Client { peer, user, slot } = client;
+    let Client { peer, mut admission, slot } = client;
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     match listener::start(sock, listen, peer, state.clone(), mount).await {
         Started::Answered(served) => {
-            state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), served.status, served.bytes, started)
+            let user = admission.user.as_deref();
+            state.access_log.finished(peer.ip(), user, Some(&line), served.status, served.bytes, started);
+            admission.left(&state);
         }
         Started::Streaming(mut stream) => {
             drop(state);
             tokio::spawn(async move {
-                let (_, sent) = stream.run_to_end().await;
-                stream.state().access_log.finished(peer.ip(), user.as_deref(), Some(&line), 200, sent, started);
+                let sent = stream.run_for(admission.time_limit).await;
+                let state = stream.state();
+                state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), 200, sent, started);
+                admission.left(state);
                 drop(slot);
             });
         }

@@ -117,8 +117,9 @@ async fn serve(
         Route::Adaptive(mount, asset) => {
             state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
             state.stats.adaptive_requests[asset.kind()].fetch_add(1, Ordering::Relaxed);
-            let user = match auth::listener(&state, &mount, req.header("Authorization"), peer.ip()).await {
-                Ok(user) => user,
+            let asked = auth::ListenerRequest::of(&req, true);
+            let user = match auth::listener(&state, &mount, &asked, peer.ip()).await {
+                Ok(admission) => admission.user,
                 Err(response) => return complete(response, None),
             };
             match answer_adaptive(&req, &state, &mount, asset).await {
@@ -135,8 +136,8 @@ async fn serve(
             }
         }
         Route::Stream(mount) => {
-            match auth::listener(&state, mount.name(), req.header("Authorization"), peer.ip()).await {
-                Ok(user) => Ok(listen(&req, line, (peer, user), state.clone(), mount, started)),
+            match auth::listener(&state, mount.name(), &auth::ListenerRequest::of(&req, false), peer.ip()).await {
+                Ok(admission) => Ok(listen(&req, line, (peer, admission), state.clone(), mount, started)),
                 Err(response) => complete(response, None),
             }
         }
@@ -168,27 +169,31 @@ async fn answer_adaptive(
 fn listen(
     req: &Request,
     line: RequestLine,
-    (peer, user): (SocketAddr, Option<String>),
+    (peer, mut admission): (SocketAddr, auth::Admission),
     state: AppState,
     mount: MountHandle,
     started: Instant,
 ) -> hyper::Response<Body> {
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     let listen = ListenRequest::of(req);
-    let refuse = |response: Response| {
-        state.access_log.finished(peer.ip(), None, Some(&line), response.status, 0, started);
-        response.into_hyper()
+    let user = admission.user.clone();
+    let finished = |status: u16, admission: &mut auth::Admission| {
+        state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), status, 0, started);
+        admission.left(&state);
     };
     let admitted = match listener::admit(&listen, peer.ip(), &state, mount) {
         Ok(admitted) => admitted,
-        Err(response) => return refuse(response),
+        Err(response) => {
+            finished(response.status, &mut admission);
+            return response.into_hyper();
+        }
     };
     let mut head = hyper::Response::builder().status(200);
     for (name, value) in admitted.headers() {
         head = head.header(name, value);
     }
     if listen.head_only {
-        state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), 200, 0, started);
+        finished(200, &mut admission);
         return head
             .body(Body::full(bytes::Bytes::new()))
             .unwrap_or_else(|_| Response::text(500, "The stream's headers could not be sent").into_hyper());
@@ -196,17 +201,26 @@ fn listen(
     let (sender, body) = Body::channel();
     let mut stream = match admitted.stream(Sink::Body(sender), listen, peer, state.clone(), None) {
         Ok(stream) => stream,
-        Err((_, response)) => return refuse(response),
+        Err((_, response)) => {
+            finished(response.status, &mut admission);
+            return response.into_hyper();
+        }
     };
     match head.body(body) {
         Ok(response) => {
             tokio::spawn(async move {
-                let (_, sent) = stream.run_to_end().await;
-                stream.state().access_log.finished(peer.ip(), user.as_deref(), Some(&line), 200, sent, started);
+                let sent = stream.run_for(admission.time_limit).await;
+                let state = stream.state();
+                state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), 200, sent, started);
+                admission.left(state);
             });
             response
         }
         // Dropping the stream leaves the mount.
-        Err(_) => refuse(Response::text(500, "The stream's headers could not be sent")),
+        Err(_) => {
+            let response = Response::text(500, "The stream's headers could not be sent");
+            finished(500, &mut admission);
+            response.into_hyper()
+        }
     }
 }

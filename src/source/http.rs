@@ -34,8 +34,10 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     state: &AppState,
 ) -> SourceOutcome {
-    let user = req.header("Authorization").and_then(|h| auth::parse_basic(h).ok()).map(|c| c.user);
-    let attached = match accept(req, peer, state) {
+    let creds = req.header("Authorization").and_then(|h| auth::parse_basic(h).ok());
+    let user = creds.as_ref().map(|c| c.user.clone());
+    let backend = auth::url::stream_auth(state, &req.path, creds.as_ref(), peer.ip()).await;
+    let attached = match accept(req, peer, state, backend) {
         Ok(attached) => attached,
         Err(error) => {
             let response = match error {
@@ -62,17 +64,33 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     SourceOutcome { status: 200, user, bytes }
 }
 
-fn accept(req: &Request, peer: SocketAddr, state: &AppState) -> Result<ingest::Attached, SourceError> {
+/// `backend`: what the mount's `stream_auth` URL said, which replaces the
+/// password check when there is one.
+fn accept(
+    req: &Request,
+    peer: SocketAddr,
+    state: &AppState,
+    backend: Option<bool>,
+) -> Result<ingest::Attached, SourceError> {
     super::check_mount_name(&req.path)?;
     let mount_config = state.config.mount(&req.path);
-    let creds =
-        auth::request_credentials(req.header("Authorization"), req.header("ice-password"), &mount_config.username)
+    match backend {
+        Some(true) => {}
+        Some(false) => return Err(SourceError::BadAuth),
+        None => {
+            let creds = auth::request_credentials(
+                req.header("Authorization"),
+                req.header("ice-password"),
+                &mount_config.username,
+            )
             .map_err(|e| if e == AuthError::Missing { SourceError::NeedAuth } else { SourceError::BadAuth })?;
-    auth::attempt(&state.logins, peer.ip(), "source", || auth::source_allowed(&state.config, &mount_config, &creds))
-        .map_err(|refused| match refused {
-            Refused::Denied => SourceError::BadAuth,
-            blocked => SourceError::Throttled(blocked.retry_after()),
-        })?;
+            let allowed = || auth::source_allowed(&state.config, &mount_config, &creds);
+            auth::attempt(&state.logins, peer.ip(), "source", allowed).map_err(|refused| match refused {
+                Refused::Denied => SourceError::BadAuth,
+                blocked => SourceError::Throttled(blocked.retry_after()),
+            })?;
+        }
+    }
     let content_type = match (req.header("Content-Type"), req.method.as_str()) {
         (Some(ct), _) if !ct.trim().is_empty() => super::allowed_content_type(ct)?,
         // Legacy SOURCE clients predate Content-Type: Icecast assumes MP3.

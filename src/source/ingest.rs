@@ -57,6 +57,7 @@ pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached
     mount.stats().source_connections.fetch_add(1, Ordering::Relaxed);
     tracing::info!(mount = name, peer = %info.peer, content_type = info.content_type.as_str(), "source connected");
     let ladder = crate::transcode::start(state, &mount);
+    crate::auth::url::tell_mount(state, name, true);
     Ok(Attached { mount, info, state: state.clone(), _permit: permit, _ladder: ladder })
 }
 
@@ -64,6 +65,7 @@ impl Drop for Attached {
     fn drop(&mut self) {
         self.mount.stats().framer_bytes.store(0, Ordering::Relaxed);
         self.mount.detach_source(&self.info);
+        crate::auth::url::tell_mount(&self.state, self.mount.name(), false);
         self.state.mounts.forget_if_idle(&self.mount);
         // A dynamic mount's HLS window goes with it; a configured mount's
         // stays for listeners still seeking back in it.

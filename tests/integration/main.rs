@@ -27,3 +27,4 @@ mod renditions;
 pub mod sources;
 mod tls;
 pub mod transcode;
+mod url_auth;

@@ -601,6 +601,39 @@ fn listener_auth_files_are_checked_at_load() {
     assert!(p.message.contains("line 1") && p.message.contains("apr1"), "{p:?}");
     let p = one(&config(&dir.path().join("missing")));
     assert!(p.message.contains("cannot read"), "{p:?}");
-    let p = one("[[mount]]\nname = \"/a\"\n[mount.listener_auth]\ntype = \"url\"\nfile = \"x\"\n");
+    let p = one("[[mount]]\nname = \"/a\"\n[mount.listener_auth]\ntype = \"ldap\"\nfile = \"x\"\n");
     assert_eq!(p.key, "mount[1].listener_auth.type");
+}
+
+#[test]
+fn url_listener_auth() {
+    let c = parse(concat!(
+        "[[mount]]\nname = \"/paid\"\n[mount.listener_auth]\ntype = \"url\"\n",
+        "listener_add = \"http://127.0.0.1:9000/add\"\nstream_auth = \"http://127.0.0.1:9000/src\"\n",
+        "auth_header = \"X-Ok: yes\"\ntimelimit_header = \"X-Limit:\"\ntimeout = 2\non_error = \"allow\"\n",
+        "username = \"floe\"\npassword = \"\"\n",
+    ));
+    let Some(super::super::ListenerAuth::Url(auth)) = &c.mount("/paid").listener_auth else { panic!("url auth") };
+    assert_eq!(auth.listener_add.as_ref().unwrap().to_string(), "http://127.0.0.1:9000/add");
+    assert_eq!(auth.auth_header, ("x-ok".to_string(), "yes".to_string()));
+    assert_eq!(auth.timelimit_header, "x-limit");
+    assert_eq!(auth.timeout, Duration::from_secs(2));
+    assert!(auth.allow_on_error);
+    // Renditions of the mount share its door.
+    let c = parse(concat!(
+        "[[mount]]\nname = \"/paid\"\n[mount.listener_auth]\ntype = \"url\"\nlistener_add = \"http://a/\"\n",
+        "[[mount.transcode]]\nname = \"/paid.opus\"\ncodec = \"opus\"\n",
+    ));
+    assert!(c.mount("/paid.opus").listener_auth.is_some());
+
+    let head = "[[mount]]\nname = \"/paid\"\n[mount.listener_auth]\ntype = \"url\"\n";
+    let p = one(&format!("{head}listener_add = \"https://auth.example/\"\n"));
+    assert_eq!((p.line, p.key.as_str()), (5, "mount[1].listener_auth.listener_add"));
+    assert!(p.message.contains("plain http://"), "{p:?}");
+    let p = one(&format!("{head}mount_add = \"http://a/\"\n"));
+    assert!(p.message.contains("needs listener_add or stream_auth"), "{p:?}");
+    let p = one(&format!("{head}listener_add = \"http://a/\"\non_error = \"maybe\"\n"));
+    assert_eq!(p.key, "mount[1].listener_auth.on_error");
+    assert!(where_(&format!("{head}listener_add = \"http://a/\"\nlistener_ad = \"http://a/\"\n"))
+        .contains(&(6, "mount[1].listener_auth.listener_ad".into())));
 }
