@@ -22,6 +22,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod escape;
+pub mod events;
 pub mod format;
 pub mod hls;
 pub mod http;

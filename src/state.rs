@@ -75,7 +75,7 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
     ) -> AppState {
         AppState {
-            mounts: Mounts::new(config.clone()),
+            mounts: Mounts::new(config.clone(), crate::events::Events::default()),
             hls: crate::hls::HlsStreams::default(),
             stats: Arc::default(),
             access_log,

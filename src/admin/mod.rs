@@ -7,6 +7,7 @@
 
 mod commands;
 pub mod doc;
+pub mod events;
 pub mod metrics;
 pub mod shoutcast;
 pub mod status;
@@ -152,11 +153,16 @@ pub fn handle(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, O
 /// `/metrics` for the admin user (Prometheus sends Basic credentials with
 /// `basic_auth` in its scrape config).
 pub fn metrics(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, Option<String>) {
-    let ctx = Ctx { req, peer, state };
-    match authorize(&ctx, Role::Admin) {
+    match admin_user(req, peer, state) {
         Ok(user) => (Response::new(200, metrics::CONTENT_TYPE, metrics::render(state)), Some(user)),
-        Err(error) => (error.response(), None),
+        Err(response) => (response, None),
     }
+}
+
+/// The admin user, if the request carries its credentials (counted by the
+/// login throttle like every admin login).
+pub fn admin_user(req: &Request, peer: SocketAddr, state: &AppState) -> Result<String, Response> {
+    authorize(&Ctx { req, peer, state }, Role::Admin).map_err(|error| error.response())
 }
 
 fn render(elem: &Elem, format: Format) -> Result<Response, AdminError> {

@@ -131,6 +131,6 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.mount.unregister(self.entry.id);
+        self.mount.unregister(&self.entry);
     }
 }

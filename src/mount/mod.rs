@@ -32,6 +32,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::config::{Limits, MountConfig};
+use crate::events::Event;
 use crate::format::{AudioInfo, Unit};
 use listeners::ListenerTable;
 use stream::StreamState;
@@ -76,6 +77,8 @@ pub struct Mount {
     /// changed at run time by `/admin/fallbacks`. Read on source loss only.
     fallback: Mutex<Option<String>>,
     pub stats: MountStats,
+    /// Where listener, source and title changes are published.
+    events: crate::events::Events,
 }
 
 /// A cheap, clonable handle to a mount.
@@ -105,7 +108,12 @@ pub enum Lag {
 }
 
 impl MountHandle {
-    pub(crate) fn new(config: Arc<MountConfig>, dynamic: bool, limits: &Limits) -> MountHandle {
+    pub(crate) fn new(
+        config: Arc<MountConfig>,
+        dynamic: bool,
+        limits: &Limits,
+        events: crate::events::Events,
+    ) -> MountHandle {
         let queue_size = config.queue_size.unwrap_or(limits.queue_size);
         let burst_size = config.burst_size.unwrap_or(limits.burst_size);
         // Room for the slowest tolerated listener plus a full burst behind it,
@@ -123,6 +131,7 @@ impl MountHandle {
             fallback: Mutex::new(config.fallback_mount.clone()),
             taps: Mutex::new(Vec::new()),
             stats: MountStats::default(),
+            events,
             config,
         }))
     }
@@ -183,6 +192,7 @@ impl MountHandle {
     /// after the previous one replaces it instead.
     pub fn set_metadata(&self, meta: Metadata) {
         let meta = Arc::new(meta);
+        self.0.events.publish(|| Event::Title { mount: self.name().to_string(), title: meta.song.clone() });
         self.0.stream.write().set_title(meta.clone());
         for tap in self.0.taps.lock().iter() {
             tap.offer(Tapped::Title(meta.clone()));
@@ -195,6 +205,11 @@ impl MountHandle {
         if source.is_some() {
             return Err(MountBusy);
         }
+        self.0.events.publish(|| Event::SourceConnected {
+            mount: self.name().to_string(),
+            content_type: info.content_type.clone(),
+            ip: info.peer.ip().to_string(),
+        });
         *source = Some(info);
         {
             let mut stream = self.0.stream.write();
@@ -230,6 +245,7 @@ impl MountHandle {
         let mut source = self.0.source.lock();
         if source.as_ref().is_some_and(|s| Arc::ptr_eq(s, info)) {
             *source = None;
+            self.0.events.publish(|| Event::SourceLeft { mount: self.name().to_string() });
             let seq = {
                 let mut stream = self.0.stream.write();
                 let seq = stream.publish_point();
@@ -448,6 +464,12 @@ impl MountHandle {
             }
         }
         let count = self.0.listeners.insert(entry.clone()) as u64;
+        self.0.events.publish(|| Event::ListenerAdded {
+            mount: self.name().to_string(),
+            id: entry.id,
+            ip: entry.ip.to_string(),
+            user_agent: entry.user_agent.clone(),
+        });
         let stats = &self.0.stats;
         stats.listeners.store(count, Ordering::Relaxed);
         stats.listener_peak.fetch_max(count, Ordering::Relaxed);
@@ -455,8 +477,13 @@ impl MountHandle {
         Some(Registration { mount: self.clone(), entry })
     }
 
-    fn unregister(&self, id: u64) {
-        let count = self.0.listeners.remove(id);
+    fn unregister(&self, entry: &ListenerEntry) {
+        let count = self.0.listeners.remove(entry.id);
+        self.0.events.publish(|| Event::ListenerRemoved {
+            mount: self.name().to_string(),
+            id: entry.id,
+            seconds: entry.connected.elapsed().as_secs(),
+        });
         self.0.stats.listeners.store(count as u64, Ordering::Relaxed);
         if count == 0 && !self.is_live() {
             // The last listener draining an ended stream is gone.

@@ -18,6 +18,7 @@ struct Inner {
     /// Looked up per request, changed when sources come and go.
     map: RwLock<HashMap<String, MountHandle>>,
     next_listener_id: AtomicU64,
+    events: crate::events::Events,
 }
 
 /// All mounts; a cheap clonable handle.
@@ -25,13 +26,17 @@ struct Inner {
 pub struct Mounts(Arc<Inner>);
 
 impl Mounts {
-    pub fn new(config: Arc<Config>) -> Mounts {
-        let map = config.mounts.iter().map(|m| (m.name.clone(), Mounts::make(&config, m.clone(), false))).collect();
-        Mounts(Arc::new(Inner { config, map: RwLock::new(map), next_listener_id: AtomicU64::new(1) }))
+    /// Every mount publishes its changes to `events`.
+    pub fn new(config: Arc<Config>, events: crate::events::Events) -> Mounts {
+        let make =
+            |m: &Arc<crate::config::MountConfig>| MountHandle::new(m.clone(), false, &config.limits, events.clone());
+        let map = config.mounts.iter().map(|m| (m.name.clone(), make(m))).collect();
+        Mounts(Arc::new(Inner { config, map: RwLock::new(map), next_listener_id: AtomicU64::new(1), events }))
     }
 
-    fn make(config: &Config, mount: Arc<crate::config::MountConfig>, dynamic: bool) -> MountHandle {
-        MountHandle::new(mount, dynamic, &config.limits)
+    /// The feed every mount publishes to.
+    pub fn events(&self) -> &crate::events::Events {
+        &self.0.events
     }
 
     pub fn get(&self, name: &str) -> Option<MountHandle> {
@@ -45,7 +50,9 @@ impl Mounts {
         }
         let mut map = self.0.map.write();
         map.entry(name.to_string())
-            .or_insert_with(|| Mounts::make(&self.0.config, self.0.config.mount(name), true))
+            .or_insert_with(|| {
+                MountHandle::new(self.0.config.mount(name), true, &self.0.config.limits, self.0.events.clone())
+            })
             .clone()
     }
 

@@ -11,7 +11,7 @@ use crate::format::Unit;
 
 fn mount(interval_ms: u64) -> MountHandle {
     let limits = Limits { delivery_interval: Duration::from_millis(interval_ms), ..Limits::default() };
-    MountHandle::new(Arc::new(MountConfig::dynamic("/t")), true, &limits)
+    MountHandle::new(Arc::new(MountConfig::dynamic("/t")), true, &limits, crate::events::Events::default())
 }
 
 fn data(byte: u8, len: usize) -> Vec<Unit> {
@@ -94,7 +94,7 @@ fn a_second_source_is_refused() {
 #[test]
 fn lag_is_measured_from_the_live_edge() {
     let limits = Limits { queue_size: 4096, delivery_interval: Duration::ZERO, ..Limits::default() };
-    let m = MountHandle::new(Arc::new(MountConfig::dynamic("/t")), true, &limits);
+    let m = MountHandle::new(Arc::new(MountConfig::dynamic("/t")), true, &limits, crate::events::Events::default());
     for i in 0..10 {
         m.push_units(&mut data(i, 1000));
     }
@@ -116,7 +116,7 @@ fn trim_now(m: &MountHandle) -> u64 {
 #[test]
 fn ring_keeps_only_what_listeners_and_new_joiners_need() {
     let limits = Limits { delivery_interval: Duration::ZERO, burst_size: 8 * 1024, ..Limits::default() };
-    let m = MountHandle::new(Arc::new(MountConfig::dynamic("/t")), true, &limits);
+    let m = MountHandle::new(Arc::new(MountConfig::dynamic("/t")), true, &limits, crate::events::Events::default());
     for i in 0..64 {
         m.push_units(&mut data(i, 1024));
     }

@@ -22,6 +22,8 @@ pub enum Route {
     Respond(Response, Option<String>),
     /// An HLS or DASH asset of a mount (answered asynchronously: it may wait).
     Adaptive(String, crate::hls::serve::Asset),
+    /// `/admin/events` for the admin user: the event feed, streamed.
+    Events(String),
 }
 
 pub fn route(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
@@ -82,6 +84,10 @@ fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
         path if path.starts_with("/hls/") || path.starts_with("/dash/") => match crate::hls::serve::parse(path) {
             Some((mount, asset)) => Route::Adaptive(mount, asset),
             None => respond(Response::text(404, "Not found")),
+        },
+        "/admin/events" => match admin::admin_user(req, peer, state) {
+            Ok(user) => Route::Events(user),
+            Err(response) => respond(response),
         },
         path if path.starts_with("/admin/") => {
             let (response, user) = admin::handle(req, peer, state);

@@ -141,6 +141,18 @@ async fn serve(
                 Err(response) => complete(response, None),
             }
         }
+        Route::Events(user) => {
+            let (sender, body) = Body::channel();
+            let state = state.clone();
+            tokio::spawn(async move {
+                let sent = crate::admin::events::feed(state.clone(), sender).await;
+                state.access_log.finished(peer.ip(), Some(&user), Some(&line), 200, sent, started);
+            });
+            let head = Response::new(200, "text/event-stream; charset=utf-8", "")
+                .with_header("Cache-Control", "no-cache")
+                .with_header("X-Accel-Buffering", "no");
+            Ok(head.into_hyper_with(body))
+        }
         // A source's body is an endless stream hyper would not hand over.
         Route::Source => complete(Response::text(400, "Sources must send their request on a new connection"), None),
     }
