@@ -57,6 +57,8 @@ pub struct AppState {
     pub htpasswd: Arc<crate::auth::htpasswd::Htpasswd>,
     /// Requests to URL authentication backends.
     pub url_auth: Arc<crate::auth::url::UrlClient>,
+    /// Listener counts over the last hours (the admin page's graph).
+    pub history: Arc<crate::admin::history::History>,
     pub started: SystemTime,
     pub started_at: Instant,
     /// The bound port of the first HTTP listener, for `listenurl` and playlists.
@@ -85,6 +87,7 @@ impl AppState {
             per_ip: crate::access::PerIp::default(),
             htpasswd: Arc::default(),
             url_auth: Arc::default(),
+            history: Arc::default(),
             started: SystemTime::now(),
             started_at: Instant::now(),
             http_port,

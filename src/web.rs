@@ -10,6 +10,8 @@ use crate::http::response::Response;
 
 /// The status page.
 const INDEX_HTML: &str = include_str!("../web/index.html");
+/// The admin page (served by `admin` to the admin user).
+pub const ADMIN_HTML: &str = include_str!("../web/admin.html");
 /// hls.js and dash.js (empty when the build had no npm).
 const HLS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js"));
 const DASH_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dash.all.min.js"));
@@ -21,7 +23,7 @@ pub const DASH_JS_PATH: &str = "/web/dash.all.min.js";
 /// The page or a player library, if `path` names one.
 pub fn asset(req: &Request) -> Option<Response> {
     match req.path.as_str() {
-        "/" | "/index.html" => Some(Response::html(page())),
+        "/" | "/index.html" | "/status.xsl" => Some(Response::html(page())),
         HLS_JS_PATH => script(req, HLS_JS, gzipped(&HLS_GZ, HLS_JS)),
         DASH_JS_PATH => script(req, DASH_JS, gzipped(&DASH_GZ, DASH_JS)),
         _ => None,

@@ -8,6 +8,7 @@
 mod commands;
 pub mod doc;
 pub mod events;
+pub mod history;
 pub mod metrics;
 pub mod shoutcast;
 pub mod status;
@@ -123,6 +124,12 @@ enum Format {
 /// authenticated user (for the access log).
 pub fn handle(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, Option<String>) {
     let name = req.path.trim_start_matches("/admin/");
+    if let Some(page) = page(name, state) {
+        return match admin_user(req, peer, state) {
+            Ok(user) => (page, Some(user)),
+            Err(response) => (response, None),
+        };
+    }
     let (name, format) = match name.rsplit_once('.') {
         Some((n, "json")) => (n, Format::Json),
         Some((n, "xml")) => (n, Format::Xml),
@@ -148,6 +155,26 @@ pub fn handle(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, O
     };
     let result = (command.run)(&ctx).and_then(|elem| render(&elem, format));
     (result.unwrap_or_else(|error| error.response()), Some(user))
+}
+
+/// Icecast's admin page paths, which old links and bookmarks use.
+const PAGE_ALIASES: [&str; 5] =
+    ["stats.xsl", "listmounts.xsl", "listclients.xsl", "moveclients.xsl", "updatemetadata.xsl"];
+
+/// The admin page (at `/admin/` and Icecast's page paths) and its graph's
+/// data, for the admin user.
+fn page(name: &str, state: &AppState) -> Option<Response> {
+    match name {
+        "" | "index.html" => Some(
+            Response::html(bytes::Bytes::from_static(crate::web::ADMIN_HTML.as_bytes()))
+                // Its buttons act: no other site may frame it.
+                .with_header("X-Frame-Options", "DENY")
+                .with_header("Content-Security-Policy", "frame-ancestors 'none'"),
+        ),
+        name if PAGE_ALIASES.contains(&name) => page("", state),
+        "history.json" => Some(Response::json(state.history.to_json().to_string())),
+        _ => None,
+    }
 }
 
 /// `/metrics` for the admin user (Prometheus sends Basic credentials with

@@ -18,8 +18,9 @@ pub enum MountNameError {
 const MAX_LEN: usize = 256;
 
 /// Paths the server answers itself (see `server::routes`).
-const RESERVED_PATHS: [&str; 9] = [
+const RESERVED_PATHS: [&str; 10] = [
     "/",
+    "/status.xsl",
     "/index.html",
     "/status-json.xsl",
     "/admin.cgi",

@@ -45,6 +45,7 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
     if let Some(listener) = acceptors.shoutcast {
         tasks.spawn(accept_shoutcast(listener, state.clone()));
     }
+    tasks.spawn(crate::admin::history::History::run(state.clone()));
     let mut shutdown = state.shutdown.clone();
     let _ = shutdown.wait_for(|&down| down).await;
     tasks.abort_all();

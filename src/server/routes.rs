@@ -48,8 +48,9 @@ pub fn stream_target(req: &Request, state: &AppState) -> Option<MountHandle> {
 
 /// Paths Floe answers itself, ahead of any mount of the same name.
 fn is_fixed_path(path: &str) -> bool {
-    const FIXED: [&str; 10] = [
+    const FIXED: [&str; 11] = [
         "/",
+        "/status.xsl",
         "/metrics",
         "/index.html",
         crate::web::HLS_JS_PATH,

@@ -51,3 +51,39 @@ codec = "opus"
         assert_chromium_plays(&server, mount);
     }
 }
+
+/// The admin page in Chromium: it loads without console errors for the
+/// admin user (and not at all without credentials), shows the mount, and
+/// its buttons kick a listener and set the title.
+#[test]
+fn admin_page_kicks_listeners_and_sets_titles() {
+    let server = TestServer::start(Opts::default());
+    let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.mp3");
+    for path in ["/admin/", "/admin/stats.xsl", "/admin/history.json"] {
+        assert_eq!(server.get(path).status, 401, "{path}");
+        assert_eq!(server.admin(path).status, 200, "{path}");
+    }
+    assert!(server.get("/status.xsl").text().contains("<title>Floe"), "Icecast's public page path");
+    let mut listener = Listener::connect(&server, "/live.mp3", &[]);
+    listener.read_at_least(1000, WAIT);
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/admin.mjs");
+    let title = "Admin \u{2013} <b>not markup</b>";
+    let _turn = one_browser_at_a_time();
+    let out = run_bounded(
+        std::process::Command::new("node").arg(script).arg(server.url("/admin/")).arg("/live.mp3").arg(title),
+        std::time::Duration::from_secs(90),
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(out.stdout.trim()).unwrap_or_else(|_| panic!("no report: {}\n{}", out.stdout, out.stderr));
+    assert!(report.get("exception").is_none(), "{report}\n{}", server.log());
+    assert_eq!(report["status"], 200);
+    assert_eq!(report["errors"], serde_json::json!([]), "no console errors: {report}");
+    assert!(report["listenersShown"].as_str().unwrap().starts_with('1'), "{report}");
+    assert_eq!(report["rowsBefore"], 1);
+    assert!(listener.closed_within(WAIT), "the kicked listener's connection ends");
+    assert_eq!(report["titleShown"], format!("Now: {title}"), "set as text, shown as text");
+    let status = server.status_json();
+    assert_eq!(status["icestats"]["source"]["title"], title);
+}
