@@ -26,6 +26,7 @@ pub mod events;
 pub mod format;
 pub mod hls;
 pub mod http;
+pub mod import;
 pub mod listener;
 pub mod mount;
 pub mod playlist;

@@ -34,6 +34,9 @@ struct Cli {
 enum Command {
     /// Check a configuration file and report every problem.
     CheckConfig { file: PathBuf },
+    /// Convert an Icecast (or Icecast-KH) icecast.xml to Floe's TOML on
+    /// stdout; what cannot be converted is listed on stderr.
+    ImportIcecast { file: PathBuf },
     /// Internal: the codec process the server starts per transcoded mount
     /// (the mount is named for `ps`; the job comes on stdin).
     #[command(hide = true)]
@@ -50,6 +53,9 @@ fn main() -> ExitCode {
         .init();
     if let Some(Command::CodecWorker { .. }) = &cli.command {
         return floe::transcode::codec_process::run();
+    }
+    if let Some(Command::ImportIcecast { file }) = &cli.command {
+        return import_icecast(file);
     }
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return match config::load_file(file) {
@@ -83,6 +89,30 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("floe: cannot start the runtime: {error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn import_icecast(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("floe: {}: {error}", file.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let dir = file.parent().unwrap_or(std::path::Path::new("."));
+    match floe::import::import(&text, dir) {
+        Ok(imported) => {
+            print!("{}", imported.toml);
+            for warning in &imported.warnings {
+                eprintln!("floe: {}: warning: {warning}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("floe: {}: {error}", file.display());
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }
