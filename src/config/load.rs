@@ -272,6 +272,32 @@ impl Ctx<'_> {
         })
     }
 
+    /// An intro file, relative to the config file, read now (bounded).
+    fn intro(&mut self, key: &str, v: &Value<'_>) -> Option<super::Intro> {
+        let name = self.nonempty(key, v)?;
+        let path = match Path::new(self.file).parent() {
+            Some(dir) => dir.join(&name),
+            None => PathBuf::from(&name),
+        };
+        let read = std::fs::metadata(&path).and_then(|meta| match meta.len() {
+            len if len > super::Intro::MAX => {
+                Err(std::io::Error::other(format!("{len} bytes; an intro may be at most {} bytes", super::Intro::MAX)))
+            }
+            _ => std::fs::read(&path),
+        });
+        match read {
+            Ok(bytes) if !bytes.is_empty() => Some(super::Intro(bytes.into())),
+            Ok(_) => {
+                self.report(Some(v.span()), key, format!("{}: empty file", path.display()));
+                None
+            }
+            Err(error) => {
+                self.report(Some(v.span()), key, format!("{}: {error}", path.display()));
+                None
+            }
+        }
+    }
+
     fn boolean(&mut self, key: &str, v: &Value<'_>) -> Option<bool> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some(*b),
@@ -482,6 +508,7 @@ const MOUNT: &[Field<MountConfig>] = &[
     ("deny", |c, k, v, m| set(&mut m.access.deny, c.cidrs(k, v))),
     ("deny_user_agents", |c, k, v, m| set(&mut m.access.deny_user_agents, c.agents(k, v))),
     ("listener_auth", |c, k, v, m| set(&mut m.listener_auth, listener_auth::listener_auth(c, k, v).map(Some))),
+    ("intro", |c, k, v, m| set(&mut m.intro, c.intro(k, v).map(Some))),
     ("stream_name", |c, k, v, m| set(&mut m.info.name, c.string(k, v).map(Some))),
     ("stream_description", |c, k, v, m| set(&mut m.info.description, c.string(k, v).map(Some))),
     ("stream_genre", |c, k, v, m| set(&mut m.info.genre, c.string(k, v).map(Some))),

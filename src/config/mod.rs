@@ -172,6 +172,24 @@ pub struct MountConfig {
     /// `[mount.listener_auth]`: listeners (and its HLS/DASH and renditions)
     /// need a user name and password. Default: none.
     pub listener_auth: Option<ListenerAuth>,
+    /// `intro`: a file in the mount's format played to each new listener
+    /// before the live stream (read at load, at most `Intro::MAX` bytes). Default: none.
+    pub intro: Option<Intro>,
+}
+
+/// An intro file's bytes, held once per mount.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Intro(pub bytes::Bytes);
+
+impl Intro {
+    /// Largest intro file: about a minute of 128 kbit/s MP3.
+    pub const MAX: u64 = 1 << 20;
+}
+
+impl std::fmt::Debug for Intro {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Intro({} bytes)", self.0.len())
+    }
 }
 
 /// How a mount's listeners prove who they are.
@@ -398,6 +416,7 @@ impl MountConfig {
             hls: HlsConfig::default(),
             access: crate::access::Rules::default(),
             listener_auth: None,
+            intro: None,
         }
     }
 }

@@ -297,8 +297,9 @@ impl Out {
                     }
                     continue;
                 }
-                "dump-file" | "intro" => {
-                    self.warn(&format!("mount {name}: <{}> is not supported yet", child.name));
+                "intro" => "intro".into(),
+                "dump-file" => {
+                    self.warn(&format!("mount {name}: <dump-file> is not supported yet"));
                     continue;
                 }
                 other => {

@@ -302,6 +302,9 @@ impl ListenerStream {
             stream.pieces.push_back(response_head);
         }
         let meta = stream.registration.mount().metadata();
+        if let Some(intro) = stream.intro() {
+            stream.queue(&intro, &meta);
+        }
         stream.queue(&subscription.headers, &meta);
         if stream.icy.is_none() {
             // The burst as one copied piece: cheaper than a handle per chunk
@@ -315,6 +318,15 @@ impl ListenerStream {
             }
         }
         stream
+    }
+
+    /// The mount's intro, played before the live stream: frame formats and
+    /// Ogg (the live stream's header pages then start a new chain link)
+    /// take it as it is; WebM cannot be concatenated, so it gets none.
+    fn intro(&self) -> Option<Bytes> {
+        let intro = self.mount().config().intro.as_ref()?;
+        let webm = self.mount().source().is_some_and(|s| s.content_type.contains("webm"));
+        (!webm).then(|| intro.0.clone())
     }
 
     /// The server state this listener runs under (for logging after it ends).

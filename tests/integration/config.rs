@@ -90,6 +90,7 @@ fn icecast_xml_files_import() {
 
     // The full one names an htpasswd file and a certificate next to it.
     std::fs::write(dir.path().join("listeners.htpasswd"), "ann:5ebe2294ecd0e0f08eab7690d2a6ee69\n").unwrap();
+    std::fs::write(dir.path().join("intro.mp3"), [0xFF, 0xFB, 0x90, 0x00]).unwrap();
     let pem = dir.path().join("floe-test.pem");
     let out = run_bounded(
         Command::new("openssl")
@@ -113,9 +114,10 @@ fn icecast_xml_files_import() {
     assert_eq!(mounts[0]["metaint"].as_integer(), Some(8192));
     assert!(mounts[0].get("max_listeners").is_none(), "-1 is unlimited");
     assert_eq!(mounts[0]["listener_auth"]["file"].as_str(), Some("listeners.htpasswd"));
+    assert_eq!(mounts[0]["intro"].as_str(), Some("intro.mp3"));
     assert_eq!(mounts[1]["hidden"].as_bool(), Some(true));
     for element in
-        ["<relay>", "<master-server>", "<directory>", "<dump-file>", "<intro>", "<threadpool>", "type=\"default\""]
+        ["<relay>", "<master-server>", "<directory>", "<dump-file>", "<threadpool>", "type=\"default\""]
     {
         assert!(warnings.contains(element), "{element} in {warnings}");
     }

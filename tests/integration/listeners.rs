@@ -206,3 +206,30 @@ fn playlists() {
     );
     assert!(out.status_ok && out.stdout.contains(&url), "{}", out.stderr);
 }
+
+/// A mount's intro plays to each new listener before the live stream: the
+/// listener hears the intro's 880 Hz, then the source's 440 Hz.
+#[test]
+fn new_listeners_hear_the_intro_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let intro = dir.path().join("intro.mp3");
+    let out = run_bounded(
+        std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=880:sample_rate=44100:duration=2"])
+            .args(["-c:a", "libmp3lame", "-b:a", "128k"])
+            .arg(&intro),
+        WAIT,
+    );
+    assert!(out.status_ok, "{}", out.stderr);
+    let rest: &'static str =
+        Box::leak(format!("[[mount]]\nname = \"/live.mp3\"\nintro = \"{}\"\n", intro.display()).into_boxed_str());
+    let server = TestServer::start(Opts { rest, limits: "burst_size = 0\n", ..Opts::default() });
+    let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.mp3");
+    let heard = decode_mono_16k_for(&server.url("/live.mp3"), 5);
+    assert!(heard.len() > 4 * 16000, "{} samples", heard.len());
+    let first = tone_frequency_of(&heard[..24000]);
+    let last = tone_frequency_of(&heard[heard.len() - 24000..]);
+    assert!((860.0..900.0).contains(&first), "the intro first: {first} Hz");
+    assert!((430.0..450.0).contains(&last), "then the live stream: {last} Hz");
+}

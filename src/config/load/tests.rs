@@ -136,6 +136,7 @@ fn full_file_parses_to_expected_values() {
         hls: HlsConfig::default(),
         access: crate::access::Rules::default(),
         listener_auth: None,
+        intro: None,
     };
     assert_eq!(*c.mounts[0], expected);
     assert_eq!(*c.mounts[1], MountConfig::dynamic("/backup.mp3"));
