@@ -65,12 +65,14 @@ fn admin_page_kicks_listeners_and_sets_titles() {
         assert_eq!(server.admin(path).status, 200, "{path}");
     }
     assert!(server.get("/status.xsl").text().contains("<title>Floe"), "Icecast's public page path");
+    // The browser's turn first: a listener left unread while other browser
+    // tests run would fall behind and be dropped.
+    let _turn = one_browser_at_a_time();
     let mut listener = Listener::connect(&server, "/live.mp3", &[]);
     listener.read_at_least(1000, WAIT);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/admin.mjs");
     let title = "Admin \u{2013} <b>not markup</b>";
-    let _turn = one_browser_at_a_time();
     let out = run_bounded(
         std::process::Command::new("node").arg(script).arg(server.url("/admin/")).arg("/live.mp3").arg(title),
         std::time::Duration::from_secs(90),
