@@ -18,9 +18,10 @@ pub enum MountNameError {
 const MAX_LEN: usize = 256;
 
 /// Paths the server answers itself (see `server::routes`).
-const RESERVED_PATHS: [&str; 10] = [
+const RESERVED_PATHS: [&str; 11] = [
     "/",
     "/status.xsl",
+    "/status-events",
     "/index.html",
     "/status-json.xsl",
     "/admin.cgi",

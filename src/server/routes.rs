@@ -22,8 +22,9 @@ pub enum Route {
     Respond(Response, Option<String>),
     /// An HLS or DASH asset of a mount (answered asynchronously: it may wait).
     Adaptive(String, crate::hls::serve::Asset),
-    /// `/admin/events` for the admin user: the event feed, streamed.
-    Events(String),
+    /// `/admin/events` for the admin user (named) or `/status-events`
+    /// (`None`): the event feed, streamed.
+    Events(Option<String>),
 }
 
 pub fn route(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
@@ -48,9 +49,10 @@ pub fn stream_target(req: &Request, state: &AppState) -> Option<MountHandle> {
 
 /// Paths Floe answers itself, ahead of any mount of the same name.
 fn is_fixed_path(path: &str) -> bool {
-    const FIXED: [&str; 11] = [
+    const FIXED: [&str; 12] = [
         "/",
         "/status.xsl",
+        "/status-events",
         "/metrics",
         "/index.html",
         crate::web::HLS_JS_PATH,
@@ -86,8 +88,9 @@ fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
             Some((mount, asset)) => Route::Adaptive(mount, asset),
             None => respond(Response::text(404, "Not found")),
         },
+        "/status-events" => Route::Events(None),
         "/admin/events" => match admin::admin_user(req, peer, state) {
-            Ok(user) => Route::Events(user),
+            Ok(user) => Route::Events(Some(user)),
             Err(response) => respond(response),
         },
         path if path.starts_with("/admin/") => {

@@ -142,11 +142,13 @@ async fn serve(
             }
         }
         Route::Events(user) => {
+            use crate::admin::events::{feed, Audience};
             let (sender, body) = Body::channel();
             let state = state.clone();
+            let audience = if user.is_some() { Audience::Admin } else { Audience::Public };
             tokio::spawn(async move {
-                let sent = crate::admin::events::feed(state.clone(), sender).await;
-                state.access_log.finished(peer.ip(), Some(&user), Some(&line), 200, sent, started);
+                let sent = feed(state.clone(), sender, audience).await;
+                state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), 200, sent, started);
             });
             let head = Response::new(200, "text/event-stream; charset=utf-8", "")
                 .with_header("Cache-Control", "no-cache")

@@ -89,3 +89,48 @@ fn admin_page_kicks_listeners_and_sets_titles() {
     let status = server.status_json();
     assert_eq!(status["icestats"]["source"]["title"], title);
 }
+
+/// The status page follows the public event feed: a new title shows up
+/// without the page polling every few seconds (it reads the status once
+/// per change), and the feed tells the public nothing about listeners.
+#[test]
+fn status_page_follows_the_public_event_feed() {
+    let server = TestServer::start(Opts::default());
+    let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.mp3");
+    let feed = run_bounded(
+        std::process::Command::new("curl").args(["-sN", "--max-time", "3"]).arg(server.url("/status-events")),
+        WAIT,
+    );
+    assert!(feed.stdout.contains("event: stats"), "{}", feed.stdout);
+    assert!(!feed.stdout.contains("127.0.0.1"), "no addresses in the public feed: {}", feed.stdout);
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/status_live.mjs");
+    let title = "Live \u{2013} now";
+    let _turn = one_browser_at_a_time();
+    let mut child = std::process::Command::new("node")
+        .arg(script)
+        .arg(server.url("/"))
+        .arg("/live.mp3")
+        .arg(title)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    let polls_before = server.log().matches("GET /status-json.xsl HTTP/1.1").count();
+    if ready == "READY" {
+        let encoded = title.replace(' ', "%20").replace('\u{2013}', "%E2%80%93");
+        assert_eq!(server.admin(&format!("/admin/metadata?mount=/live.mp3&mode=updinfo&song={encoded}")).status, 200);
+    }
+    let report = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = child.wait();
+    let report: serde_json::Value =
+        serde_json::from_str(&report).unwrap_or_else(|_| panic!("no report ({ready}): {report}\n{}", server.log()));
+    assert!(report.get("exception").is_none(), "{report}");
+    assert_eq!(report["shown"], title);
+    assert_eq!(report["errors"], serde_json::json!([]));
+    // 12 s or more after READY: polling every 5 s would have read the status at least twice more.
+    let polls = server.log().matches("GET /status-json.xsl HTTP/1.1").count() - polls_before;
+    assert!(polls <= 2, "{polls} status reads after the change: the page polls instead of following the feed");
+}
