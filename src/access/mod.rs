@@ -39,6 +39,10 @@ impl Rules {
         if listed(&self.deny) || (!self.allow.is_empty() && !listed(&self.allow)) {
             return Err(Refusal::Address);
         }
+        // Most servers have no agent list: no lower-casing per request then.
+        if self.deny_user_agents.is_empty() {
+            return Ok(());
+        }
         let agent = user_agent.unwrap_or("").to_lowercase();
         if self.deny_user_agents.iter().any(|denied| agent.contains(denied.as_str())) {
             return Err(Refusal::UserAgent);
