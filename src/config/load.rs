@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::ops::{Range, RangeInclusive};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ mod hls;
 mod listener_auth;
 mod mounts;
 mod transcode;
+mod values;
 
 use hint::did_you_mean;
 use mounts::mounts;
@@ -106,7 +107,7 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     walk_root(&mut cx, doc, &mut draft);
     check_limits(&mut cx, doc, &draft.config.limits);
     draft.config.shoutcast = resolve_shoutcast(&mut cx, doc, &draft);
-    draft.config.tls = resolve_tls(&mut cx, doc, &draft, Path::new(file).parent());
+    draft.config.tls = resolve_tls(&mut cx, doc, &draft);
     hls::resolve(&mut cx, doc, &mut draft.config);
     cx.finish(draft.config)
 }
@@ -141,6 +142,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// 1-based line of a byte span's start; 0 without a span.
+    /// A path named in the file, relative to the file's directory.
+    fn relative(&self, name: &str) -> PathBuf {
+        match Path::new(self.file).parent() {
+            Some(dir) => dir.join(name),
+            None => PathBuf::from(name),
+        }
+    }
+
     fn line(&self, span: Option<Range<usize>>) -> usize {
         span.map_or(0, |s| self.line_starts.partition_point(|&b| b <= s.start))
     }
@@ -176,217 +185,6 @@ impl<'a> Ctx<'a> {
             Ok(config)
         } else {
             Err(ConfigError { problems })
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Typed value readers: each reports a problem and returns None on failure.
-
-/// What a socket address looks like, for messages.
-const ADDR_FORM: &str = "expected IP:PORT, e.g. \"0.0.0.0:8000\" or \"[::]:8000\"";
-
-/// "must be at least 1" / "must be between 1 and 65535 bytes".
-fn range_message(range: &RangeInclusive<u64>, unit: &str) -> String {
-    let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
-    let (lo, hi) = (range.start(), range.end());
-    if *hi == u64::MAX {
-        format!("must be at least {lo}{unit}")
-    } else {
-        format!("must be between {lo} and {hi}{unit}")
-    }
-}
-
-/// "a string", "an integer", ... for messages.
-fn describe(v: &DeValue<'_>) -> &'static str {
-    match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a datetime",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
-    }
-}
-
-impl Ctx<'_> {
-    fn mismatch(&mut self, key: &str, v: &Value<'_>, expected: &str) {
-        let message = format!("expected {expected}, found {}", describe(v.get_ref()));
-        self.report(Some(v.span()), key, message);
-    }
-
-    fn string(&mut self, key: &str, v: &Value<'_>) -> Option<String> {
-        match v.get_ref() {
-            DeValue::String(s) => Some(s.to_string()),
-            _ => {
-                self.mismatch(key, v, "a string");
-                None
-            }
-        }
-    }
-
-    fn nonempty(&mut self, key: &str, v: &Value<'_>) -> Option<String> {
-        let s = self.string(key, v)?;
-        if s.is_empty() {
-            self.report(Some(v.span()), key, "must not be empty");
-            return None;
-        }
-        Some(s)
-    }
-
-    /// An array of strings, each read by `item`.
-    fn list<T>(
-        &mut self,
-        key: &str,
-        v: &Value<'_>,
-        mut item: impl FnMut(&mut Self, &Value<'_>, &str) -> Option<T>,
-    ) -> Option<Vec<T>> {
-        let DeValue::Array(items) = v.get_ref() else {
-            self.mismatch(key, v, "an array of strings");
-            return None;
-        };
-        let read: Vec<Option<T>> = items.iter().map(|i| self.string(key, i).and_then(|s| item(self, i, &s))).collect();
-        read.into_iter().collect()
-    }
-
-    /// Addresses and CIDR ranges.
-    fn cidrs(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<crate::access::Cidr>> {
-        self.list(key, v, |cx, item, text| match text.parse() {
-            Ok(net) => Some(net),
-            Err(message) => {
-                cx.report(Some(item.span()), key, message);
-                None
-            }
-        })
-    }
-
-    /// User-agent fragments, kept in lower case (they are compared that way).
-    fn agents(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<String>> {
-        self.list(key, v, |cx, item, text| {
-            if text.is_empty() {
-                cx.report(Some(item.span()), key, "an empty fragment would match every player");
-                return None;
-            }
-            Some(text.to_lowercase())
-        })
-    }
-
-    /// An intro file, relative to the config file, read now (bounded).
-    fn intro(&mut self, key: &str, v: &Value<'_>) -> Option<super::Intro> {
-        let name = self.nonempty(key, v)?;
-        let path = match Path::new(self.file).parent() {
-            Some(dir) => dir.join(&name),
-            None => PathBuf::from(&name),
-        };
-        let read = std::fs::metadata(&path).and_then(|meta| match meta.len() {
-            len if len > super::Intro::MAX => {
-                Err(std::io::Error::other(format!("{len} bytes; an intro may be at most {} bytes", super::Intro::MAX)))
-            }
-            _ => std::fs::read(&path),
-        });
-        match read {
-            Ok(bytes) if !bytes.is_empty() => Some(super::Intro(bytes.into())),
-            Ok(_) => {
-                self.report(Some(v.span()), key, format!("{}: empty file", path.display()));
-                None
-            }
-            Err(error) => {
-                self.report(Some(v.span()), key, format!("{}: {error}", path.display()));
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, key: &str, v: &Value<'_>) -> Option<bool> {
-        match v.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
-            _ => {
-                self.mismatch(key, v, "a boolean (true or false)");
-                None
-            }
-        }
-    }
-
-    /// An integer within `range`; `unit` (e.g. "bytes") only decorates messages.
-    fn uint(&mut self, key: &str, v: &Value<'_>, range: RangeInclusive<u64>, unit: &str) -> Option<u64> {
-        let DeValue::Integer(int) = v.get_ref() else {
-            self.mismatch(key, v, "an integer");
-            return None;
-        };
-        let n = i128::from_str_radix(int.as_str(), int.radix()).ok();
-        let n = n.and_then(|n| u64::try_from(n).ok());
-        if let Some(n) = n.filter(|n| range.contains(n)) {
-            return Some(n);
-        }
-        let message = format!("{}, got {int}", range_message(&range, unit));
-        self.report(Some(v.span()), key, message);
-        None
-    }
-
-    fn size(&mut self, key: &str, v: &Value<'_>, range: RangeInclusive<u64>, unit: &str) -> Option<usize> {
-        let n = self.uint(key, v, range, unit)?;
-        let size = usize::try_from(n).ok();
-        if size.is_none() {
-            self.report(Some(v.span()), key, format!("{n} is too large for this platform"));
-        }
-        size
-    }
-
-    fn seconds(&mut self, key: &str, v: &Value<'_>) -> Option<Duration> {
-        self.uint(key, v, 1..=MAX_TIMEOUT_SECS, "seconds").map(Duration::from_secs)
-    }
-
-    fn mount_name(&mut self, key: &str, v: &Value<'_>) -> Option<String> {
-        let name = self.string(key, v)?;
-        match super::mount_name::check(&name) {
-            Ok(()) => Some(name),
-            Err(error) => {
-                let why = error.to_string();
-                let (what, reason) = why.split_once(": ").unwrap_or((&why, ""));
-                self.report(Some(v.span()), key, format!("{what} {name:?}: {reason}"));
-                None
-            }
-        }
-    }
-
-    fn addr(&mut self, key: &str, v: &Value<'_>) -> Option<SocketAddr> {
-        let text = self.string(key, v)?;
-        match text.parse() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                let message = format!("invalid socket address {text:?} ({ADDR_FORM})");
-                self.report(Some(v.span()), key, message);
-                None
-            }
-        }
-    }
-
-    /// One address as a string, or an array of them.
-    fn addrs(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<SocketAddr>> {
-        let items = match v.get_ref() {
-            DeValue::String(_) => return self.addr(key, v).map(|a| vec![a]),
-            DeValue::Array(items) => items,
-            _ => {
-                self.mismatch(key, v, "a socket address or an array of them");
-                return None;
-            }
-        };
-        if items.is_empty() {
-            self.report(Some(v.span()), key, "must list at least one address");
-            return None;
-        }
-        let addrs: Vec<_> = items.iter().map(|item| self.addr(key, item)).collect();
-        addrs.into_iter().collect()
-    }
-
-    fn table<'v, 'i>(&mut self, key: &str, v: &'v Value<'i>) -> Option<&'v DeTable<'i>> {
-        match v.get_ref() {
-            DeValue::Table(t) => Some(t),
-            _ => {
-                self.mismatch(key, v, "a table");
-                None
-            }
         }
     }
 }
@@ -675,7 +473,7 @@ fn resolve_shoutcast(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft) -> Shoutcas
 /// `[tls]` and `tls_listen` go together; the certificate and key must load
 /// now (an unusable pair found at start-up beats one found at the first
 /// handshake).
-fn resolve_tls(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft, base: Option<&Path>) -> Option<CertFiles> {
+fn resolve_tls(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft) -> Option<CertFiles> {
     let wanted = !d.config.server.tls_listen.is_empty();
     let Some(tls) = &d.tls else {
         if wanted {
@@ -687,16 +485,12 @@ fn resolve_tls(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft, base: Option<&Pat
     if !wanted {
         cx.report(span_at(doc, &["tls"]), "tls", "no address serves TLS: add [server] tls_listen");
     }
-    let resolve = |name: &str| match base {
-        Some(dir) => dir.join(name),
-        None => PathBuf::from(name),
-    };
     let (Some(cert), Some(key)) = (&tls.cert, &tls.key) else {
         let missing = if tls.cert.is_none() { "tls.cert" } else { "tls.key" };
         cx.report(span_at(doc, &["tls"]), missing, "missing: [tls] needs both cert and key (PEM files)");
         return None;
     };
-    let files = CertFiles { cert: resolve(cert), key: resolve(key) };
+    let files = CertFiles { cert: cx.relative(cert), key: cx.relative(key) };
     if let Err(error) = files.load() {
         let key = if matches!(error, CertError::Key { .. }) { "key" } else { "cert" };
         cx.report(span_at(doc, &["tls", key]), &format!("tls.{key}"), error.to_string());

@@ -1,7 +1,6 @@
 //! `[mount.listener_auth]`: an htpasswd file (`type = "htpasswd"`, `file`)
 //! or Icecast's URL authentication (`type = "url"` and its options).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::super::{ListenerAuth, UrlAuth};
@@ -86,10 +85,7 @@ pub(super) fn listener_auth(cx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Optio
                 cx.report(span("type"), &format!("{key}.file"), "missing: the htpasswd file");
                 return None;
             };
-            let path = match Path::new(cx.file).parent() {
-                Some(dir) => dir.join(&file),
-                None => PathBuf::from(&file),
-            };
+            let path = cx.relative(&file);
             if let Err(problem) = crate::auth::htpasswd::check_file(&path) {
                 cx.report(span("file"), &format!("{key}.file"), problem);
                 return None;
