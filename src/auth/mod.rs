@@ -143,7 +143,11 @@ pub async fn listener(
     req: &ListenerRequest<'_>,
     ip: IpAddr,
 ) -> Result<Admission, Response> {
-    let config = state.config.mount(mount);
+    // The mount's own settings (HLS asks several times a second: no
+    // settings built per request). A mount without a handle is neither
+    // configured nor live, so it has no listener_auth and nothing to serve.
+    let Some(handle) = state.mounts.get(mount) else { return Ok(Admission::default()) };
+    let config = handle.config().clone();
     let creds = req.authorization.and_then(|header| parse_basic(header).ok());
     let challenge = || Response::unauthorized("Floe listeners");
     match &config.listener_auth {
@@ -172,8 +176,7 @@ pub async fn listener(
             if req.adaptive && state.url_auth.accepted_lately(remembered) {
                 return Ok(Admission { user: Some(user).filter(|u| !u.is_empty()), ..Admission::default() });
             }
-            let mount_handle = state.mounts.get(mount);
-            let listeners = mount_handle.map_or(0, |m| m.stats().listeners.load(std::sync::atomic::Ordering::Relaxed));
+            let listeners = handle.stats().listeners.load(std::sync::atomic::Ordering::Relaxed);
             let form: Vec<(&'static str, String)> = vec![
                 ("action", "listener_add".into()),
                 ("server", state.config.server.hostname.clone()),
