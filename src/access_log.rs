@@ -17,14 +17,32 @@ use crate::http::request::Request;
 use crate::timefmt;
 
 /// Where access lines go. Clone is cheap; clones share the file, so a
-/// `reopen` reaches every connection.
+/// `reopen` or a reload's `redirect` reaches every connection.
 #[derive(Clone, Default)]
 pub struct AccessLog {
     /// One short write per finished request; a plain mutex is enough.
-    file: Option<Arc<Mutex<File>>>,
-    path: Option<Arc<PathBuf>>,
+    target: Arc<Mutex<Target>>,
     /// Every request logged, by status class (`/metrics`).
     classes: Arc<StatusClasses>,
+}
+
+/// The file and the name it was opened by; no file logs through tracing.
+#[derive(Default)]
+struct Target {
+    file: Option<LogFile>,
+}
+
+/// An access log file opened for appending, and its name.
+pub struct LogFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl LogFile {
+    pub fn open(path: &Path) -> std::io::Result<LogFile> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(LogFile { file, path: path.to_path_buf() })
+    }
 }
 
 /// Finished requests by status class: index 1 is 1xx … 5 is 5xx.
@@ -91,21 +109,27 @@ pub struct AccessEntry<'a> {
 
 impl AccessLog {
     pub fn open(path: &Path) -> std::io::Result<AccessLog> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(AccessLog {
-            file: Some(Arc::new(Mutex::new(file))),
-            path: Some(Arc::new(path.to_path_buf())),
-            classes: Arc::default(),
-        })
+        let log = AccessLog::default();
+        log.write_to(Some(LogFile::open(path)?));
+        Ok(log)
     }
 
     /// Open the file by its name again (logrotate moved the old one away and
     /// sent SIGHUP). If that fails, lines keep going to the old file.
     pub fn reopen(&self) -> std::io::Result<()> {
-        let (Some(file), Some(path)) = (&self.file, &self.path) else { return Ok(()) };
-        let fresh = OpenOptions::new().create(true).append(true).open(path.as_path())?;
-        *file.lock() = fresh;
+        let Some(path) = self.path() else { return Ok(()) };
+        self.write_to(Some(LogFile::open(&path)?));
         Ok(())
+    }
+
+    /// Write to `file` from now on (`None`: through tracing).
+    pub fn write_to(&self, file: Option<LogFile>) {
+        self.target.lock().file = file;
+    }
+
+    /// The file lines go to, if any.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.target.lock().file.as_ref().map(|log| log.path.clone())
     }
 
     /// Requests logged so far by status class.
@@ -129,13 +153,18 @@ impl AccessLog {
     pub fn record(&self, entry: &AccessEntry<'_>) {
         self.classes.count(entry.status);
         let line = format_line(entry, SystemTime::now());
-        match &self.file {
-            Some(file) => {
-                if let Err(error) = writeln!(file.lock(), "{line}") {
+        let mut target = self.target.lock();
+        match &mut target.file {
+            Some(log) => {
+                if let Err(error) = writeln!(log.file, "{line}") {
+                    drop(target);
                     tracing::warn!(%error, "cannot write access log");
                 }
             }
-            None => tracing::info!(target: "floe::access", "{line}"),
+            None => {
+                drop(target);
+                tracing::info!(target: "floe::access", "{line}")
+            }
         }
     }
 }

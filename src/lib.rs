@@ -30,7 +30,9 @@ pub mod import;
 pub mod listener;
 pub mod mount;
 pub mod playlist;
+pub mod reload;
 pub mod server;
+pub mod slots;
 pub mod source;
 pub mod state;
 #[cfg(test)]

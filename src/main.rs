@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 use floe::access_log::AccessLog;
-use floe::config::{self, Config};
+use floe::config::{self, Config, LiveConfig};
 use floe::server::{self, Acceptors, Speaks};
 use floe::state::AppState;
 use floe::tls::Tls;
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build();
     match runtime {
-        Ok(runtime) => runtime.block_on(serve(config)),
+        Ok(runtime) => runtime.block_on(serve(LiveConfig::new(config, cli.config.clone()))),
         Err(error) => {
             eprintln!("floe: cannot start the runtime: {error}");
             ExitCode::FAILURE
@@ -117,8 +117,8 @@ fn import_icecast(file: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> ExitCode {
-    let config = Arc::new(config);
+async fn serve(live: LiveConfig) -> ExitCode {
+    let config = live.get();
     let tls = match &config.tls {
         Some(files) => match Tls::new(files.clone()) {
             Ok(tls) => Some(Arc::new(tls)),
@@ -167,9 +167,9 @@ async fn serve(config: Config) -> ExitCode {
     announce(&config, &bound, shoutcast_bound);
     let http_port = bound.iter().find(|(_, s)| !matches!(s, Speaks::Tls(_))).map_or(0, |(a, _)| a.port());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let state = AppState::new(config, access_log.clone(), http_port, shutdown_rx.clone()).with_tls(tls.clone());
+    let state = AppState::new(live, access_log, http_port, shutdown_rx.clone()).with_tls(tls.clone());
     match hangup {
-        Ok((hangup, usr1)) => drop(tokio::spawn(on_reopen_signals(hangup, usr1, access_log, tls.clone()))),
+        Ok((hangup, usr1)) => drop(tokio::spawn(on_reload_signals(hangup, usr1, state.clone()))),
         Err(error) => tracing::warn!(%error, "cannot handle SIGHUP and SIGUSR1"),
     }
     if let Some(tls) = tls {
@@ -234,24 +234,28 @@ fn announce(config: &Config, http: &[(SocketAddr, &Speaks)], shoutcast: Option<S
     }
 }
 
-/// SIGHUP (what Debian's logrotate for Icecast and `systemctl reload`
-/// send) reopens the access log and reloads the TLS certificate; SIGUSR1
-/// (the logrotate snippet in contrib/) only reopens the log. Neither ever
-/// ends the server. Configuration reload is not implemented yet.
-async fn on_reopen_signals(mut hangup: Signal, mut usr1: Signal, access_log: AccessLog, tls: Option<Arc<Tls>>) {
+/// SIGHUP (what `systemctl reload` and Debian's logrotate for Icecast
+/// send) reloads the configuration, reopens the access log and reloads the
+/// TLS certificate; SIGUSR1 (the logrotate snippet in contrib/) only
+/// reopens the log. Neither ever ends the server.
+async fn on_reload_signals(mut hangup: Signal, mut usr1: Signal, state: AppState) {
     loop {
         let name = tokio::select! {
             Some(()) = hangup.recv() => "SIGHUP",
             Some(()) = usr1.recv() => "SIGUSR1",
             else => return,
         };
-        match access_log.reopen() {
+        if name == "SIGHUP" && state.config.file().is_some() {
+            // Reading a small file; the reload itself only swaps handles.
+            let _ = tokio::task::block_in_place(|| floe::reload::reload_logged(&state, name));
+        }
+        match state.access_log.reopen() {
             Ok(()) => tracing::info!("{name}: access log reopened"),
             Err(error) => {
                 tracing::error!(%error, "{name}: cannot reopen the access log; still writing to the old file")
             }
         }
-        if let (Some(tls), "SIGHUP") = (&tls, name) {
+        if let (Some(tls), "SIGHUP") = (&state.tls, name) {
             tls.log_reload(name);
         }
     }

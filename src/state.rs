@@ -6,11 +6,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::access_log::AccessLog;
-use crate::config::Config;
+use crate::config::LiveConfig;
 use crate::mount::Mounts;
+use crate::slots::Slots;
 
 /// Server-wide counters, as `/admin/stats` reports them.
 #[derive(Debug, Default)]
@@ -34,21 +35,27 @@ pub struct ServerStats {
     /// Requests and connections turned away by `[access]` or a mount's
     /// lists, or for holding `max_connections_per_ip` already.
     pub access_refusals: AtomicU64,
+    /// Configuration reloads applied, and refused (the file had problems).
+    pub config_reloads: AtomicU64,
+    pub config_reload_failures: AtomicU64,
 }
 
 /// Everything a connection needs, cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The configuration in force; a reload swaps it (see `reload`).
+    pub config: LiveConfig,
     pub mounts: Mounts,
     /// Every mount's HLS/DASH window.
     pub hls: crate::hls::HlsStreams,
     pub stats: Arc<ServerStats>,
     pub access_log: AccessLog,
-    /// Listener slots (`limits.clients`); a permit moves into each listener task.
-    pub clients: Arc<Semaphore>,
+    /// Listener slots (`limits.clients`); one moves into each listener task.
+    pub clients: Slots,
     /// Source slots (`limits.sources`).
-    pub sources: Arc<Semaphore>,
+    pub sources: Slots,
+    /// Open connections of any kind (see `connection_cap`).
+    pub connections: Slots,
     /// Failed logins per address (sources, admin, SHOUTcast).
     pub logins: Arc<crate::auth::Throttle>,
     /// Connections per client address (`max_connections_per_ip`).
@@ -70,19 +77,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
-        config: Arc<Config>,
-        access_log: AccessLog,
-        http_port: u16,
-        shutdown: watch::Receiver<bool>,
-    ) -> AppState {
+    pub fn new(config: LiveConfig, access_log: AccessLog, http_port: u16, shutdown: watch::Receiver<bool>) -> AppState {
+        let limits = config.get().limits.clone();
         AppState {
             mounts: Mounts::new(config.clone(), crate::events::Events::default()),
             hls: crate::hls::HlsStreams::default(),
             stats: Arc::default(),
             access_log,
-            clients: Arc::new(Semaphore::new(config.limits.clients)),
-            sources: Arc::new(Semaphore::new(config.limits.sources)),
+            clients: Slots::new(limits.clients),
+            sources: Slots::new(limits.sources),
+            connections: Slots::new(connection_cap(&limits)),
             logins: Arc::default(),
             per_ip: crate::access::PerIp::default(),
             htpasswd: Arc::default(),
@@ -100,4 +104,13 @@ impl AppState {
     pub fn with_tls(self, tls: Option<Arc<crate::tls::Tls>>) -> AppState {
         AppState { tls, ..self }
     }
+}
+
+/// Open connections beyond listeners and sources: status requests, admin,
+/// connections still sending their head. Each holds a slot of this cap.
+const PENDING_FACTOR: usize = 2;
+
+/// How many connections of any kind may be open at once.
+pub fn connection_cap(limits: &crate::config::Limits) -> usize {
+    (limits.clients + limits.sources).saturating_mul(PENDING_FACTOR) + 1024
 }

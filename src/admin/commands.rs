@@ -54,6 +54,22 @@ pub fn killclient(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
     Ok(ice_response(&format!("Client {id} removed")))
 }
 
+/// `/admin/reloadconfig`: read the configuration file again and apply it
+/// (see `reload`); a file with problems changes nothing and they are listed.
+pub fn reloadconfig(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+    match crate::reload::reload_logged(ctx.state, "/admin/reloadconfig") {
+        Ok(reloaded) => {
+            let mut message = format!("Configuration reloaded: {reloaded}");
+            for kept in &reloaded.kept {
+                message.push_str("; ");
+                message.push_str(kept);
+            }
+            Ok(ice_response(&message))
+        }
+        Err(error) => Err(AdminError::BadRequest(format!("Configuration not reloaded:\n{error}"))),
+    }
+}
+
 /// `/admin/killsource?mount=`.
 pub fn killsource(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
     let mount = ctx.mount()?;

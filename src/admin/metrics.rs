@@ -47,6 +47,13 @@ fn server(out: &mut Exposition, state: &AppState) {
         "Requests and connections refused by the access lists or the per-address cap.",
     );
     out.sample(&[], load(&s.access_refusals));
+    out.family(
+        "floe_config_reloads_total",
+        Counter,
+        "Configuration reloads, by outcome (a refused file changes nothing).",
+    );
+    out.sample(&[("outcome", "applied")], load(&s.config_reloads));
+    out.sample(&[("outcome", "refused")], load(&s.config_reload_failures));
     out.family("floe_listeners", Gauge, "Listeners connected, all mounts.");
     out.sample(&[], state.mounts.listener_total());
     out.family("floe_listener_connections_total", Counter, "Listeners admitted, all mounts.");

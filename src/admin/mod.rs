@@ -110,6 +110,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "fallbacks", role: Role::Admin, effect: Effect::WritesWith("fallback"), run: commands::fallbacks },
     Command { name: "metadata", role: Role::MountSource, effect: Effect::Writes, run: commands::metadata },
     Command { name: "streamlist", role: Role::Admin, effect: Effect::Reads, run: commands::streamlist },
+    Command { name: "reloadconfig", role: Role::Admin, effect: Effect::Writes, run: commands::reloadconfig },
 ];
 
 /// Output format picked by the path suffix.
@@ -204,7 +205,7 @@ fn render(elem: &Elem, format: Format) -> Result<Response, AdminError> {
 /// count towards the address's login throttle).
 fn authorize(ctx: &Ctx<'_>, role: Role) -> Result<String, AdminError> {
     let creds = credentials(ctx.req)?;
-    let config = &ctx.state.config;
+    let config = &ctx.state.config.get();
     let allowed = || {
         auth::is_admin(config, &creds)
             || role == Role::MountSource

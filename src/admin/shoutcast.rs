@@ -20,7 +20,7 @@ use crate::mount::MountHandle;
 use crate::state::AppState;
 
 fn mount_for(req: &Request, state: &AppState) -> Option<MountHandle> {
-    let base = &state.config.shoutcast.mount;
+    let base = &state.config.get().shoutcast.mount;
     if let Some(name) = req.query("mount") {
         return state.mounts.get(&name);
     }
@@ -46,10 +46,10 @@ pub fn admin_cgi(req: &Request, peer: SocketAddr, state: &AppState) -> Response 
     let Some(password) = req.query("pass") else {
         return Response::unauthorized("Floe admin");
     };
-    let mount_config = state.config.credentials_mount(mount.name());
+    let mount_config = state.config.get().credentials_mount(mount.name());
     let allowed = || {
-        auth::constant_time_eq(&password, &state.config.auth.admin_password)
-            || auth::shoutcast_password_allowed(&state.config, &mount_config, &password)
+        auth::constant_time_eq(&password, &state.config.get().auth.admin_password)
+            || auth::shoutcast_password_allowed(&state.config.get(), &mount_config, &password)
     };
     match auth::attempt(&state.logins, peer.ip(), "admin.cgi", allowed) {
         Ok(()) => {}
@@ -80,7 +80,7 @@ struct Figures {
 }
 
 fn figures(mount: Option<&MountHandle>, state: &AppState) -> Figures {
-    let max = state.config.limits.clients as u64;
+    let max = state.config.get().limits.clients as u64;
     let Some(m) = mount else {
         return Figures { listeners: 0, peak: 0, max, bitrate: 0, song: String::new(), live: false };
     };

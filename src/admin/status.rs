@@ -14,7 +14,7 @@ use crate::timefmt;
 
 /// `http://hostname:port/mount`, the URL listeners use.
 pub fn listen_url(state: &AppState, mount: &str) -> String {
-    format!("http://{}:{}{}", state.config.server.hostname, state.http_port, mount)
+    format!("http://{}:{}{}", state.config.get().server.hostname, state.http_port, mount)
 }
 
 /// Mounts that status pages show: live and not hidden.
@@ -25,9 +25,9 @@ pub fn visible_live_mounts(state: &AppState) -> Vec<MountHandle> {
 /// `/status-json.xsl`.
 pub fn status_json(state: &AppState) -> String {
     let mut icestats = Map::new();
-    icestats.insert("admin".into(), json!(state.config.server.admin_email));
-    icestats.insert("host".into(), json!(state.config.server.hostname));
-    icestats.insert("location".into(), json!(state.config.server.location));
+    icestats.insert("admin".into(), json!(state.config.get().server.admin_email));
+    icestats.insert("host".into(), json!(state.config.get().server.hostname));
+    icestats.insert("location".into(), json!(state.config.get().server.location));
     icestats.insert("server_id".into(), json!(SERVER_ID));
     icestats.insert("server_start".into(), json!(timefmt::rfc2822(state.started)));
     icestats.insert("server_start_iso8601".into(), json!(timefmt::iso8601(state.started)));
@@ -66,7 +66,7 @@ fn source_json(state: &AppState, mount: &MountHandle) -> Option<Value> {
     put("listeners", json!(stats.listeners.load(Ordering::Relaxed)));
     put("listenurl", json!(listen_url(state, mount.name())));
     if state.hls.get(mount.name()).is_some() {
-        let base = format!("http://{}:{}", state.config.server.hostname, state.http_port);
+        let base = format!("http://{}:{}", state.config.get().server.hostname, state.http_port);
         put("hls_url", json!(format!("{base}/hls{}/master.m3u8", mount.name())));
         put("dash_url", json!(format!("{base}/dash{}/manifest.mpd", mount.name())));
     }
@@ -152,9 +152,11 @@ pub fn stats_elem(state: &AppState) -> Elem {
     let live = state.mounts.live();
     Elem::new("icestats")
         .field("access_refusals", load(&s.access_refusals))
-        .field("admin", state.config.server.admin_email.as_str())
+        .field("admin", state.config.get().server.admin_email.as_str())
         .field("client_connections", load(&s.client_connections))
         .field("clients", state.mounts.listener_total() + live.len())
+        .field("config_reload_failures", load(&s.config_reload_failures))
+        .field("config_reloads", load(&s.config_reloads))
         .field("connections", load(&s.connections))
         .field("file_connections", 0u64)
         .field(
@@ -162,10 +164,10 @@ pub fn stats_elem(state: &AppState) -> Elem {
             state.mounts.all().iter().map(MountHandle::held_bytes).sum::<usize>() + state.hls.held_bytes(),
         )
         .field("hls_held_bytes", state.hls.held_bytes())
-        .field("host", state.config.server.hostname.as_str())
+        .field("host", state.config.get().server.hostname.as_str())
         .field("listener_connections", load(&s.listener_connections))
         .field("listeners", state.mounts.listener_total())
-        .field("location", state.config.server.location.as_str())
+        .field("location", state.config.get().server.location.as_str())
         .field("server_id", SERVER_ID)
         .field("server_start", timefmt::rfc2822(state.started))
         .field("server_start_iso8601", timefmt::iso8601(state.started))

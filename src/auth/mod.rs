@@ -179,7 +179,7 @@ pub async fn listener(
             let listeners = handle.stats().listeners.load(std::sync::atomic::Ordering::Relaxed);
             let form: Vec<(&'static str, String)> = vec![
                 ("action", "listener_add".into()),
-                ("server", state.config.server.hostname.clone()),
+                ("server", state.config.get().server.hostname.clone()),
                 ("port", state.http_port.to_string()),
                 ("client", state.mounts.next_listener_id().to_string()),
                 ("mount", mount.to_string()),

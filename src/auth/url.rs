@@ -185,7 +185,7 @@ async fn post(auth: &UrlAuth, url: &HttpUrl, form: &[(&str, String)]) -> Result<
 /// Tell the mount's backend that its source started (`mount_add`) or
 /// ended (`mount_remove`), if it asked to be told.
 pub fn tell_mount(state: &crate::state::AppState, mount: &str, started: bool) {
-    let Some(crate::config::ListenerAuth::Url(auth)) = &state.config.mount(mount).listener_auth else { return };
+    let Some(crate::config::ListenerAuth::Url(auth)) = &state.config.get().mount(mount).listener_auth else { return };
     let (url, action) = match started {
         true => (&auth.mount_add, "mount_add"),
         false => (&auth.mount_remove, "mount_remove"),
@@ -194,7 +194,7 @@ pub fn tell_mount(state: &crate::state::AppState, mount: &str, started: bool) {
         let form = vec![
             ("action", action.to_string()),
             ("mount", mount.to_string()),
-            ("server", state.config.server.hostname.clone()),
+            ("server", state.config.get().server.hostname.clone()),
             ("port", state.http_port.to_string()),
         ];
         state.url_auth.tell(auth.clone(), url.clone(), form);
@@ -210,7 +210,8 @@ pub async fn stream_auth(
     creds: Option<&super::Credentials>,
     ip: std::net::IpAddr,
 ) -> Option<bool> {
-    let Some(crate::config::ListenerAuth::Url(auth)) = &state.config.credentials_mount(mount).listener_auth else {
+    let Some(crate::config::ListenerAuth::Url(auth)) = &state.config.get().credentials_mount(mount).listener_auth
+    else {
         return None;
     };
     let url = auth.stream_auth.as_ref()?;
@@ -218,7 +219,7 @@ pub async fn stream_auth(
         ("action", "stream_auth".to_string()),
         ("mount", mount.to_string()),
         ("ip", ip.to_string()),
-        ("server", state.config.server.hostname.clone()),
+        ("server", state.config.get().server.hostname.clone()),
         ("port", state.http_port.to_string()),
         ("user", creds.map_or(String::new(), |c| c.user.clone())),
         ("pass", creds.map_or(String::new(), |c| c.password.clone())),

@@ -2,11 +2,15 @@
 //! reports every problem with file, line and key (`load.rs`), and the built-in
 //! default that mirrors Icecast's out-of-the-box behaviour.
 //!
-//! Config is immutable once loaded: the server shares it as `Arc<Config>` and
-//! each mount's settings as `Arc<MountConfig>`.
+//! A loaded `Config` is immutable: the server shares the one in force as a
+//! [`LiveConfig`], which a reload swaps whole, and each mount's settings as
+//! `Arc<MountConfig>`.
 
+mod live;
 mod load;
 pub mod mount_name;
+
+pub use live::LiveConfig;
 
 pub use load::{load_file, parse_str, ConfigError, Problem};
 pub use mount_name::MountNameError;
@@ -16,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The whole configuration, as loaded from TOML or built in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: ServerConfig,
     pub limits: Limits,
@@ -34,7 +38,7 @@ pub struct Config {
 }
 
 /// `[server]`: where Floe listens and how it names itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Addresses to accept HTTP on (listeners, sources, admin). Default: `["0.0.0.0:8000"]`.
     pub listen: Vec<SocketAddr>,
@@ -54,7 +58,7 @@ pub struct ServerConfig {
 }
 
 /// `[limits]`: resource caps and timeouts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Listeners across all mounts. Default: 10000.
     pub clients: usize,
@@ -92,7 +96,7 @@ pub struct Limits {
 }
 
 /// `[auth]`: global credentials.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuthConfig {
     /// Password any source may use (user `source`) unless its mount sets its own. Default: `hackme`.
     pub source_password: String,
@@ -103,7 +107,7 @@ pub struct AuthConfig {
 }
 
 /// `[shoutcast]`: the SHOUTcast v1 source port.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ShoutcastConfig {
     /// Port for SHOUTcast v1 sources; `None` disables it. Default: first listen port + 1.
     pub listen: Option<SocketAddr>,

@@ -148,11 +148,7 @@ pub fn admit(
         return Err(not_live());
     };
     let source = mount.source().ok_or_else(not_live)?;
-    let permit = state
-        .clients
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| Response::text(503, "Server full: too many listeners"))?;
+    let permit = state.clients.try_claim().ok_or_else(|| Response::text(503, "Server full: too many listeners"))?;
     let metaint = (req.wants_icy && source.format.supports_icy()).then_some(mount.config().metaint);
     Ok(Admitted { mount, home, source, metaint, permit })
 }
@@ -324,9 +320,9 @@ impl ListenerStream {
     /// Ogg (the live stream's header pages then start a new chain link)
     /// take it as it is; WebM cannot be concatenated, so it gets none.
     fn intro(&self) -> Option<Bytes> {
-        let intro = self.mount().config().intro.as_ref()?;
+        let intro = self.mount().config().intro.as_ref()?.0.clone();
         let webm = self.mount().source().is_some_and(|s| s.content_type.contains("webm"));
-        (!webm).then(|| intro.0.clone())
+        (!webm).then_some(intro)
     }
 
     /// The server state this listener runs under (for logging after it ends).
@@ -537,7 +533,7 @@ impl ListenerStream {
     async fn flush_blocked(&mut self, position: Option<u64>) -> Result<(), End> {
         let mount = self.mount().clone();
         let control = self.registration.entry().control.clone();
-        let deadline = tokio::time::sleep(self.state.config.limits.client_timeout);
+        let deadline = tokio::time::sleep(self.state.config.get().limits.client_timeout);
         tokio::pin!(deadline);
         let outcome = {
             let write = self.sink.write_all(&mut self.pieces);

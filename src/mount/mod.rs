@@ -1,5 +1,5 @@
-//! Mounts: the unit of streaming. A mount has immutable settings
-//! (`Arc<MountConfig>`), a data plane (the chunk ring, captured stream
+//! Mounts: the unit of streaming. A mount has settings (`Arc<MountConfig>`,
+//! replaced whole by a configuration reload), a data plane (the chunk ring, captured stream
 //! headers and current metadata), at most one live source, a listener table
 //! and counters. `Mounts` is the registry the server looks names up in.
 
@@ -15,7 +15,7 @@ mod wake;
 
 pub use listeners::{ListenerControl, ListenerEntry, Registration};
 pub use metadata::{decode_with_charset, encode_icy_block, truncate_on_char_boundary, Metadata, ICY_NO_CHANGE};
-pub use registry::Mounts;
+pub use registry::{MountChanges, Mounts};
 pub use ring::{Chunk, Ring};
 pub use source_info::{SourceInfo, StreamInfo};
 pub use stats::MountStats;
@@ -23,7 +23,7 @@ pub use stream::MIN_TITLE_BYTES;
 pub use tap::{Tap, TapId, Tapped};
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,13 +53,17 @@ pub struct Head {
 /// One mount. Shared through `MountHandle`.
 #[derive(Debug)]
 pub struct Mount {
-    config: Arc<MountConfig>,
-    /// Created by a source for a name not in the config; forgotten when idle.
-    dynamic: bool,
-    queue_size: usize,
-    burst_size: usize,
-    /// Listeners are woken at most this often; see `Limits::delivery_interval`.
-    delivery_interval: Duration,
+    name: String,
+    /// Read per request, replaced by a reload.
+    config: RwLock<Arc<MountConfig>>,
+    /// Created by a source for a name not in the config (or taken out of
+    /// it by a reload while live); forgotten when idle.
+    dynamic: AtomicBool,
+    queue_size: AtomicUsize,
+    burst_size: AtomicUsize,
+    /// Listeners are woken at most this often (in microseconds); see
+    /// `Limits::delivery_interval`.
+    delivery_interval_us: AtomicU64,
     /// Read-mostly: many listeners copy out chunk handles, one source appends.
     /// Held only for those copies, never across an await.
     stream: RwLock<StreamState>,
@@ -114,17 +118,13 @@ impl MountHandle {
         limits: &Limits,
         events: crate::events::Events,
     ) -> MountHandle {
-        let queue_size = config.queue_size.unwrap_or(limits.queue_size);
-        let burst_size = config.burst_size.unwrap_or(limits.burst_size);
-        // Room for the slowest tolerated listener plus a full burst behind it,
-        // and for the chunks' bookkeeping and titles (see `Ring`).
-        let capacity = queue_size + burst_size + ((queue_size + burst_size) / 8).max(16 * 1024);
-        MountHandle(Arc::new(Mount {
-            dynamic,
-            queue_size,
-            burst_size,
-            delivery_interval: limits.delivery_interval,
-            stream: RwLock::new(StreamState::new(capacity)),
+        let mount = MountHandle(Arc::new(Mount {
+            name: config.name.clone(),
+            dynamic: AtomicBool::new(dynamic),
+            queue_size: AtomicUsize::new(0),
+            burst_size: AtomicUsize::new(0),
+            delivery_interval_us: AtomicU64::new(0),
+            stream: RwLock::new(StreamState::new(0)),
             heads: Heads::new(),
             source: Mutex::new(None),
             listeners: ListenerTable::default(),
@@ -132,16 +132,47 @@ impl MountHandle {
             taps: Mutex::new(Vec::new()),
             stats: MountStats::default(),
             events,
-            config,
-        }))
+            config: RwLock::new(config.clone()),
+        }));
+        mount.tune(&config, limits);
+        mount
+    }
+
+    /// Size the ring and the listener queues for `config` and `limits`.
+    fn tune(&self, config: &MountConfig, limits: &Limits) {
+        let queue_size = config.queue_size.unwrap_or(limits.queue_size);
+        let burst_size = config.burst_size.unwrap_or(limits.burst_size);
+        // Room for the slowest tolerated listener plus a full burst behind it,
+        // and for the chunks' bookkeeping and titles (see `Ring`).
+        let capacity = queue_size + burst_size + ((queue_size + burst_size) / 8).max(16 * 1024);
+        let interval = u64::try_from(limits.delivery_interval.as_micros()).unwrap_or(u64::MAX);
+        self.0.queue_size.store(queue_size, Ordering::Relaxed);
+        self.0.burst_size.store(burst_size, Ordering::Relaxed);
+        self.0.delivery_interval_us.store(interval, Ordering::Relaxed);
+        self.0.stream.write().ring.set_capacity(capacity);
+    }
+
+    /// Take new settings (a configuration reload): limits, sizes and the
+    /// configured fallback apply from now on; the source and listeners stay.
+    /// `dynamic` marks a mount the new configuration no longer names (it is
+    /// forgotten once its source leaves). A fallback set at run time by
+    /// `/admin/fallbacks` survives unless the configured one changed.
+    pub fn reconfigure(&self, config: Arc<MountConfig>, limits: &Limits, dynamic: bool) {
+        let old = std::mem::replace(&mut *self.0.config.write(), config.clone());
+        if old.fallback_mount != config.fallback_mount {
+            self.set_fallback(config.fallback_mount.clone());
+        }
+        self.0.dynamic.store(dynamic, Ordering::Relaxed);
+        self.tune(&config, limits);
     }
 
     pub fn name(&self) -> &str {
-        &self.0.config.name
+        &self.0.name
     }
 
-    pub fn config(&self) -> &Arc<MountConfig> {
-        &self.0.config
+    /// The settings in force.
+    pub fn config(&self) -> Arc<MountConfig> {
+        self.0.config.read().clone()
     }
 
     /// The current fallback mount name.
@@ -154,7 +185,15 @@ impl MountHandle {
     }
 
     pub fn is_dynamic(&self) -> bool {
-        self.0.dynamic
+        self.0.dynamic.load(Ordering::Relaxed)
+    }
+
+    fn delivery_interval(&self) -> Duration {
+        Duration::from_micros(self.0.delivery_interval_us.load(Ordering::Relaxed))
+    }
+
+    fn burst_size(&self) -> usize {
+        self.0.burst_size.load(Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> &MountStats {
@@ -272,7 +311,7 @@ impl MountHandle {
         }
         let now = Instant::now();
         self.tap(units, now);
-        let interval = self.0.delivery_interval;
+        let interval = self.delivery_interval();
         let wake = {
             let mut stream = self.0.stream.write();
             for unit in units.drain(..) {
@@ -304,7 +343,7 @@ impl MountHandle {
     /// The groups due now and the sequence to wake them for (trimming the
     /// ring on the way), or `None` if none is due.
     fn due_groups(&self, stream: &mut StreamState, now: Instant) -> Option<(Groups, u64)> {
-        let groups = stream.schedule.take_due(now, self.0.delivery_interval);
+        let groups = stream.schedule.take_due(now, self.delivery_interval());
         if groups.is_empty() {
             return None;
         }
@@ -391,7 +430,7 @@ impl MountHandle {
             return;
         }
         stream.last_trim = Some(now);
-        let burst = stream.ring.burst_start(self.0.burst_size).max(stream.burst_floor);
+        let burst = stream.ring.burst_start(self.burst_size()).max(stream.burst_floor);
         let keep = self.0.listeners.slowest_cursor().map_or(burst, |slowest| slowest.min(burst));
         stream.ring.trim_before(keep);
     }
@@ -410,7 +449,7 @@ impl MountHandle {
         let head = self.0.heads.subscribe(Heads::group_of(id));
         let stream = self.0.stream.read();
         let cursor = if burst {
-            stream.ring.burst_start(self.0.burst_size).max(stream.burst_floor)
+            stream.ring.burst_start(self.burst_size()).max(stream.burst_floor)
         } else {
             stream.ring.live_start()
         };
@@ -435,7 +474,7 @@ impl MountHandle {
     /// Is a listener whose next byte is at stream offset `position` too far behind?
     pub fn lag_at(&self, position: u64) -> Lag {
         let stream = self.0.stream.read();
-        if stream.ring.end().saturating_sub(position) > self.0.queue_size as u64 {
+        if stream.ring.end().saturating_sub(position) > self.queue_size() as u64 {
             Lag::TooFar
         } else {
             Lag::Within
@@ -447,7 +486,7 @@ impl MountHandle {
             return Err(Lag::TooFar);
         }
         match ring.offset_of(cursor) {
-            Some(offset) if ring.end() - offset <= self.0.queue_size as u64 => Ok(()),
+            Some(offset) if ring.end() - offset <= self.queue_size() as u64 => Ok(()),
             Some(_) => Err(Lag::TooFar),
             // A cursor past the head cannot happen; treat it as at the head.
             None => Ok(()),
@@ -457,7 +496,7 @@ impl MountHandle {
     /// Add a listener, enforcing `max_listeners` unless `forced` (moves).
     pub fn register(&self, entry: Arc<ListenerEntry>, forced: bool) -> Option<Registration> {
         if !forced {
-            if let Some(max) = self.0.config.max_listeners {
+            if let Some(max) = self.0.config.read().max_listeners {
                 if self.0.listeners.len() >= max {
                     return None;
                 }
@@ -516,7 +555,7 @@ impl MountHandle {
     }
 
     pub fn queue_size(&self) -> usize {
-        self.0.queue_size
+        self.0.queue_size.load(Ordering::Relaxed)
     }
 }
 

@@ -1,20 +1,21 @@
 //! The registry of mounts by name. Configured mounts live as long as the
-//! server; a mount created by a source for an unconfigured name is forgotten
-//! when its source leaves (its remaining listeners keep their handle and
-//! drain the ring).
+//! configuration names them; a mount created by a source for an unconfigured
+//! name is forgotten when its source leaves (its remaining listeners keep
+//! their handle and drain the ring).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 use super::MountHandle;
-use crate::config::Config;
+use crate::config::{Config, LiveConfig};
 
 #[derive(Debug)]
 struct Inner {
-    config: Arc<Config>,
+    /// Settings for mounts the configuration does not name.
+    config: LiveConfig,
     /// Looked up per request, changed when sources come and go.
     map: RwLock<HashMap<String, MountHandle>>,
     next_listener_id: AtomicU64,
@@ -27,10 +28,11 @@ pub struct Mounts(Arc<Inner>);
 
 impl Mounts {
     /// Every mount publishes its changes to `events`.
-    pub fn new(config: Arc<Config>, events: crate::events::Events) -> Mounts {
+    pub fn new(config: LiveConfig, events: crate::events::Events) -> Mounts {
+        let current = config.get();
         let make =
-            |m: &Arc<crate::config::MountConfig>| MountHandle::new(m.clone(), false, &config.limits, events.clone());
-        let map = config.mounts.iter().map(|m| (m.name.clone(), make(m))).collect();
+            |m: &Arc<crate::config::MountConfig>| MountHandle::new(m.clone(), false, &current.limits, events.clone());
+        let map = current.mounts.iter().map(|m| (m.name.clone(), make(m))).collect();
         Mounts(Arc::new(Inner { config, map: RwLock::new(map), next_listener_id: AtomicU64::new(1), events }))
     }
 
@@ -51,9 +53,59 @@ impl Mounts {
         let mut map = self.0.map.write();
         map.entry(name.to_string())
             .or_insert_with(|| {
-                MountHandle::new(self.0.config.mount(name), true, &self.0.config.limits, self.0.events.clone())
+                let config = self.0.config.get();
+                MountHandle::new(config.mount(name), true, &config.limits, self.0.events.clone())
             })
             .clone()
+    }
+
+    /// Bring the registry in line with a reloaded `config`: mounts it names
+    /// are created or take their new settings; mounts it no longer names are
+    /// forgotten, or, while a source is live on one, kept with dynamic
+    /// settings until that source leaves. Sources and listeners stay
+    /// connected throughout.
+    pub fn apply(&self, config: &Config) -> MountChanges {
+        let mut changes = MountChanges::default();
+        let mut map = self.0.map.write();
+        for wanted in &config.mounts {
+            match map.get(&wanted.name) {
+                Some(mount) => {
+                    if mount.is_dynamic() {
+                        changes.added.push(wanted.name.clone());
+                    } else if *mount.config() != **wanted {
+                        changes.changed.push(wanted.name.clone());
+                    }
+                    mount.reconfigure(wanted.clone(), &config.limits, false);
+                }
+                None => {
+                    let mount = MountHandle::new(wanted.clone(), false, &config.limits, self.0.events.clone());
+                    map.insert(wanted.name.clone(), mount);
+                    changes.added.push(wanted.name.clone());
+                }
+            }
+        }
+        let named: HashSet<&str> = config.mounts.iter().map(|m| m.name.as_str()).collect();
+        let mut gone = Vec::new();
+        for (name, mount) in map.iter() {
+            if named.contains(name.as_str()) {
+                continue;
+            }
+            if !mount.is_dynamic() {
+                changes.removed.push(name.clone());
+            }
+            // Sizes and limits apply to dynamic mounts too.
+            mount.reconfigure(config.mount(name), &config.limits, true);
+            if !mount.is_live() {
+                gone.push(name.clone());
+            }
+        }
+        for name in gone {
+            map.remove(&name);
+        }
+        changes.added.sort();
+        changes.changed.sort();
+        changes.removed.sort();
+        changes
     }
 
     /// Forget a dynamic mount once it has no source.
@@ -102,4 +154,12 @@ impl Mounts {
         }
         None
     }
+}
+
+/// What a reload did to the configured mounts, by name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MountChanges {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
 }

@@ -61,6 +61,12 @@ impl Ring {
         Ring { chunks: VecDeque::new(), first_seq: 0, held: 0, capacity, end: 0 }
     }
 
+    /// A new byte capacity (a reload changed the queue or burst size);
+    /// a smaller one evicts at the next append.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+    }
+
     /// Append data; evicts the oldest chunks beyond capacity. Returns the new head sequence.
     pub fn push(&mut self, data: Bytes, meta: Arc<Metadata>, sync: bool, headers: bool) -> u64 {
         let len = data.len();

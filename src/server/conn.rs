@@ -68,7 +68,7 @@ impl Transport for TlsStream<TcpStream> {
 /// kept until the last thing the connection serves has ended.
 pub async fn accept(mut sock: TcpStream, peer: SocketAddr, state: AppState, speaks: Speaks, slot: Option<PerIpSlot>) {
     let started = Instant::now();
-    let limit = state.config.limits.header_timeout;
+    let limit = state.config.get().limits.header_timeout;
     let tls = match speaks {
         Speaks::Plain => return handle(sock, peer, state, slot).await,
         Speaks::Tls(tls) => tls,
@@ -91,7 +91,7 @@ pub async fn accept(mut sock: TcpStream, peer: SocketAddr, state: AppState, spea
 
 async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, slot: Option<PerIpSlot>) {
     let started = Instant::now();
-    let limits = &state.config.limits;
+    let limits = &state.config.get().limits;
     let mut buf = BytesMut::with_capacity(1024);
     let head = match tokio::time::timeout(limits.header_timeout, read_head(&mut sock, &mut buf, &state)).await {
         Ok(Ok(Some(head))) => head,
@@ -220,7 +220,7 @@ async fn read_head<S: Transport>(
     state: &AppState,
 ) -> Result<Option<BytesMut>, HeadError> {
     loop {
-        if let Some(len) = scan_head(buf, &state.config.limits)? {
+        if let Some(len) = scan_head(buf, &state.config.get().limits)? {
             return Ok(Some(buf.split_to(len)));
         }
         match sock.read_buf(buf).await {

@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 /// The client this request is from, if the server's lists let it in.
 pub fn admit(req: &Request, peer: SocketAddr, state: &AppState) -> Result<SocketAddr, Response> {
-    let access = &state.config.access;
+    let access = &state.config.get().access;
     let client = client_addr(peer, req.header("Forwarded"), req.header("X-Forwarded-For"), &access.trusted_proxies);
     match access.rules.check(client.ip(), req.header("User-Agent")) {
         Ok(()) => Ok(client),
@@ -28,7 +28,7 @@ pub fn admit(req: &Request, peer: SocketAddr, state: &AppState) -> Result<Socket
 /// `max_connections_per_ip` already (trusted proxies carry many clients and
 /// are not counted). The slot lives as long as what the connection serves.
 pub fn claim(peer: SocketAddr, state: &AppState) -> Result<Option<PerIpSlot>, ()> {
-    let access = &state.config.access;
+    let access = &state.config.get().access;
     let max = access.max_connections_per_ip;
     if max == 0 || access.trusted_proxies.iter().any(|net| net.contains(peer.ip())) {
         return Ok(None);

@@ -13,11 +13,9 @@ pub use conn::Speaks;
 pub use routes::{route, stream_target, Route};
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::state::AppState;
@@ -29,18 +27,11 @@ pub struct Acceptors {
     pub shoutcast: Option<TcpListener>,
 }
 
-/// Open connections beyond listeners and sources: status requests, admin,
-/// connections still sending their head. Each holds a permit of this cap.
-const MAX_PENDING_FACTOR: usize = 2;
-
 /// Accept until `shutdown` flips, then wait (bounded) for connections to end.
 pub async fn run(acceptors: Acceptors, state: AppState) {
-    let capacity =
-        (state.config.limits.clients + state.config.limits.sources).saturating_mul(MAX_PENDING_FACTOR) + 1024;
-    let connections = Arc::new(Semaphore::new(capacity));
     let mut tasks = JoinSet::new();
     for (listener, speaks) in acceptors.http {
-        tasks.spawn(accept_http(listener, speaks, state.clone(), connections.clone()));
+        tasks.spawn(accept_http(listener, speaks, state.clone()));
     }
     if let Some(listener) = acceptors.shoutcast {
         tasks.spawn(accept_shoutcast(listener, state.clone()));
@@ -57,14 +48,13 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
         }
         mount.nudge();
     }
-    // Connection tasks see the flag and end, returning their permits: once
-    // every permit is back, every connection is gone (bounded, in case a peer
+    // Connection tasks see the flag and end, returning their slots: once
+    // every slot is back, every connection is gone (bounded, in case a peer
     // never lets a write finish).
-    let all = u32::try_from(capacity).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(Duration::from_secs(5), connections.acquire_many(all)).await;
+    state.connections.all_returned(Duration::from_secs(5)).await;
 }
 
-async fn accept_http(listener: TcpListener, speaks: Speaks, state: AppState, connections: Arc<Semaphore>) {
+async fn accept_http(listener: TcpListener, speaks: Speaks, state: AppState) {
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -76,7 +66,7 @@ async fn accept_http(listener: TcpListener, speaks: Speaks, state: AppState, con
             }
         };
         state.stats.connections.fetch_add(1, Ordering::Relaxed);
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let Some(permit) = state.connections.try_claim() else {
             drop(sock);
             continue;
         };
@@ -98,7 +88,14 @@ async fn accept_shoutcast(listener: TcpListener, state: AppState) {
         match listener.accept().await {
             Ok((sock, peer)) => {
                 state.stats.connections.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(crate::source::serve_shoutcast(sock, peer, state.clone()));
+                // A slot of the same cap as the HTTP ports: this port is no
+                // way around it.
+                let Some(permit) = state.connections.try_claim() else { continue };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    crate::source::serve_shoutcast(sock, peer, state).await;
+                    drop(permit);
+                });
             }
             Err(error) => {
                 tracing::warn!(%error, "accept failed on SHOUTcast port");

@@ -40,7 +40,7 @@ pub async fn serve_connection<S>(io: Rewound<S>, peer: SocketAddr, state: AppSta
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let limits = &state.config.limits;
+    let limits = &state.config.get().limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -73,7 +73,7 @@ fn accept(
     backend: Option<bool>,
 ) -> Result<ingest::Attached, SourceError> {
     super::check_mount_name(&req.path)?;
-    let mount_config = state.config.mount(&req.path);
+    let mount_config = state.config.get().mount(&req.path);
     match backend {
         Some(true) => {}
         Some(false) => return Err(SourceError::BadAuth),
@@ -84,7 +84,7 @@ fn accept(
                 &mount_config.username,
             )
             .map_err(|e| if e == AuthError::Missing { SourceError::NeedAuth } else { SourceError::BadAuth })?;
-            let allowed = || auth::source_allowed(&state.config, &mount_config, &creds);
+            let allowed = || auth::source_allowed(&state.config.get(), &mount_config, &creds);
             auth::attempt(&state.logins, peer.ip(), "source", allowed).map_err(|refused| match refused {
                 Refused::Denied => SourceError::BadAuth,
                 blocked => SourceError::Throttled(blocked.retry_after()),

@@ -37,18 +37,18 @@ pub struct Attached {
 
 /// Claim a source slot and the mount. Nothing is created on failure.
 pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached, SourceError> {
-    let config = state.config.mount(name);
+    let config = state.config.get().mount(name);
     if config.derived_from.is_some() {
         return Err(SourceError::Derived);
     }
     // The server's rules again for SHOUTcast v1 sources, which skip the HTTP gate.
-    for rules in [&state.config.access.rules, &config.access] {
+    for rules in [&state.config.get().access.rules, &config.access] {
         rules.check(info.peer.ip(), info.user_agent.as_deref()).map_err(SourceError::Refused)?;
     }
     if state.mounts.get(name).is_some_and(|m| m.is_live()) {
         return Err(SourceError::MountInUse);
     }
-    let permit = state.sources.clone().try_acquire_owned().map_err(|_| SourceError::Limit)?;
+    let permit = state.sources.try_claim().ok_or(SourceError::Limit)?;
     let mount = state.mounts.get_or_create(name);
     let info = Arc::new(info);
     mount.attach_source(info.clone()).map_err(|_| SourceError::MountInUse)?;
@@ -185,7 +185,7 @@ pub async fn run<R: AsyncRead + Unpin>(
         Err(end) => return end,
     }
     let mut shutdown = state.shutdown.clone();
-    let timeout = state.config.limits.source_timeout;
+    let timeout = state.config.get().limits.source_timeout;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let publish_due = mount.publish_due();

@@ -49,13 +49,13 @@ enum Handshake {
 
 /// Serve one connection on the SHOUTcast source port.
 pub async fn serve(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
-    if let Err(refusal) = state.config.access.rules.check(peer.ip(), None) {
+    if let Err(refusal) = state.config.get().access.rules.check(peer.ip(), None) {
         state.stats.access_refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(%peer, %refusal, "SHOUTcast source refused");
         let _ = sock.write_all(format!("{refusal}\r\n").as_bytes()).await;
         return;
     }
-    let limits = &state.config.limits;
+    let limits = &state.config.get().limits;
     let mut buf = BytesMut::with_capacity(1024);
     let head = tokio::time::timeout(limits.header_timeout, read_login(&mut sock, &mut buf, peer, &state)).await;
     let (login, headers) = match head {
@@ -71,7 +71,7 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
         }
     };
     let refuse = |why: &str| tracing::info!(%peer, mount = login.mount.as_str(), why, "SHOUTcast source refused");
-    let mount_config = state.config.mount(&login.mount);
+    let mount_config = state.config.get().mount(&login.mount);
     let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     let content_type = match super::allowed_content_type(get("content-type").unwrap_or("audio/mpeg")) {
         Ok(content_type) => content_type,
@@ -98,14 +98,14 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
 /// Read the password line, answer it, then read the header block. Leaves
 /// any audio that arrived with the headers in `buf`.
 async fn read_login(sock: &mut TcpStream, buf: &mut BytesMut, peer: SocketAddr, state: &AppState) -> Option<Handshake> {
-    let max_line = state.config.limits.max_header_line;
+    let max_line = state.config.get().limits.max_header_line;
     let line = read_line(sock, buf, max_line).await?;
-    let login = parse_login(&line, &state.config.shoutcast.mount);
+    let login = parse_login(&line, &state.config.get().shoutcast.mount);
     if let Err(error) = super::check_mount_name(&login.mount) {
         return Some(Handshake::Refused(login, "invalid mount\r\n", error.to_string()));
     }
-    let mount_config = state.config.mount(&login.mount);
-    let allowed = || auth::shoutcast_password_allowed(&state.config, &mount_config, &login.password);
+    let mount_config = state.config.get().mount(&login.mount);
+    let allowed = || auth::shoutcast_password_allowed(&state.config.get(), &mount_config, &login.password);
     // v1 has no "retry later": a blocked address just hears "invalid password".
     if let Err(refused) = auth::attempt(&state.logins, peer.ip(), "SHOUTcast source", allowed) {
         let why = if refused == Refused::Denied { "bad password" } else { "address blocked after failed logins" };
@@ -118,7 +118,7 @@ async fn read_login(sock: &mut TcpStream, buf: &mut BytesMut, peer: SocketAddr, 
         if line.is_empty() {
             return Some(Handshake::Accepted(login, headers));
         }
-        if headers.len() >= state.config.limits.max_headers {
+        if headers.len() >= state.config.get().limits.max_headers {
             return None;
         }
         if let Some((name, value)) = line.split_once(':') {

@@ -31,7 +31,8 @@ pub const HANDSHAKE_RECORD: u8 = 0x16;
 
 /// TLS for every `tls_listen` socket: one per server.
 pub struct Tls {
-    files: CertFiles,
+    /// Replaced when a configuration reload names other files.
+    files: Mutex<CertFiles>,
     current: Arc<CurrentCert>,
     acceptor: TlsAcceptor,
     /// The files' fingerprint when they were last read.
@@ -60,7 +61,7 @@ impl Tls {
         let mut config = builder.with_no_client_auth().with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Tls {
-            files,
+            files: Mutex::new(files),
             current,
             acceptor: TlsAcceptor::from(Arc::new(config)),
             seen: Mutex::new(seen),
@@ -83,8 +84,9 @@ impl Tls {
     /// on; on any problem keep the old pair. Established connections keep
     /// the session they have either way.
     pub fn reload(&self) -> Result<(), CertError> {
-        *self.seen.lock() = Fingerprint::of(&self.files);
-        match self.files.load() {
+        let files = self.files();
+        *self.seen.lock() = Fingerprint::of(&files);
+        match files.load() {
             Ok(key) => {
                 *self.current.0.write() = key;
                 self.counters.reloads.fetch_add(1, Ordering::Relaxed);
@@ -97,6 +99,20 @@ impl Tls {
         }
     }
 
+    /// The files the pair is read from.
+    pub fn files(&self) -> CertFiles {
+        self.files.lock().clone()
+    }
+
+    /// Serve `pair` from now on and watch its files instead (a
+    /// configuration reload named new ones).
+    pub fn install(&self, pair: NewPair) {
+        *self.seen.lock() = Fingerprint::of(&pair.files);
+        *self.files.lock() = pair.files;
+        *self.current.0.write() = pair.key;
+        self.counters.reloads.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Reload whenever the files change (certbot, acme.sh and friends
     /// replace them, often through a symlink), until shutdown.
     pub async fn watch(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -107,7 +123,7 @@ impl Tls {
                 _ = tick.tick() => {}
                 _ = shutdown.wait_for(|&down| down) => return,
             }
-            let now = Fingerprint::of(&self.files);
+            let now = Fingerprint::of(&self.files());
             if now == *self.seen.lock() {
                 continue;
             }
@@ -118,11 +134,24 @@ impl Tls {
     /// Reload, saying why and how it went.
     pub fn log_reload(&self, why: &str) {
         match self.reload() {
-            Ok(()) => tracing::info!(cert = %self.files.cert.display(), "{why}: TLS certificate reloaded"),
+            Ok(()) => tracing::info!(cert = %self.files().cert.display(), "{why}: TLS certificate reloaded"),
             Err(error) => {
                 tracing::error!(%error, "{why}: the new TLS certificate is not usable; still serving the old one")
             }
         }
+    }
+}
+
+/// A certificate pair read and checked, ready for `Tls::install`.
+pub struct NewPair {
+    files: CertFiles,
+    key: Arc<CertifiedKey>,
+}
+
+impl NewPair {
+    /// Read and check the pair in `files` (errors as `CertFiles::load`).
+    pub fn load(files: CertFiles) -> Result<NewPair, CertError> {
+        Ok(NewPair { key: files.load()?, files })
     }
 }
 

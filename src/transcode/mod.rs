@@ -118,8 +118,8 @@ fn supervise(
         hls,
         stop: stop_rx,
         server_stats: state.stats.clone(),
-        delivery_interval: state.config.limits.delivery_interval,
-        memory_limit: state.config.limits.transcode_memory,
+        delivery_interval: state.config.get().limits.delivery_interval,
+        memory_limit: state.config.get().limits.transcode_memory,
     };
     tokio::spawn(supervisor.run());
     Ladder { stop }

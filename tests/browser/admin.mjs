@@ -34,6 +34,10 @@ try {
     [mount, title], { timeout: 15000 });
   result.titleShown = await card.locator('.title').textContent();
   result.graph = await page.locator('#graph').isVisible();
+
+  await page.locator('#reload').click();
+  await page.waitForFunction(() => /reloaded/.test(document.getElementById('notice').textContent), null, { timeout: 15000 });
+  result.reloadNotice = await page.locator('#notice').textContent();
 } catch (e) {
   result.exception = String(e);
 } finally {

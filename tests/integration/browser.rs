@@ -54,10 +54,11 @@ codec = "opus"
 
 /// The admin page in Chromium: it loads without console errors for the
 /// admin user (and not at all without credentials), shows the mount, and
-/// its buttons kick a listener and set the title.
+/// its buttons kick a listener, set the title and reload the configuration.
 #[test]
 fn admin_page_kicks_listeners_and_sets_titles() {
     let server = TestServer::start(Opts::default());
+    server.rewrite_config(&Opts { rest: "[[mount]]\nname = \"/added.mp3\"\n", ..Opts::default() });
     let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
     server.wait_live("/live.mp3");
     for path in ["/admin/", "/admin/stats.xsl", "/admin/history.json"] {
@@ -88,6 +89,8 @@ fn admin_page_kicks_listeners_and_sets_titles() {
     assert_eq!(report["titleShown"], format!("Now: {title}"), "set as text, shown as text");
     let status = server.status_json();
     assert_eq!(status["icestats"]["source"]["title"], title);
+    let reloaded = report["reloadNotice"].as_str().unwrap_or_default();
+    assert!(reloaded.starts_with("Configuration reloaded: mounts added: /added.mp3;"), "{report}");
 }
 
 /// The status page follows the public event feed: a new title shows up

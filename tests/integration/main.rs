@@ -24,6 +24,7 @@ mod memory_bounds;
 mod metrics;
 mod origin;
 mod packaging;
+mod reload;
 mod renditions;
 pub mod sources;
 mod tls;

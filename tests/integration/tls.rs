@@ -152,6 +152,34 @@ fn certificates_are_reloaded_without_dropping_listeners() {
     assert!(listener.running(), "{}", server.log());
 }
 
+/// A configuration reload that names other certificate files serves the
+/// new pair from the next handshake and watches the new files; one that
+/// names an unusable pair is refused whole.
+#[test]
+fn a_reload_naming_other_certificate_files_switches_to_them() {
+    let (first, first_key) = self_signed("ec", "floe-first");
+    let (other, other_key) = self_signed("ec", "floe-other");
+    let server = tls_server(first.clone(), first_key, "");
+    let dir = server.dir();
+    let (first_ca, other_ca) = (write_pem(&dir, "first-ca.pem", &first), write_pem(&dir, "other-ca.pem", &other));
+    let own = server.https[1];
+    let reload = |cert: &'static str, key: &'static str, files: Vec<(&'static str, Vec<u8>)>| {
+        let rest: &'static str = Box::leak(format!("[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n").into_boxed_str());
+        server.rewrite_config(&Opts { server: TLS_PORTS, rest, files, ..Opts::default() });
+        server.admin("/admin/reloadconfig")
+    };
+
+    let refused = reload("other.pem", "key.pem", vec![("other.pem", other.clone())]);
+    assert_eq!(refused.status, 400, "a certificate with the wrong key: {}", refused.text());
+    assert!(refused.text().contains("do not go together"), "{}", refused.text());
+    assert!(curl(own, &first_ca, "/status-json.xsl", &["-o", "/dev/null"]).status_ok, "the old pair stays");
+
+    let applied = reload("other.pem", "other-key.pem", vec![("other-key.pem", other_key)]);
+    assert_eq!(applied.status, 200, "{}", applied.text());
+    assert!(curl(own, &other_ca, "/status-json.xsl", &["-o", "/dev/null"]).status_ok, "{}", server.log());
+    assert_eq!(curl(own, &first_ca, "/status-json.xsl", &["-o", "/dev/null"]).code, Some(60));
+}
+
 /// An unusable certificate is a configuration error naming file, line and key.
 #[test]
 fn a_key_that_does_not_match_is_a_config_error() {

@@ -52,15 +52,7 @@ impl TestServer {
 
     pub fn start(opts: Opts) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"127.0.0.1\"\n{}\n[limits]\n{}\n[auth]\n{}\n[shoutcast]\nport = 0\n{}\n",
-            opts.server, opts.limits, opts.auth, opts.rest
-        );
-        let path = dir.path().join("floe.toml");
-        std::fs::write(&path, config).expect("write config");
-        for (name, content) in &opts.files {
-            std::fs::write(dir.path().join(name), content).expect("write a file for the config");
-        }
+        let path = write_config(dir.path(), &opts);
         let stderr = std::fs::File::create(dir.path().join("floe.log")).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
             .arg("--config")
@@ -91,6 +83,11 @@ impl TestServer {
             }
         }
         TestServer { child, http: http.unwrap(), shoutcast: shoutcast.unwrap(), https, dir }
+    }
+
+    /// Replace the configuration file (and write `opts.files`) for a reload.
+    pub fn rewrite_config(&self, opts: &Opts) {
+        write_config(self.dir.path(), opts);
     }
 
     /// Send SIGTERM and wait (bounded) for the process to exit.
@@ -331,6 +328,20 @@ pub fn basic(user: &str, password: &str) -> String {
 }
 
 pub use rustix::process::Signal;
+
+/// Write `floe.toml` for `opts` (and its files) into `dir`; returns its path.
+fn write_config(dir: &std::path::Path, opts: &Opts) -> PathBuf {
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nhostname = \"127.0.0.1\"\n{}\n[limits]\n{}\n[auth]\n{}\n[shoutcast]\nport = 0\n{}\n",
+        opts.server, opts.limits, opts.auth, opts.rest
+    );
+    let path = dir.join("floe.toml");
+    std::fs::write(&path, config).expect("write config");
+    for (name, content) in &opts.files {
+        std::fs::write(dir.join(name), content).expect("write a file for the config");
+    }
+    path
+}
 
 /// Send `signal` to process `pid`.
 pub fn signal(pid: u32, signal: Signal) {
