@@ -40,4 +40,5 @@ mod testutil;
 pub mod timefmt;
 pub mod tls;
 pub mod transcode;
+pub mod upgrade;
 pub mod web;

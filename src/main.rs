@@ -16,6 +16,9 @@ use floe::config::{self, Config, LiveConfig};
 use floe::server::{self, Acceptors, Speaks};
 use floe::state::AppState;
 use floe::tls::Tls;
+use floe::upgrade::notify::notify;
+use floe::upgrade::sockets::Role;
+use floe::upgrade::Upgrader;
 
 /// Exit code for configuration errors (EX_USAGE-style, as sysexits' EX_DATAERR family).
 const EXIT_CONFIG: u8 = 64;
@@ -79,13 +82,21 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
+    // Before the runtime's threads exist: this clears environment variables.
+    let startup = match floe::upgrade::sockets::inherited() {
+        Ok(inherited) => Startup { inherited, handover_token: floe::upgrade::handover_token() },
+        Err(error) => {
+            eprintln!("floe: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build();
     match runtime {
-        Ok(runtime) => runtime.block_on(serve(LiveConfig::new(config, cli.config.clone()))),
+        Ok(runtime) => runtime.block_on(serve(LiveConfig::new(config, cli.config.clone()), startup)),
         Err(error) => {
             eprintln!("floe: cannot start the runtime: {error}");
             ExitCode::FAILURE
@@ -117,7 +128,7 @@ fn import_icecast(file: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn serve(live: LiveConfig) -> ExitCode {
+async fn serve(live: LiveConfig, startup: Startup) -> ExitCode {
     let config = live.get();
     let tls = match &config.tls {
         Some(files) => match Tls::new(files.clone()) {
@@ -129,25 +140,16 @@ async fn serve(live: LiveConfig) -> ExitCode {
         },
         None => None,
     };
-    let mut http = Vec::new();
-    for (addr, speaks) in ports(&config, tls.as_ref()) {
-        match TcpListener::bind(addr).await {
-            Ok(listener) => http.push((listener, speaks)),
-            Err(error) => {
-                eprintln!("floe: cannot listen on {addr}: {error}");
-                return ExitCode::FAILURE;
-            }
+    let opened = match startup.inherited.is_empty() {
+        true => bind(&config, tls.as_ref()).await,
+        false => adopt(startup.inherited, tls.as_ref()),
+    };
+    let (http, shoutcast) = match opened {
+        Ok(sockets) => sockets,
+        Err(error) => {
+            eprintln!("floe: {error}");
+            return ExitCode::FAILURE;
         }
-    }
-    let shoutcast = match config.shoutcast.listen {
-        Some(addr) => match TcpListener::bind(addr).await {
-            Ok(listener) => Some(listener),
-            Err(error) => {
-                eprintln!("floe: cannot listen on {addr} (SHOUTcast sources): {error}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
     };
     let access_log = match &config.server.access_log {
         Some(path) => match AccessLog::open(path.as_ref()) {
@@ -159,15 +161,29 @@ async fn serve(live: LiveConfig) -> ExitCode {
         },
         None => AccessLog::default(),
     };
-    // Before the ports are announced: SIGHUP must never find the default action (exit).
+    // Before the ports are announced: SIGHUP and SIGUSR2 must never find
+    // the default action (exit).
     let hangup = signal(SignalKind::hangup()).and_then(|hup| Ok((hup, signal(SignalKind::user_defined1())?)));
+    let usr2 = signal(SignalKind::user_defined2());
     let bound: Vec<(SocketAddr, &Speaks)> =
         http.iter().filter_map(|(l, speaks)| Some((l.local_addr().ok()?, speaks))).collect();
     let shoutcast_bound = shoutcast.as_ref().and_then(|l| l.local_addr().ok());
     announce(&config, &bound, shoutcast_bound);
     let http_port = bound.iter().find(|(_, s)| !matches!(s, Speaks::Tls(_))).map_or(0, |(a, _)| a.port());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let state = AppState::new(live, access_log, http_port, shutdown_rx.clone()).with_tls(tls.clone());
+    let (handover_tx, handover_rx) = watch::channel(false);
+    let mut state = AppState::new(live, access_log, http_port, shutdown_rx.clone()).with_tls(tls.clone());
+    state.handed_over = handover_rx;
+    if let Some(token) = startup.handover_token {
+        tracing::info!(pid = std::process::id(), "took the listening sockets over from the previous process");
+        state.handover_token = Some(token.into());
+    }
+    let roles =
+        http.iter().map(|(l, speaks)| (role_of(speaks), l)).chain(shoutcast.iter().map(|l| (Role::Shoutcast, l)));
+    match (Upgrader::new(roles.collect()), usr2) {
+        (Ok(upgrader), Ok(usr2)) => drop(tokio::spawn(on_upgrade_signal(usr2, upgrader, state.clone(), handover_tx))),
+        (Err(error), _) | (_, Err(error)) => tracing::warn!(%error, "binary upgrades (SIGUSR2) are not available"),
+    }
     match hangup {
         Ok((hangup, usr1)) => drop(tokio::spawn(on_reload_signals(hangup, usr1, state.clone()))),
         Err(error) => tracing::warn!(%error, "cannot handle SIGHUP and SIGUSR1"),
@@ -180,8 +196,78 @@ async fn serve(live: LiveConfig) -> ExitCode {
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
+    // systemd (`Type=notify`) or the process handing over waits for this.
+    notify("READY=1");
     server::run(Acceptors { http, shoutcast }, state).await;
     ExitCode::SUCCESS
+}
+
+/// What a process started by systemd socket activation or by a binary
+/// upgrade was given, taken before any thread starts.
+struct Startup {
+    inherited: Vec<(Role, std::net::TcpListener)>,
+    handover_token: Option<String>,
+}
+
+type Sockets = (Vec<(TcpListener, Speaks)>, Option<TcpListener>);
+
+/// Bind the configured addresses.
+async fn bind(config: &Config, tls: Option<&Arc<Tls>>) -> Result<Sockets, String> {
+    let mut http = Vec::new();
+    for (addr, speaks) in ports(config, tls) {
+        let listener = TcpListener::bind(addr).await.map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+        http.push((listener, speaks));
+    }
+    let shoutcast = match config.shoutcast.listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|error| format!("cannot listen on {addr} (SHOUTcast sources): {error}"))?,
+        ),
+        None => None,
+    };
+    Ok((http, shoutcast))
+}
+
+/// Serve on the sockets this process was given instead of binding.
+fn adopt(inherited: Vec<(Role, std::net::TcpListener)>, tls: Option<&Arc<Tls>>) -> Result<Sockets, String> {
+    let (mut http, mut shoutcast) = (Vec::new(), None);
+    for (role, listener) in inherited {
+        let listener = TcpListener::from_std(listener).map_err(|error| format!("inherited socket: {error}"))?;
+        let needs_tls =
+            || tls.cloned().ok_or(format!("an inherited socket is named {}, but [tls] is not configured", role.name()));
+        match role {
+            Role::Http => http.push((listener, Speaks::Plain)),
+            Role::Https => http.push((listener, Speaks::Tls(needs_tls()?))),
+            Role::Both => http.push((listener, Speaks::Either(needs_tls()?))),
+            Role::Shoutcast => shoutcast = Some(listener),
+        }
+    }
+    Ok((http, shoutcast))
+}
+
+fn role_of(speaks: &Speaks) -> Role {
+    match speaks {
+        Speaks::Plain => Role::Http,
+        Speaks::Tls(_) => Role::Https,
+        Speaks::Either(_) => Role::Both,
+    }
+}
+
+/// SIGUSR2: hand the sockets to a new process started from the installed
+/// binary (see `floe::upgrade`). A failed attempt changes nothing and may
+/// be repeated; after a successful one this process only drains.
+async fn on_upgrade_signal(mut usr2: Signal, upgrader: Upgrader, state: AppState, handed_over: watch::Sender<bool>) {
+    while usr2.recv().await.is_some() {
+        tracing::info!("SIGUSR2: starting the new binary");
+        match upgrader.upgrade(&state, &handed_over).await {
+            Ok(pid) => {
+                tracing::info!(new_pid = pid, "SIGUSR2: the new process took the listening sockets over");
+                return;
+            }
+            Err(error) => tracing::error!(%error, "SIGUSR2: upgrade failed; this process goes on serving"),
+        }
+    }
 }
 
 /// Every HTTP port and what it speaks: an address in both `listen` and

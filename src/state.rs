@@ -74,6 +74,12 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// TLS, when some port serves it (its counters are in `/admin/stats`).
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// The secret the process this one took over from feeds its live
+    /// mounts with (`upgrade::feed`), when started by a binary upgrade.
+    pub handover_token: Option<Arc<str>>,
+    /// Flips to true once a binary upgrade has handed the sockets to a new
+    /// process: stop accepting and drain (see `upgrade`).
+    pub handed_over: watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -98,6 +104,8 @@ impl AppState {
             shutdown,
             config,
             tls: None,
+            handover_token: None,
+            handed_over: watch::channel(false).1,
         }
     }
 

@@ -264,6 +264,12 @@ pub fn is_admin(config: &Config, creds: &Credentials) -> bool {
 }
 
 /// Compare without leaking where the first difference is.
+/// An `Authorization` value with Basic credentials, as this server sends them.
+pub fn basic_header(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -149,9 +148,8 @@ async fn post(auth: &UrlAuth, url: &HttpUrl, form: &[(&str, String)]) -> Result<
         body.len()
     );
     if let Some(user) = &auth.username {
-        let pair = format!("{user}:{}", auth.password.as_deref().unwrap_or(""));
-        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-        request.push_str(&format!("Authorization: Basic {encoded}\r\n"));
+        let value = super::basic_header(user, auth.password.as_deref().unwrap_or(""));
+        request.push_str(&format!("Authorization: {value}\r\n"));
     }
     request.push_str("\r\n");
     request.push_str(&body);

@@ -242,6 +242,7 @@ const LIMITS: &[Field<Limits>] = &[
         set(&mut l.delivery_interval, c.uint(k, v, 0..=1000, "milliseconds").map(Duration::from_millis))
     }),
     ("transcode_memory", |c, k, v, l| set(&mut l.transcode_memory, c.uint(k, v, MIN_CODEC_MEMORY..=1 << 40, "bytes"))),
+    ("upgrade_drain", |c, k, v, l| set(&mut l.upgrade_drain, c.seconds(k, v))),
 ];
 
 const AUTH: &[Field<AuthConfig>] = &[

@@ -93,6 +93,10 @@ pub struct Limits {
     /// allocate without bound hits this limit and costs that mount's
     /// renditions a restart, not the server its memory. Default: 536870912 (512 MiB).
     pub transcode_memory: u64,
+    /// After a binary upgrade hands the sockets to the new process, how long
+    /// the old one keeps serving the connections it has before it ends
+    /// them (see `upgrade`). Default: 600 s.
+    pub upgrade_drain: Duration,
 }
 
 /// `[auth]`: global credentials.
@@ -469,6 +473,7 @@ impl Default for Limits {
             max_headers: 64,
             delivery_interval: Duration::from_millis(100),
             transcode_memory: 512 << 20,
+            upgrade_drain: Duration::from_secs(600),
         }
     }
 }

@@ -62,6 +62,9 @@ pub struct ListenRequest {
     pub wants_icy: bool,
     pub user_agent: Option<String>,
     pub referer: Option<String>,
+    /// Ends with the mount's source instead of following its fallback (a
+    /// binary upgrade's feed: the new process has the fallback itself).
+    pub own_mount_only: bool,
 }
 
 impl ListenRequest {
@@ -71,6 +74,7 @@ impl ListenRequest {
             wants_icy: req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1"),
             user_agent: req.header("User-Agent").map(str::to_string),
             referer: req.header("Referer").map(str::to_string),
+            own_mount_only: false,
         }
     }
 }
@@ -188,7 +192,9 @@ impl Admitted {
         };
         state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);
         let head = head.unwrap_or_default();
-        Ok(ListenerStream::new(sink, state, registration, self.home, self.metaint, self.permit, head))
+        let mut stream = ListenerStream::new(sink, state, registration, self.home, self.metaint, self.permit, head);
+        stream.own_mount_only = req.own_mount_only;
+        Ok(stream)
     }
 }
 
@@ -260,6 +266,8 @@ pub struct ListenerStream {
     sent: u64,
     /// Length of the response head, so the access log counts body bytes.
     head_len: u64,
+    /// See `ListenRequest::own_mount_only`.
+    own_mount_only: bool,
 }
 
 impl ListenerStream {
@@ -289,6 +297,7 @@ impl ListenerStream {
             pieces: VecDeque::new(),
             sent: 0,
             head_len: 0,
+            own_mount_only: false,
             registration,
         };
         // Not through `queue`: the response head is not stream data, so it
@@ -492,7 +501,8 @@ impl ListenerStream {
     /// The source left and the ring is drained: follow the fallback or end.
     fn source_gone(&mut self) -> Option<End> {
         let current = self.mount().clone();
-        let Some(fallback) = self.state.mounts.live_fallback(&current) else {
+        let fallback = if self.own_mount_only { None } else { self.state.mounts.live_fallback(&current) };
+        let Some(fallback) = fallback else {
             return Some(End::SourceGone);
         };
         // Remember where we came from (or keep an earlier home) to move back later.

@@ -90,6 +90,9 @@ pub struct SourceInfo {
     pub audio: Mutex<Option<AudioInfo>>,
     kill: Notify,
     killed: AtomicBool,
+    /// The previous process feeding this mount during a binary upgrade; a
+    /// real source takes the mount over from it.
+    pub handover: bool,
 }
 
 impl SourceInfo {
@@ -105,6 +108,7 @@ impl SourceInfo {
             audio: Mutex::new(None),
             kill: Notify::new(),
             killed: AtomicBool::new(false),
+            handover: false,
         }
     }
 

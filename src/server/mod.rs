@@ -27,7 +27,9 @@ pub struct Acceptors {
     pub shoutcast: Option<TcpListener>,
 }
 
-/// Accept until `shutdown` flips, then wait (bounded) for connections to end.
+/// Accept until `shutdown` flips, then wait (bounded) for connections to
+/// end. After a binary upgrade has handed the sockets over, stop accepting
+/// and serve the connections here for at most `upgrade_drain` first.
 pub async fn run(acceptors: Acceptors, state: AppState) {
     let mut tasks = JoinSet::new();
     for (listener, speaks) in acceptors.http {
@@ -38,13 +40,31 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
     }
     tasks.spawn(crate::admin::history::History::run(state.clone()));
     let mut shutdown = state.shutdown.clone();
-    let _ = shutdown.wait_for(|&down| down).await;
+    let mut handed_over = state.handed_over.clone();
+    tokio::select! {
+        _ = shutdown.wait_for(|&down| down) => {}
+        Ok(_) = handed_over.wait_for(|&done| done) => {
+            tasks.abort_all();
+            let drain = state.config.get().limits.upgrade_drain;
+            tracing::info!("the new process accepts connections now; these end within {} s", drain.as_secs());
+            let mut shutdown = state.shutdown.clone();
+            tokio::select! {
+                _ = state.connections.all_returned(drain) => {}
+                _ = shutdown.wait_for(|&down| down) => {}
+            }
+        }
+    }
     tasks.abort_all();
     // Listeners wait only on their mount and their control handle (to stay
     // small), so shutdown reaches them as a kill; they see the flag and end.
     for mount in state.mounts.all() {
         for listener in mount.listeners() {
             listener.control.kill();
+        }
+        // Sources see the flag too, except at the end of an upgrade's
+        // drain, where nothing sets it.
+        if let Some(source) = mount.source() {
+            source.kill();
         }
         mount.nudge();
     }

@@ -36,8 +36,17 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> SourceOutcome {
     let creds = req.header("Authorization").and_then(|h| auth::parse_basic(h).ok());
     let user = creds.as_ref().map(|c| c.user.clone());
-    let backend = auth::url::stream_auth(state, &req.path, creds.as_ref(), peer.ip()).await;
-    let attached = match accept(req, peer, state, backend) {
+    let handover = crate::upgrade::feed::is_feed(state, creds.as_ref());
+    let backend = match handover {
+        true => Some(true),
+        false => auth::url::stream_auth(state, &req.path, creds.as_ref(), peer.ip()).await,
+    };
+    let mut accepted = accept(req, peer, state, backend, handover);
+    if let Err(SourceError::HeldByFeed) = accepted {
+        crate::upgrade::feed::displace(state, &req.path).await;
+        accepted = accept(req, peer, state, backend, handover);
+    }
+    let attached = match accepted {
         Ok(attached) => attached,
         Err(error) => {
             let response = match error {
@@ -71,6 +80,7 @@ fn accept(
     peer: SocketAddr,
     state: &AppState,
     backend: Option<bool>,
+    handover: bool,
 ) -> Result<ingest::Attached, SourceError> {
     super::check_mount_name(&req.path)?;
     let mount_config = state.config.get().mount(&req.path);
@@ -98,7 +108,8 @@ fn accept(
         _ => return Err(SourceError::NoContentType),
     };
     let info = StreamInfo::from_headers(|name| req.header(name)).with_overrides(&mount_config.info);
-    let source = SourceInfo::new(content_type, info, peer, req.header("User-Agent").map(str::to_string));
+    let mut source = SourceInfo::new(content_type, info, peer, req.header("User-Agent").map(str::to_string));
+    source.handover = handover;
     ingest::attach(state, &req.path, source)
 }
 

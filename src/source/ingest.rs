@@ -45,8 +45,8 @@ pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached
     for rules in [&state.config.get().access.rules, &config.access] {
         rules.check(info.peer.ip(), info.user_agent.as_deref()).map_err(SourceError::Refused)?;
     }
-    if state.mounts.get(name).is_some_and(|m| m.is_live()) {
-        return Err(SourceError::MountInUse);
+    if let Some(live) = state.mounts.get(name).and_then(|m| m.source()) {
+        return Err(if live.handover && !info.handover { SourceError::HeldByFeed } else { SourceError::MountInUse });
     }
     let permit = state.sources.try_claim().ok_or(SourceError::Limit)?;
     let mount = state.mounts.get_or_create(name);

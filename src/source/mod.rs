@@ -94,6 +94,10 @@ pub enum SourceError {
     UnsupportedType,
     #[error("mount in use")]
     MountInUse,
+    /// Held by the previous process's feed during a binary upgrade: the
+    /// caller ends the feed (`upgrade::feed::displace`) and tries again.
+    #[error("mount in use (by the handover feed)")]
+    HeldByFeed,
     #[error("no Content-Type given")]
     NoContentType,
     #[error("too many sources")]
@@ -112,6 +116,7 @@ impl SourceError {
             SourceError::NeedAuth | SourceError::BadAuth => 401,
             SourceError::BadMount => 400,
             SourceError::MountInUse
+            | SourceError::HeldByFeed
             | SourceError::NoContentType
             | SourceError::Derived
             | SourceError::ReservedMount

@@ -82,8 +82,13 @@ pub async fn serve(mut sock: TcpStream, peer: SocketAddr, state: AppState) {
         }
     };
     let info = StreamInfo::from_headers(get).with_overrides(&mount_config.info);
-    let source = SourceInfo::new(content_type, info, peer, get("user-agent").map(str::to_string));
-    let attached = match ingest::attach(&state, &login.mount, source) {
+    let source = || SourceInfo::new(content_type.clone(), info.clone(), peer, get("user-agent").map(str::to_string));
+    let mut attached = ingest::attach(&state, &login.mount, source());
+    if let Err(super::SourceError::HeldByFeed) = attached {
+        crate::upgrade::feed::displace(&state, &login.mount).await;
+        attached = ingest::attach(&state, &login.mount, source());
+    }
+    let attached = match attached {
         Ok(attached) => attached,
         Err(error) => {
             refuse(&error.to_string());

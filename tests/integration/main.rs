@@ -29,4 +29,5 @@ mod renditions;
 pub mod sources;
 mod tls;
 pub mod transcode;
+mod upgrade;
 mod url_auth;

@@ -93,14 +93,7 @@ impl TestServer {
     /// Send SIGTERM and wait (bounded) for the process to exit.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         signal(self.child.id(), Signal::TERM);
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        self.wait_exit(WAIT)
     }
 
     pub fn pid(&self) -> u32 {
@@ -115,6 +108,18 @@ impl TestServer {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// Wait (at most `limit`) for the process to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Is the server process still running?
