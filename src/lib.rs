@@ -21,6 +21,7 @@ pub mod access_log;
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod dump;
 pub mod escape;
 pub mod events;
 pub mod format;

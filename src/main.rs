@@ -96,7 +96,13 @@ fn main() -> ExitCode {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build();
     match runtime {
-        Ok(runtime) => runtime.block_on(serve(LiveConfig::new(config, cli.config.clone()), startup)),
+        Ok(runtime) => {
+            let code = runtime.block_on(serve(LiveConfig::new(config, cli.config.clone()), startup));
+            // Not a plain drop, which waits for every blocking task: a file
+            // write stuck on a dead disk or mount must not hold the exit.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            code
+        }
         Err(error) => {
             eprintln!("floe: cannot start the runtime: {error}");
             ExitCode::FAILURE

@@ -75,6 +75,43 @@ pub fn rfc2822(t: SystemTime) -> String {
     )
 }
 
+/// `pattern` with strftime's `%Y %m %d %H %M %S %j %s %%` replaced (UTC),
+/// for file names; other sequences stay as they are.
+pub fn strftime(pattern: &str, t: SystemTime) -> String {
+    let c = civil(t);
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(ch) = chars.next() {
+        if ch != '%' {
+            out.push(ch);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out.push_str(&format!("{:04}", c.year)),
+            Some('m') => out.push_str(&format!("{:02}", c.month)),
+            Some('d') => out.push_str(&format!("{:02}", c.day)),
+            Some('H') => out.push_str(&format!("{:02}", c.hour)),
+            Some('M') => out.push_str(&format!("{:02}", c.minute)),
+            Some('S') => out.push_str(&format!("{:02}", c.second)),
+            Some('j') => out.push_str(&format!("{:03}", day_of_year(c))),
+            Some('s') => out.push_str(&t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()).to_string()),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+fn day_of_year(c: Civil) -> u32 {
+    const BEFORE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    let leap = (c.year % 4 == 0 && c.year % 100 != 0) || c.year % 400 == 0;
+    BEFORE[(c.month - 1) as usize] + c.day + u32::from(leap && c.month > 2)
+}
+
 /// `24/Nov/2026:04:42:29 +0000`
 pub fn clf(t: SystemTime) -> String {
     let c = civil(t);
@@ -101,6 +138,9 @@ mod tests {
         assert_eq!(rfc2822(t), "Tue, 24 Nov 2026 04:42:29 +0000");
         assert_eq!(clf(t), "24/Nov/2026:04:42:29 +0000");
         assert_eq!(rfc3339_millis(t + Duration::from_millis(7)), "2026-11-24T04:42:29.007Z");
+        assert_eq!(strftime("live-%Y%m%d-%H%M%S.mp3", t), "live-20261124-044229.mp3");
+        assert_eq!(strftime("%j %s 100%% %q %", t), "328 1795495349 100% %q %");
+        assert_eq!(strftime("%j", UNIX_EPOCH + Duration::from_secs(951_782_400)), "060", "2000 was a leap year");
         assert_eq!(iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00+0000");
     }
 }

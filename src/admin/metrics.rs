@@ -85,7 +85,7 @@ fn mounts(out: &mut Exposition, state: &AppState) {
     let hls_bytes = |m: &MountHandle| state.hls.get(m.name()).map_or(0, |h| h.held_bytes() as u64);
     let hls_seconds = |m: &MountHandle| state.hls.get(m.name()).map_or(0.0, |h| h.held_seconds());
     type Value = fn(&MountHandle) -> u64;
-    let families: [(&str, Kind, &str, Value); 12] = [
+    let families: [(&str, Kind, &str, Value); 13] = [
         ("floe_mount_listeners", Gauge, "Listeners connected.", |m| load(&m.stats().listeners)),
         ("floe_mount_listener_peak", Gauge, "Most listeners at once.", |m| load(&m.stats().listener_peak)),
         ("floe_mount_source_connected", Gauge, "1 while a source streams.", |m| u64::from(m.is_live())),
@@ -94,6 +94,9 @@ fn mounts(out: &mut Exposition, state: &AppState) {
         }),
         ("floe_mount_received_bytes_total", Counter, "Bytes received from sources.", |m| load(&m.stats().bytes_read)),
         ("floe_mount_sent_bytes_total", Counter, "Bytes sent to listeners.", |m| load(&m.stats().bytes_sent)),
+        ("floe_mount_recorded_bytes_total", Counter, "Bytes written to the mount's recording (dump_file).", |m| {
+            load(&m.stats().dump_bytes)
+        }),
         ("floe_mount_skipped_bytes_total", Counter, "Source bytes the framer dropped (garbage, broken frames).", |m| {
             load(&m.stats().bytes_skipped)
         }),

@@ -108,6 +108,7 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
         .field("total_bytes_read", load(&stats.bytes_read))
         .field("total_bytes_sent", load(&stats.bytes_sent))
         .field("held_bytes", mount.held_bytes())
+        .field("dump_bytes", load(&stats.dump_bytes))
         .field("hls_held_bytes", state.hls.get(mount.name()).map_or(0, |h| h.held_bytes()))
         .field("hls_held_ms", state.hls.get(mount.name()).map_or(0, |h| (h.held_seconds() * 1000.0) as u64))
         .field("transcode_cpu_ms", load(&stats.transcode_ns) / 1_000_000)

@@ -183,6 +183,15 @@ pub struct MountConfig {
     /// `intro`: a file in the mount's format played to each new listener
     /// before the live stream (read at load, at most `Intro::MAX` bytes). Default: none.
     pub intro: Option<Intro>,
+    /// `dump_file`: record what the source sends to this file (a strftime
+    /// pattern, UTC, relative to the config file). Default: none.
+    pub dump_file: Option<std::path::PathBuf>,
+    /// `dump_max_bytes`: start the next file once one holds this much
+    /// (0: never). Default: 0.
+    pub dump_max_bytes: u64,
+    /// `dump_max_seconds`: start the next file once one is this old
+    /// (0: never). Default: 0.
+    pub dump_max_seconds: u64,
 }
 
 /// An intro file's bytes, held once per mount.
@@ -425,6 +434,9 @@ impl MountConfig {
             access: crate::access::Rules::default(),
             listener_auth: None,
             intro: None,
+            dump_file: None,
+            dump_max_bytes: 0,
+            dump_max_seconds: 0,
         }
     }
 }

@@ -298,10 +298,7 @@ impl Out {
                     continue;
                 }
                 "intro" => "intro".into(),
-                "dump-file" => {
-                    self.warn(&format!("mount {name}: <dump-file> is not supported yet"));
-                    continue;
-                }
+                "dump-file" => "dump_file".into(),
                 other => {
                     self.warn(&format!("mount {name}: <{other}> is not supported; ignored"));
                     continue;

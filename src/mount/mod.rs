@@ -364,10 +364,11 @@ impl MountHandle {
         let taps = self.0.taps.lock();
         for tap in taps.iter() {
             for unit in units {
-                let bytes = match unit {
-                    Unit::Data { bytes, .. } | Unit::Headers { bytes, .. } => bytes.clone(),
+                let message = match unit {
+                    Unit::Data { bytes, .. } => Tapped::Data(bytes.clone(), now),
+                    Unit::Headers { bytes, .. } => Tapped::Headers(bytes.clone(), now),
                 };
-                if !tap.offer(Tapped::Data(bytes, now)) {
+                if !tap.offer(message) {
                     self.0.stats.tap_overruns.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -379,7 +380,7 @@ impl MountHandle {
     pub fn set_tap(&self, tap: Tap) {
         let headers = self.0.stream.read().headers.clone();
         if !headers.is_empty() {
-            tap.offer(Tapped::Data(headers, Instant::now()));
+            tap.offer(Tapped::Headers(headers, Instant::now()));
         }
         self.0.taps.lock().push(tap);
     }

@@ -36,4 +36,6 @@ pub struct MountStats {
     /// its codec process (crashed, stalled, refused the stream); on a
     /// rendition, its own encoder.
     pub transcode_failures: AtomicU64,
+    /// Bytes written to the mount's recording (`dump_file`).
+    pub dump_bytes: AtomicU64,
 }

@@ -21,7 +21,19 @@ const MAX_MESSAGES: usize = 4096;
 #[derive(Debug)]
 pub enum Tapped {
     Data(Bytes, Instant),
+    /// Stream headers (Ogg, WebM): at the start and where a new chain begins.
+    Headers(Bytes, Instant),
     Title(Arc<Metadata>),
+}
+
+impl Tapped {
+    /// The stream bytes it carries (none for a title).
+    fn data_len(&self) -> usize {
+        match self {
+            Tapped::Data(bytes, _) | Tapped::Headers(bytes, _) => bytes.len(),
+            Tapped::Title(_) => 0,
+        }
+    }
 }
 
 /// The sending side, held by the mount.
@@ -62,10 +74,7 @@ impl Tap {
 
     /// Send without waiting; false if the tap is full (or closed).
     pub fn offer(&self, message: Tapped) -> bool {
-        let len = match &message {
-            Tapped::Data(bytes, _) => bytes.len(),
-            Tapped::Title(_) => 0,
-        };
+        let len = message.data_len();
         if self.queued.load(Ordering::Relaxed) + len > self.max_bytes {
             return false;
         }
@@ -82,9 +91,7 @@ impl TapReceiver {
     /// The next message; `None` once the mount has dropped the tap.
     pub async fn recv(&mut self) -> Option<Tapped> {
         let message = self.rx.recv().await?;
-        if let Tapped::Data(bytes, _) = &message {
-            self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
-        }
+        self.queued.fetch_sub(message.data_len(), Ordering::Relaxed);
         Some(message)
     }
 }

@@ -33,6 +33,8 @@ pub struct Attached {
     _permit: OwnedSemaphorePermit,
     /// The mount's renditions, if it has any; they stop with the source.
     _ladder: Option<crate::transcode::Ladder>,
+    /// The mount's recording (`dump_file`), likewise.
+    _recording: Option<crate::dump::Recording>,
 }
 
 /// Claim a source slot and the mount. Nothing is created on failure.
@@ -57,8 +59,9 @@ pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached
     mount.stats().source_connections.fetch_add(1, Ordering::Relaxed);
     tracing::info!(mount = name, peer = %info.peer, content_type = info.content_type.as_str(), "source connected");
     let ladder = crate::transcode::start(state, &mount);
+    let recording = crate::dump::start(&mount);
     crate::auth::url::tell_mount(state, name, true);
-    Ok(Attached { mount, info, state: state.clone(), _permit: permit, _ladder: ladder })
+    Ok(Attached { mount, info, state: state.clone(), _permit: permit, _ladder: ladder, _recording: recording })
 }
 
 impl Drop for Attached {

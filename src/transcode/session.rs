@@ -340,7 +340,9 @@ async fn feed_codec(
             biased;
             Some(msg) = control.recv() => msg,
             tapped = feed.recv() => match tapped {
-                Some(Tapped::Data(bytes, arrived)) => ToCodec::Data { arrived_us: session.micros(arrived), bytes },
+                Some(Tapped::Data(bytes, arrived) | Tapped::Headers(bytes, arrived)) => {
+                    ToCodec::Data { arrived_us: session.micros(arrived), bytes }
+                }
                 Some(Tapped::Title(meta)) => ToCodec::Title(Title::of(&meta)),
                 None => break,
             },

@@ -115,8 +115,9 @@ fn icecast_xml_files_import() {
     assert!(mounts[0].get("max_listeners").is_none(), "-1 is unlimited");
     assert_eq!(mounts[0]["listener_auth"]["file"].as_str(), Some("listeners.htpasswd"));
     assert_eq!(mounts[0]["intro"].as_str(), Some("intro.mp3"));
+    assert_eq!(mounts[0]["dump_file"].as_str(), Some("/tmp/dump-live.mp3"));
     assert_eq!(mounts[1]["hidden"].as_bool(), Some(true));
-    for element in ["<relay>", "<master-server>", "<directory>", "<dump-file>", "<threadpool>", "type=\"default\""] {
+    for element in ["<relay>", "<master-server>", "<directory>", "<threadpool>", "type=\"default\""] {
         assert!(warnings.contains(element), "{element} in {warnings}");
     }
 

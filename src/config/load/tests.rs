@@ -139,6 +139,9 @@ fn full_file_parses_to_expected_values() {
         access: crate::access::Rules::default(),
         listener_auth: None,
         intro: None,
+        dump_file: None,
+        dump_max_bytes: 0,
+        dump_max_seconds: 0,
     };
     assert_eq!(*c.mounts[0], expected);
     assert_eq!(*c.mounts[1], MountConfig::dynamic("/backup.mp3"));
