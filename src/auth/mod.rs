@@ -115,6 +115,8 @@ impl Admission {
 
 /// What a listener request carries that authentication looks at.
 pub struct ListenerRequest<'a> {
+    /// Other headers a URL backend may be shown (`headers`).
+    pub request: &'a crate::http::request::Request,
     pub authorization: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     pub referer: Option<&'a str>,
@@ -125,6 +127,7 @@ pub struct ListenerRequest<'a> {
 impl<'a> ListenerRequest<'a> {
     pub fn of(req: &'a crate::http::request::Request, adaptive: bool) -> ListenerRequest<'a> {
         ListenerRequest {
+            request: req,
             authorization: req.header("Authorization"),
             user_agent: req.header("User-Agent"),
             referer: req.header("Referer"),
@@ -201,7 +204,15 @@ pub async fn listener(
                 });
                 Admission { user: user_name.clone(), time_limit, leave }
             };
-            match state.url_auth.ask(auth, add, &form).await {
+            // The headers the backend asked to see, as Icecast names them.
+            let shown: Vec<(String, String)> = (auth.headers.iter())
+                .filter_map(|name| {
+                    Some((format!("{}{name}", auth.header_prefix), req.request.header(name)?.to_string()))
+                })
+                .collect();
+            let mut asked = form.clone();
+            asked.extend(shown.iter().map(|(name, value)| (name.as_str(), value.clone())));
+            match state.url_auth.ask(auth, add, &asked).await {
                 crate::auth::url::Verdict::Accepted { time_limit } => {
                     if req.adaptive {
                         state.url_auth.remember_accepted(remembered);

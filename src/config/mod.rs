@@ -237,6 +237,12 @@ pub struct UrlAuth {
     /// Basic credentials Floe sends to the backend. Default: none.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `headers`: the listener's request headers (lower-case names) passed
+    /// on in `listener_add`, each as a field named `header_prefix` + name.
+    /// Default: none.
+    pub headers: Vec<String>,
+    /// Default: `ClientHeader.`, as Icecast.
+    pub header_prefix: String,
     /// The response header (name, value) that accepts. Default: `icecast-auth-user: 1`.
     pub auth_header: (String, String),
     /// The response header giving a listener's time limit in seconds. Default: `icecast-auth-timelimit`.
@@ -258,6 +264,8 @@ impl Default for UrlAuth {
             stream_auth: None,
             username: None,
             password: None,
+            headers: Vec::new(),
+            header_prefix: "ClientHeader.".into(),
             auth_header: ("icecast-auth-user".into(), "1".into()),
             timelimit_header: "icecast-auth-timelimit".into(),
             timeout: Duration::from_secs(5),

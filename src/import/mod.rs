@@ -332,8 +332,12 @@ impl Out {
                 for (key, value) in options {
                     match key {
                         "listener_add" | "listener_remove" | "mount_add" | "mount_remove" | "stream_auth"
-                        | "username" | "password" | "auth_header" | "timelimit_header" => {
+                        | "username" | "password" | "auth_header" | "timelimit_header" | "header_prefix" => {
                             drop(auth.insert(key.into(), value.into()))
+                        }
+                        "headers" => {
+                            let names: Vec<&str> = value.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+                            drop(auth.insert(key.into(), names.into()))
                         }
                         other => self.warn(&format!("mount {mount}: URL auth option {other:?} is not supported")),
                     }

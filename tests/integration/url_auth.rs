@@ -56,7 +56,7 @@ impl Drop for Backend {
 fn curl(server: &TestServer, path: &str, user: Option<&str>) -> (String, String) {
     let body = tempfile::NamedTempFile::new().unwrap();
     let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-w", "%{http_code}", "--max-time", "3", "-o"]).arg(body.path());
+    cmd.args(["-s", "-w", "%{http_code}", "--max-time", "3", "-H", "X-Station-Token: t0k3n", "-o"]).arg(body.path());
     if let Some(user) = user {
         cmd.args(["-u", user]);
     }
@@ -74,7 +74,8 @@ fn a_url_backend_decides_with_icecasts_fields() {
     let rest = format!(
         "[[mount]]\nname = \"/paid.mp3\"\n[mount.listener_auth]\ntype = \"url\"\n\
          listener_add = \"{url}\"\nlistener_remove = \"{url}\"\nmount_add = \"{url}\"\nmount_remove = \"{url}\"\n\
-         stream_auth = \"{url}\"\nusername = \"floe\"\npassword = \"backend-secret\"\ntimeout = 6\n"
+         stream_auth = \"{url}\"\nusername = \"floe\"\npassword = \"backend-secret\"\ntimeout = 6\n\
+         headers = [\"X-Station-Token\", \"X-Absent\"]\n"
     );
     let server = TestServer::start(Opts { rest: Box::leak(rest.into_boxed_str()), ..Opts::default() });
 
@@ -109,6 +110,8 @@ fn a_url_backend_decides_with_icecasts_fields() {
         (Some("/paid.mp3"), Some("pw"), Some("127.0.0.1"))
     );
     assert!(good["agent"].as_str().unwrap().starts_with("curl/"), "{good}");
+    assert_eq!(good["ClientHeader.x-station-token"], "t0k3n", "headers it asked for: {good}");
+    assert!(good.get("ClientHeader.x-absent").is_none(), "{good}");
     assert_eq!(good["port"].as_str().unwrap(), server.http.port().to_string());
 
     // A time limit ends the stream; listener_remove says how long it lasted.

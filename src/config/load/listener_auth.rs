@@ -45,6 +45,8 @@ const KEYS: &[Field<Draft>] = &[
     ("stream_auth", |c, k, v, d| set_url(c, k, v, d, |u| &mut u.stream_auth)),
     ("username", |c, k, v, d| set(&mut d.url.username, c.nonempty(k, v).map(Some))),
     ("password", |c, k, v, d| set(&mut d.url.password, c.string(k, v).map(Some))),
+    ("headers", |c, k, v, d| set(&mut d.url.headers, c.header_names(k, v))),
+    ("header_prefix", |c, k, v, d| set(&mut d.url.header_prefix, c.string(k, v))),
     ("auth_header", |c, k, v, d| {
         let Some(text) = c.nonempty(k, v) else { return };
         match text.split_once(':') {

@@ -99,6 +99,19 @@ impl Ctx<'_> {
         })
     }
 
+    /// Request header names, lower-cased (`listener_auth.headers`).
+    pub(super) fn header_names(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<String>> {
+        self.list(key, v, |cx, item, text| {
+            let token =
+                !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                cx.report(Some(item.span()), key, format!("{text:?} is not a header name"));
+                return None;
+            }
+            Some(text.to_ascii_lowercase())
+        })
+    }
+
     /// An intro file, relative to the config file, read now (bounded).
     pub(super) fn intro(&mut self, key: &str, v: &Value<'_>) -> Option<super::super::Intro> {
         let name = self.nonempty(key, v)?;
