@@ -11,7 +11,7 @@ use crate::support::*;
 const LIQUIDSOAP_WAIT: Duration = Duration::from_secs(60);
 
 /// A source client process; killed when dropped. Its output goes to `log`.
-struct ClientProcess {
+pub(crate) struct ClientProcess {
     child: Child,
     log: PathBuf,
 }
@@ -45,7 +45,7 @@ impl Drop for ClientProcess {
 }
 
 /// Wait until `mount` is live; on failure (timeout or the client exiting) show both logs.
-fn wait_live_or_explain(server: &TestServer, client: &mut ClientProcess, mount: &str, limit: Duration) {
+pub(crate) fn wait_live_or_explain(server: &TestServer, client: &mut ClientProcess, mount: &str, limit: Duration) {
     let mut exited = None;
     let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         eventually(&format!("{mount} is live"), limit, || {
@@ -73,7 +73,7 @@ fn access_line(lines: &[String], parts: &[&str]) -> Option<usize> {
 }
 
 /// An MP3 file (20 s, 440 Hz, 128 kbit/s, 44.1 kHz stereo) with ID3 artist/title tags.
-fn tagged_mp3(server: &TestServer) -> PathBuf {
+pub(crate) fn tagged_mp3(server: &TestServer) -> PathBuf {
     let args = ["-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", "-id3v2_version", "3"];
     let tags = ["-metadata", "artist=Ez Artist", "-metadata", "title=Ez Title"];
     ffmpeg_make(server, "tone.mp3", "sine=frequency=440:sample_rate=44100:duration=20", &[&args[..], &tags].concat())
@@ -81,17 +81,29 @@ fn tagged_mp3(server: &TestServer) -> PathBuf {
 
 /// Start ezstream looping `file` to `mount`; `tls` is the `<tls>` setting.
 fn ezstream(server: &TestServer, mount: &str, file: &std::path::Path, tls: &str) -> ClientProcess {
+    let connection = format!(
+        "<protocol>HTTP</protocol><hostname>127.0.0.1</hostname><port>{}</port><tls>{tls}</tls>",
+        server.http.port()
+    );
+    ezstream_with(server, mount, file, &connection)
+}
+
+/// Start ezstream looping `file` to `mount` over `connection` (the
+/// `<server>` elements saying how to reach the server).
+pub(crate) fn ezstream_with(
+    server: &TestServer,
+    mount: &str,
+    file: &std::path::Path,
+    connection: &str,
+) -> ClientProcess {
     let config = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <ezstream>
   <servers>
     <server>
-      <protocol>HTTP</protocol>
-      <hostname>127.0.0.1</hostname>
-      <port>{port}</port>
+      {connection}
       <user>source</user>
       <password>hackme</password>
-      <tls>{tls}</tls>
       <reconnect_attempts>0</reconnect_attempts>
     </server>
   </servers>
@@ -116,7 +128,6 @@ fn ezstream(server: &TestServer, mount: &str, file: &std::path::Path, tls: &str)
   </metadata>
 </ezstream>
 "#,
-        port = server.http.port(),
         file = file.display(),
     );
     let name = format!("ezstream{}", mount.replace(['/', '.'], "_"));

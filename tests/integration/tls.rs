@@ -18,7 +18,7 @@ const TLS_FILES: &str = "[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n";
 
 /// A self-signed certificate for localhost, 127.0.0.1 and 127.0.0.2 made
 /// by openssl; `kind` is "ec" or "rsa". Returns (certificate, key) PEM.
-fn self_signed(kind: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn self_signed(kind: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
     let mut cmd = Command::new("openssl");
@@ -36,7 +36,7 @@ fn self_signed(kind: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
     (std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())
 }
 
-fn tls_server(cert: Vec<u8>, key: Vec<u8>, rest: &'static str) -> TestServer {
+pub(crate) fn tls_server(cert: Vec<u8>, key: Vec<u8>, rest: &'static str) -> TestServer {
     TestServer::start(Opts {
         server: TLS_PORTS,
         rest: Box::leak(format!("{TLS_FILES}{rest}").into_boxed_str()),
@@ -178,6 +178,27 @@ fn a_reload_naming_other_certificate_files_switches_to_them() {
     assert_eq!(applied.status, 200, "{}", applied.text());
     assert!(curl(own, &other_ca, "/status-json.xsl", &["-o", "/dev/null"]).status_ok, "{}", server.log());
     assert_eq!(curl(own, &first_ca, "/status-json.xsl", &["-o", "/dev/null"]).code, Some(60));
+}
+
+/// libshout over TLS: ezstream with `<protocol>HTTPS</protocol>` (TLS from
+/// the first byte, checking the certificate against its CA file) streams to
+/// the shared port, and the mount decodes.
+#[test]
+fn ezstream_streams_over_https() {
+    let (cert, key) = self_signed("ec", "floe-ezstream");
+    let server = tls_server(cert.clone(), key, "");
+    let ca = write_pem(&server.dir(), "ca.pem", &cert);
+    let file = crate::clients::tagged_mp3(&server);
+    let connection = format!(
+        "<protocol>HTTPS</protocol><hostname>localhost</hostname><port>{}</port><ca_file>{}</ca_file>",
+        server.https[0].port(),
+        ca.display()
+    );
+    let mut client = crate::clients::ezstream_with(&server, "/ez-tls.mp3", &file, &connection);
+    crate::clients::wait_live_or_explain(&server, &mut client, "/ez-tls.mp3", WAIT);
+    let errors = ffmpeg_decode(&server.url("/ez-tls.mp3"), 2);
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+    assert!(server.server_stat("tls_handshakes") >= 1);
 }
 
 /// An unusable certificate is a configuration error naming file, line and key.
