@@ -24,6 +24,10 @@ use crate::timefmt::strftime;
 /// Source bytes the writer may be behind by before the recording loses data.
 const BACKLOG: usize = 4 << 20;
 
+/// After a file cannot be opened or written, how long the recording pauses
+/// (what arrives meanwhile is not recorded) before it tries a file again.
+const RETRY: Duration = Duration::from_secs(10);
+
 /// A running recording; it stops when dropped (the source left).
 pub struct Recording {
     mount: MountHandle,
@@ -69,6 +73,10 @@ struct Writer {
     /// The stream's latest headers, which start every file after the first.
     headers: Bytes,
     current: Option<Current>,
+    /// Some file was opened already (a later one needs the headers).
+    opened_any: bool,
+    /// Paused after a failure until then.
+    paused_until: Option<Instant>,
 }
 
 struct Current {
@@ -82,11 +90,23 @@ struct Current {
 impl Writer {
     fn new(mount: MountHandle, pattern: PathBuf, config: &MountConfig) -> Writer {
         let max_age = (config.dump_max_seconds > 0).then(|| Duration::from_secs(config.dump_max_seconds));
-        Writer { mount, pattern, max_bytes: config.dump_max_bytes, max_age, headers: Bytes::new(), current: None }
+        Writer {
+            mount,
+            pattern,
+            max_bytes: config.dump_max_bytes,
+            max_age,
+            headers: Bytes::new(),
+            current: None,
+            opened_any: false,
+            paused_until: None,
+        }
     }
 
     /// Write a unit; headers never start a new file (they begin one).
     async fn write(&mut self, bytes: Bytes, headers: bool) {
+        if self.paused_until.is_some_and(|until| Instant::now() < until) {
+            return;
+        }
         if self.current.is_none() || (!headers && self.is_due(bytes.len() as u64)) {
             self.next_file().await;
         }
@@ -99,8 +119,9 @@ impl Writer {
                 self.mount.stats().dump_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             }
             Err(error) => {
-                tracing::error!(mount = self.mount.name(), path = %current.path.display(), %error, "recording stopped: cannot write");
+                tracing::error!(mount = self.mount.name(), path = %current.path.display(), %error, "cannot write the recording; retrying in {} s", RETRY.as_secs());
                 self.current = None;
+                self.paused_until = Some(Instant::now() + RETRY);
             }
         }
     }
@@ -125,16 +146,17 @@ impl Writer {
                 return;
             }
         }
-        let first = self.current.is_none();
         self.close().await;
         let mut file = match open(&path).await {
             Ok(file) => file,
             Err(error) => {
-                tracing::error!(mount = self.mount.name(), path = %path.display(), %error, "cannot open the recording file");
+                tracing::error!(mount = self.mount.name(), path = %path.display(), %error, "cannot open the recording file; retrying in {} s", RETRY.as_secs());
+                self.paused_until = Some(Instant::now() + RETRY);
                 return;
             }
         };
-        if !first && !self.headers.is_empty() && file.write_all(&self.headers).await.is_ok() {
+        let later = std::mem::replace(&mut self.opened_any, true);
+        if later && !self.headers.is_empty() && file.write_all(&self.headers).await.is_ok() {
             self.mount.stats().dump_bytes.fetch_add(self.headers.len() as u64, Ordering::Relaxed);
         }
         tracing::info!(mount = self.mount.name(), path = %path.display(), "recording");

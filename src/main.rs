@@ -16,7 +16,6 @@ use floe::config::{self, Config, LiveConfig};
 use floe::server::{self, Acceptors, Speaks};
 use floe::state::AppState;
 use floe::tls::Tls;
-use floe::upgrade::notify::notify;
 use floe::upgrade::sockets::Role;
 use floe::upgrade::Upgrader;
 
@@ -82,7 +81,8 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
-    // Before the runtime's threads exist: this clears environment variables.
+    // Before the runtime's threads exist: these clear environment variables.
+    floe::upgrade::notify::init();
     let startup = match floe::upgrade::sockets::inherited() {
         Ok(inherited) => Startup { inherited, handover_token: floe::upgrade::handover_token() },
         Err(error) => {
@@ -203,7 +203,7 @@ async fn serve(live: LiveConfig, startup: Startup) -> ExitCode {
         let _ = shutdown_tx.send(true);
     });
     // systemd (`Type=notify`) or the process handing over waits for this.
-    notify("READY=1");
+    floe::upgrade::notify::ready();
     server::run(Acceptors { http, shoutcast }, state).await;
     ExitCode::SUCCESS
 }

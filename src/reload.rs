@@ -108,6 +108,12 @@ fn load_and_apply(state: &AppState) -> Result<Reloaded, ReloadError> {
     state.sources.resize(limits.sources);
     state.connections.resize(connection_cap(limits));
     let mounts = state.mounts.apply(&new);
+    // The HLS/DASH window of a removed mount goes with it once it is gone.
+    for name in &mounts.removed {
+        if state.mounts.get(name).is_none() {
+            state.hls.remove(name);
+        }
+    }
     Ok(Reloaded { mounts, kept })
 }
 

@@ -80,6 +80,8 @@ pub struct AppState {
     /// Flips to true once a binary upgrade has handed the sockets to a new
     /// process: stop accepting and drain (see `upgrade`).
     pub handed_over: watch::Receiver<bool>,
+    /// Set once the accept loops have ended after a handover.
+    pub accepts_closed: Arc<watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -106,6 +108,7 @@ impl AppState {
             tls: None,
             handover_token: None,
             handed_over: watch::channel(false).1,
+            accepts_closed: Arc::new(watch::channel(false).0),
         }
     }
 

@@ -38,6 +38,7 @@ pub fn listclients(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
             .field("lag", 0u64)
             .field("ID", l.id)
             .field("Connected", l.connected.elapsed().as_secs())
+            .field("Bytes", l.sent.load(std::sync::atomic::Ordering::Relaxed))
     });
     let source =
         Elem::item("source").attr("mount", mount.name()).field("Listeners", mount.listener_count()).children(listeners);

@@ -522,13 +522,20 @@ impl ListenerStream {
         End::Slow
     }
 
+    /// Count `n` bytes written: this stream's total, the mount's, and what
+    /// the admin's listener list shows (body bytes only).
+    fn count_sent(&mut self, mount: &MountHandle, n: u64) {
+        self.sent += n;
+        mount.stats().bytes_sent.fetch_add(n, Ordering::Relaxed);
+        self.registration.entry().sent.store(self.sent.saturating_sub(self.head_len), Ordering::Relaxed);
+    }
+
     /// Write the queued pieces, dropping the listener if it falls more than
     /// `queue_size` behind or stalls for `client_timeout` meanwhile.
     async fn flush(&mut self, position: Option<u64>) -> Result<(), End> {
         let mount = self.mount().clone();
         let quick = self.sink.try_write(&mut self.pieces).map_err(|_| End::ClientGone)?;
-        self.sent += quick;
-        mount.stats().bytes_sent.fetch_add(quick, Ordering::Relaxed);
+        self.count_sent(&mount, quick);
         if self.pieces.is_empty() {
             self.pieces = VecDeque::new();
             return Ok(());
@@ -566,8 +573,7 @@ impl ListenerStream {
         };
         match outcome {
             Ok(n) => {
-                self.sent += n;
-                mount.stats().bytes_sent.fetch_add(n, Ordering::Relaxed);
+                self.count_sent(&mount, n);
                 Ok(())
             }
             Err(End::Slow) => Err(self.dropped_slow()),

@@ -69,6 +69,8 @@ pub struct ListenerEntry {
     /// the ring can let go of what every listener has read. 0 while it
     /// (re)subscribes, which holds trimming until its real cursor is known.
     pub cursor: AtomicU64,
+    /// Stream bytes sent so far (the response head not counted).
+    pub sent: AtomicU64,
 }
 
 /// The table of a mount's listeners.

@@ -149,7 +149,13 @@ impl MountHandle {
         self.0.queue_size.store(queue_size, Ordering::Relaxed);
         self.0.burst_size.store(burst_size, Ordering::Relaxed);
         self.0.delivery_interval_us.store(interval, Ordering::Relaxed);
-        self.0.stream.write().ring.set_capacity(capacity);
+        let mut stream = self.0.stream.write();
+        stream.ring.set_capacity(capacity);
+        if interval == 0 {
+            // Units go straight into the ring from now on: what was held
+            // back for the next wake-up goes first, not after them.
+            stream.release_held();
+        }
     }
 
     /// Take new settings (a configuration reload): limits, sizes and the
@@ -570,6 +576,7 @@ pub fn listener_entry(id: u64, ip: IpAddr, user_agent: Option<String>, referer: 
         connected: Instant::now(),
         control: Arc::default(),
         cursor: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
     }
 }
 

@@ -61,7 +61,7 @@ impl Mounts {
 
     /// Bring the registry in line with a reloaded `config`: mounts it names
     /// are created or take their new settings; mounts it no longer names are
-    /// forgotten, or, while a source is live on one, kept with dynamic
+    /// forgotten, or, while a source is live on one, kept with their last
     /// settings until that source leaves. Sources and listeners stay
     /// connected throughout.
     pub fn apply(&self, config: &Config) -> MountChanges {
@@ -90,11 +90,14 @@ impl Mounts {
             if named.contains(name.as_str()) {
                 continue;
             }
+            // A dynamic mount takes the dynamic defaults; a removed one
+            // that is live keeps its last settings (its access lists and
+            // auth) until its source leaves. Limits apply to both.
+            let settings = if mount.is_dynamic() { config.mount(name) } else { mount.config() };
             if !mount.is_dynamic() {
                 changes.removed.push(name.clone());
             }
-            // Sizes and limits apply to dynamic mounts too.
-            mount.reconfigure(config.mount(name), &config.limits, true);
+            mount.reconfigure(settings, &config.limits, true);
             if !mount.is_live() {
                 gone.push(name.clone());
             }

@@ -45,6 +45,8 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
         _ = shutdown.wait_for(|&down| down) => {}
         Ok(_) = handed_over.wait_for(|&done| done) => {
             tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            state.accepts_closed.send_replace(true);
             let drain = state.config.get().limits.upgrade_drain;
             tracing::info!("the new process accepts connections now; these end within {} s", drain.as_secs());
             let mut shutdown = state.shutdown.clone();

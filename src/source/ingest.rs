@@ -59,8 +59,12 @@ pub fn attach(state: &AppState, name: &str, info: SourceInfo) -> Result<Attached
     mount.stats().source_connections.fetch_add(1, Ordering::Relaxed);
     tracing::info!(mount = name, peer = %info.peer, content_type = info.content_type.as_str(), "source connected");
     let ladder = crate::transcode::start(state, &mount);
-    let recording = crate::dump::start(&mount);
-    crate::auth::url::tell_mount(state, name, true);
+    // The previous process's feed during an upgrade: that process still
+    // records the mount and has told the auth backend.
+    let recording = if info.handover { None } else { crate::dump::start(&mount) };
+    if !info.handover {
+        crate::auth::url::tell_mount(state, name, true);
+    }
     Ok(Attached { mount, info, state: state.clone(), _permit: permit, _ladder: ladder, _recording: recording })
 }
 
@@ -68,7 +72,9 @@ impl Drop for Attached {
     fn drop(&mut self) {
         self.mount.stats().framer_bytes.store(0, Ordering::Relaxed);
         self.mount.detach_source(&self.info);
-        crate::auth::url::tell_mount(&self.state, self.mount.name(), false);
+        if !self.info.handover {
+            crate::auth::url::tell_mount(&self.state, self.mount.name(), false);
+        }
         self.state.mounts.forget_if_idle(&self.mount);
         // A dynamic mount's HLS window goes with it; a configured mount's
         // stays for listeners still seeking back in it.

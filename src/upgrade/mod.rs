@@ -113,6 +113,9 @@ impl Upgrader {
             .env("NOTIFY_SOCKET", readiness.env_value())
             .env(TOKEN_VAR, &token)
             .stdin(std::process::Stdio::null());
+        if let Some(manager) = notify::manager_socket() {
+            command.env(notify::MANAGER_VAR, manager);
+        }
         command.fd_mappings(mappings).map_err(std::io::Error::other)?;
         let exe = self.exe.display().to_string();
         let mut child = command.spawn().map_err(|error| UpgradeError::Spawn(exe, error))?;
@@ -127,8 +130,12 @@ impl Upgrader {
             status = child.wait() => return Err(UpgradeError::Exited(status?)),
         }
         // systemd follows the new process from now on (`Type=notify`).
-        notify::notify(&format!("MAINPID={pid}"));
+        notify::manager(&format!("MAINPID={pid}"));
         let _ = handed_over.send(true);
+        // Feeds connect to the sockets just handed over: only once this
+        // process has stopped accepting on them may they not land here.
+        let mut closed = state.accepts_closed.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(5), closed.wait_for(|&c| c)).await;
         match self.feed_to {
             Some(to) => feed::start_all(state, to, &token),
             None => tracing::warn!("no plain HTTP port: live mounts are not fed to the new process"),

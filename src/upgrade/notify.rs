@@ -1,12 +1,63 @@
 //! Readiness, in systemd's notification protocol: a process started with
 //! `NOTIFY_SOCKET` sends `READY=1` there once it accepts connections. The
 //! server sends it to systemd (`Type=notify`) or to the process it is
-//! taking over from, which listens on a socket of its own for it.
+//! taking over from, which listens on a socket of its own for it; systemd's
+//! socket is then passed along in `FLOE_SYSTEMD_NOTIFY`, so that every later
+//! upgrade can tell systemd its new main process too.
 
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+/// Where `READY=1` goes, and where the service manager listens.
+#[derive(Debug, Default)]
+struct Targets {
+    ready: Option<String>,
+    manager: Option<String>,
+}
+
+static TARGETS: OnceLock<Targets> = OnceLock::new();
+
+/// The variable the service manager's socket is passed on in.
+pub const MANAGER_VAR: &str = "FLOE_SYSTEMD_NOTIFY";
+
+/// Read (and clear, so no child inherits them) the notification sockets.
+/// Call before any thread starts.
+pub fn init() {
+    let ready = std::env::var("NOTIFY_SOCKET").ok().filter(|s| !s.is_empty());
+    // Started by an upgrade, NOTIFY_SOCKET is the previous process's, not a manager's.
+    let upgraded = std::env::var_os(super::TOKEN_VAR).is_some();
+    let manager = std::env::var(MANAGER_VAR).ok().filter(|s| !s.is_empty());
+    let manager = manager.or_else(|| if upgraded { None } else { ready.clone() });
+    std::env::remove_var("NOTIFY_SOCKET");
+    std::env::remove_var(MANAGER_VAR);
+    let _ = TARGETS.set(Targets { ready, manager });
+}
+
+fn targets() -> &'static Targets {
+    TARGETS.get_or_init(Targets::default)
+}
+
+/// Tell whoever started this process that it accepts connections now.
+pub fn ready() {
+    if let Some(socket) = &targets().ready {
+        send(socket, "READY=1");
+    }
+}
+
+/// Tell the service manager (systemd), if there is one.
+pub fn manager(message: &str) {
+    if let Some(socket) = &targets().manager {
+        send(socket, message);
+    }
+}
+
+/// The service manager's socket, for a new process to inherit.
+pub fn manager_socket() -> Option<&'static str> {
+    targets().manager.as_deref()
+}
 
 /// Where `NOTIFY_SOCKET` points (a path, or `@name` in the abstract namespace).
 fn address(socket: &str) -> io::Result<SocketAddr> {
@@ -16,17 +67,11 @@ fn address(socket: &str) -> io::Result<SocketAddr> {
     }
 }
 
-/// Send `message` (`READY=1`, `MAINPID=…`) to the socket `NOTIFY_SOCKET`
-/// named when this process started, if any.
-pub fn notify(message: &str) {
-    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else { return };
-    let sent = socket
-        .to_str()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))
-        .and_then(address)
-        .and_then(|addr| UnixDatagram::unbound()?.send_to_addr(message.as_bytes(), &addr));
+/// Send `message` (`READY=1`, `MAINPID=…`) to `socket`.
+fn send(socket: &str, message: &str) {
+    let sent = address(socket).and_then(|addr| UnixDatagram::unbound()?.send_to_addr(message.as_bytes(), &addr));
     if let Err(error) = sent {
-        tracing::warn!(%error, "cannot notify {}", socket.to_string_lossy());
+        tracing::warn!(%error, "cannot notify {socket}");
     }
 }
 

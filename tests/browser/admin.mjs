@@ -23,6 +23,8 @@ try {
   const kick = card.locator('table.listeners button.kick').first();
   await kick.waitFor({ timeout: 15000 });
   result.rowsBefore = await card.locator('table.listeners tr[data-id]').count();
+  result.bytesShown = await card.locator('table.listeners td.bytes').first().textContent();
+  result.spark = await card.locator('canvas.spark').isVisible();
   await kick.click();
   await page.waitForFunction(() => /disconnected/.test(document.getElementById('notice').textContent), null, { timeout: 15000 });
   result.notice = await page.locator('#notice').textContent();

@@ -85,6 +85,10 @@ fn admin_page_kicks_listeners_and_sets_titles() {
     assert_eq!(report["errors"], serde_json::json!([]), "no console errors: {report}");
     assert!(report["listenersShown"].as_str().unwrap().starts_with('1'), "{report}");
     assert_eq!(report["rowsBefore"], 1);
+    let shown = report["bytesShown"].as_str().unwrap_or_default();
+    let received: f64 = shown.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
+    assert!(received > 0.0, "the listener's bytes are shown: {report}");
+    assert_eq!(report["spark"], true, "each mount has its graph");
     assert!(listener.closed_within(WAIT), "the kicked listener's connection ends");
     assert_eq!(report["titleShown"], format!("Now: {title}"), "set as text, shown as text");
     let status = server.status_json();
