@@ -17,6 +17,29 @@ fn graceful_shutdown_on_sigterm() {
     assert!(listener.closed_within(Duration::from_secs(5)));
 }
 
+/// The shutdown drain is bounded: a listener that reads nothing (its
+/// socket full, the server's write blocked) does not hold the exit up.
+#[test]
+fn shutdown_does_not_wait_for_a_listener_that_reads_nothing() {
+    // A queue long enough that the stuck listener is not dropped as slow first.
+    let mut server = TestServer::start(Opts { limits: "queue_size = 16777216\n", ..Opts::default() });
+    // Ten times real time (160 kB/s) fills its socket buffers within seconds.
+    let _source = FfmpegSource::start(&server, "/fast.mp3", MP3, "sine=frequency=440:sample_rate=44100", "10", &[]);
+    server.wait_live("/fast.mp3");
+    let stuck = Listener::connect(&server, "/fast.mp3", &[]);
+    let mut reader = Listener::connect(&server, "/fast.mp3", &[]);
+    reader.read_at_least(64_000, WAIT);
+    let before = reader.body.len();
+    reader.read_for(Duration::from_secs(4));
+    assert!(reader.body.len() > before + 300_000, "the source runs fast");
+    assert_eq!(server.mount_stat("/fast.mp3", "listeners"), 2, "the stuck listener is still there");
+    let started = std::time::Instant::now();
+    let status = server.terminate().expect("floe exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the drain took {:?}", started.elapsed());
+    drop(stuck);
+}
+
 /// The access log is in combined format plus seconds connected.
 #[test]
 fn access_log_combined_format() {
