@@ -85,6 +85,8 @@ pub struct Request {
     /// 0 for HTTP/1.0, 1 for HTTP/1.1, 2 for HTTP/2.
     pub version: u8,
     pub headers: Vec<(String, String)>,
+    /// Came over TLS (set by the connection).
+    pub secure: bool,
 }
 
 impl Request {
@@ -114,7 +116,14 @@ impl Request {
             hyper::Version::HTTP_11 => 1,
             _ => 2,
         };
-        let headers = parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), field_value(v.as_bytes()))).collect();
+        let mut headers: Vec<(String, String)> =
+            parts.headers.iter().map(|(k, v)| (k.as_str().to_string(), field_value(v.as_bytes()))).collect();
+        // HTTP/2 names the host in `:authority`, not in a Host header.
+        if let Some(authority) = parts.uri.authority() {
+            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+                headers.push(("host".to_string(), authority.as_str().to_string()));
+            }
+        }
         Request::new(parts.method.as_str().to_string(), target, version, headers)
     }
 
@@ -122,7 +131,23 @@ impl Request {
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
         let path = String::from_utf8(percent_decode(raw_path.as_bytes(), false))
             .map_err(|_| HeadError::Malformed("path is not UTF-8"))?;
-        Ok(Request { method, path, query: parse_query(raw_query), target, version, headers })
+        Ok(Request { method, path, query: parse_query(raw_query), target, version, headers, secure: false })
+    }
+
+    /// The host and port the client asked for (`Host`), if it is a plain
+    /// `name[:port]` or `[v6][:port]` that can go into a URL as it is.
+    pub fn host(&self) -> Option<&str> {
+        let host = self.header("Host")?.trim();
+        let (name, port) = match host.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') || name.ends_with(']') => (name, Some(port)),
+            _ => (host, None),
+        };
+        let name_ok = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+            Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            None => !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'),
+        };
+        let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+        (name_ok && port_ok && host.len() <= 255).then_some(host)
     }
 
     /// First header with this name (case-insensitive).
@@ -198,6 +223,20 @@ mod tests {
 
     fn limits() -> Limits {
         Limits { max_header_line: 32, max_header_size: 128, max_headers: 3, ..Limits::default() }
+    }
+
+    #[test]
+    fn host_is_taken_only_when_it_fits_a_url() {
+        let host = |value: &str| {
+            let head = format!("GET / HTTP/1.1\r\nHost: {value}\r\n\r\n");
+            Request::parse(head.as_bytes(), 8).unwrap().host().map(str::to_string)
+        };
+        assert_eq!(host("radio.example:8000").as_deref(), Some("radio.example:8000"));
+        assert_eq!(host("127.0.0.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host("[::1]:8000").as_deref(), Some("[::1]:8000"));
+        for bad in ["evil.example/x", "a@b", "host:port", "[::1", "x:123456", "a b", ""] {
+            assert_eq!(host(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub enum Speaks {
 
 /// What a connection runs over: a TCP socket, or TLS over one.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Encrypted (its requests are `https`).
+    const SECURE: bool;
+
     /// The socket itself, when a mount stream can be written straight to it.
     fn into_plain(self) -> Result<TcpStream, Self>
     where
@@ -51,12 +54,16 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
 }
 
 impl Transport for TcpStream {
+    const SECURE: bool = false;
+
     fn into_plain(self) -> Result<TcpStream, Self> {
         Ok(self)
     }
 }
 
 impl Transport for TlsStream<TcpStream> {
+    const SECURE: bool = true;
+
     fn into_plain(self) -> Result<TcpStream, Self> {
         Err(self)
     }
@@ -167,7 +174,7 @@ async fn hand_to_hyper<S: Transport>(
     slot: Option<PerIpSlot>,
 ) {
     head.unsplit(rest);
-    service::serve_connection(Rewound::new(head, sock), peer, state).await;
+    service::serve_connection(Rewound::new(head, sock), peer, state, S::SECURE).await;
     drop(slot);
 }
 

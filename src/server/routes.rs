@@ -69,7 +69,7 @@ fn is_fixed_path(path: &str) -> bool {
 fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
     let respond = |response| Route::Respond(response, None);
     if !is_fixed_path(&req.path) {
-        return mount_or_playlist(&req.path, state);
+        return mount_or_playlist(req, state);
     }
     match req.path.as_str() {
         "/status-json.xsl" => {
@@ -102,15 +102,22 @@ fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
     }
 }
 
-fn mount_or_playlist(path: &str, state: &AppState) -> Route {
+fn mount_or_playlist(req: &Request, state: &AppState) -> Route {
+    let path = req.path.as_str();
     if let Some(mount) = state.mounts.get(path) {
         return Route::Stream(mount);
     }
     if let Some((kind, name)) = Playlist::split(path) {
         if let Some(mount) = state.mounts.get(name) {
-            let url = status::listen_url(state, mount.name());
-            let title = mount.source().and_then(|s| s.info.name.clone()).unwrap_or_else(|| mount.name().to_string());
-            return Route::Respond(Response::new(200, kind.content_type(), kind.render(&url, &title)), None);
+            // Where the client reached this server (another machine must
+            // get a URL it can reach); the configured name without a Host.
+            let url = match req.host() {
+                Some(host) => format!("{}://{host}{}", if req.secure { "https" } else { "http" }, mount.name()),
+                None => status::listen_url(state, mount.name()),
+            };
+            let name = mount.source().and_then(|s| s.info.name.clone()).unwrap_or_else(|| mount.name().to_string());
+            let body = kind.render(&url, &name, &mount.metadata().song);
+            return Route::Respond(Response::new(200, kind.content_type(), body), None);
         }
     }
     Route::Respond(Response::text(404, "Mount not found"), None)

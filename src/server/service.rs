@@ -36,7 +36,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Serve a connection with hyper until the peer leaves or the server shuts
 /// down: HTTP/1.1 with keep-alive and pipelining, or HTTP/2 (prior
 /// knowledge, `h2c`) when the connection opens with its preface.
-pub async fn serve_connection<S>(io: Rewound<S>, peer: SocketAddr, state: AppState)
+pub async fn serve_connection<S>(io: Rewound<S>, peer: SocketAddr, state: AppState, secure: bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -58,7 +58,7 @@ where
         .keep_alive_interval(KEEP_ALIVE_IDLE)
         .keep_alive_timeout(KEEP_ALIVE_IDLE);
     let service_state = state.clone();
-    let service = hyper::service::service_fn(move |req| serve(req, peer, service_state.clone()));
+    let service = hyper::service::service_fn(move |req| serve(req, peer, service_state.clone(), secure));
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let mut shutdown = state.shutdown.clone();
@@ -83,11 +83,12 @@ async fn serve(
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     state: AppState,
+    secure: bool,
 ) -> Result<hyper::Response<Body>, Infallible> {
     let started = Instant::now();
     let (parts, _body) = req.into_parts();
     let req = match Request::from_parts(&parts) {
-        Ok(req) => req,
+        Ok(req) => Request { secure, ..req },
         Err(error) => {
             state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
             let response = Response::text(error.status(), &error.to_string());

@@ -205,6 +205,19 @@ fn playlists() {
         Duration::from_secs(15),
     );
     assert!(out.status_ok && out.stdout.contains(&url), "{}", out.stderr);
+
+    // A listener on another machine reaches the server by the name it used.
+    let with_host = |path: &str, host: &str| {
+        raw_exchange(server.http, format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+    };
+    let remote = with_host("/pl.mp3.m3u", "radio.example:8123");
+    assert!(remote.text().lines().any(|l| l == "http://radio.example:8123/pl.mp3"), "{}", remote.text());
+    // A Host that could not be a URL's authority falls back to the configured name.
+    let odd = with_host("/pl.mp3.pls", "evil.example/x?y");
+    assert!(odd.text().contains(&format!("File1={url}")), "{}", odd.text());
+    // .xspf carries what is playing now.
+    assert_eq!(server.admin("/admin/metadata?mount=/pl.mp3&mode=updinfo&song=Now%20%26%20Then").status, 200);
+    assert!(server.get("/pl.mp3.xspf").text().contains("<annotation>Now &amp; Then</annotation>"));
 }
 
 /// A mount's intro plays to each new listener before the live stream: the

@@ -180,6 +180,20 @@ fn a_reload_naming_other_certificate_files_switches_to_them() {
     assert_eq!(curl(own, &first_ca, "/status-json.xsl", &["-o", "/dev/null"]).code, Some(60));
 }
 
+/// A playlist fetched over HTTPS points at the stream over HTTPS, by the
+/// name and port the client used.
+#[test]
+fn playlists_over_https_name_https() {
+    let (cert, key) = self_signed("ec", "floe-playlist");
+    let server = tls_server(cert.clone(), key, "[[mount]]\nname = \"/pl.mp3\"\n");
+    let ca = write_pem(&server.dir(), "ca.pem", &cert);
+    let own = server.https[1];
+    let out = curl(own, &ca, "/pl.mp3.m3u", &[]);
+    assert!(out.status_ok, "{}", out.stderr);
+    let expected = format!("https://localhost:{}/pl.mp3", own.port());
+    assert!(out.stdout.lines().any(|l| l == expected), "{}", out.stdout);
+}
+
 /// libshout over TLS: ezstream with `<protocol>HTTPS</protocol>` (TLS from
 /// the first byte, checking the certificate against its CA file) streams to
 /// the shared port, and the mount decodes.
