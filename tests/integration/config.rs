@@ -86,7 +86,8 @@ fn icecast_xml_files_import() {
     assert_eq!(mount["stream_description"].as_str(), Some("Hits <all day>"));
     assert_eq!(mount["listener_auth"]["type"].as_str(), Some("url"));
     assert!(mount["listener_auth"]["listener_add"].as_str().unwrap().ends_with("/listener-auth"));
-    assert!(warnings.contains("\"not-an-ip\" is not an address") && warnings.contains("\"headers\""), "{warnings}");
+    assert_eq!(mount["listener_auth"]["headers"].as_array().unwrap()[0].as_str(), Some("x-forwarded-for"));
+    assert!(warnings.contains("\"not-an-ip\" is not an address") && !warnings.contains("\"headers\""), "{warnings}");
 
     // The full one names an htpasswd file and a certificate next to it.
     std::fs::write(dir.path().join("listeners.htpasswd"), "ann:5ebe2294ecd0e0f08eab7690d2a6ee69\n").unwrap();
