@@ -18,7 +18,7 @@ use crate::access_log::LogFile;
 use crate::config::{self, Config, ConfigError};
 use crate::mount::MountChanges;
 use crate::state::{connection_cap, AppState};
-use crate::tls::NewPair;
+use crate::tls::NewPairs;
 
 /// Two reloads (a SIGHUP during an admin's click) run one after the other.
 static RELOADING: Mutex<()> = Mutex::new(());
@@ -83,7 +83,7 @@ fn load_and_apply(state: &AppState) -> Result<Reloaded, ReloadError> {
     // Everything that can fail is done before anything changes.
     let new_pair = match (&state.tls, &new.tls) {
         (Some(tls), Some(files)) if *files != tls.files() => {
-            Some(NewPair::load(files.clone()).map_err(ReloadError::Tls)?)
+            Some(NewPairs::load(files.clone()).map_err(ReloadError::Tls)?)
         }
         _ => None,
     };

@@ -282,12 +282,59 @@ const ACCESS: &[Field<AccessConfig>] = &[
 struct TlsDraft {
     cert: Option<String>,
     key: Option<String>,
+    /// `[[tls.sni]]`, resolved and checked as read.
+    sni: Vec<crate::tls::SniFiles>,
 }
 
 const TLS: &[Field<TlsDraft>] = &[
     ("cert", |c, k, v, t| set(&mut t.cert, c.nonempty(k, v).map(Some))),
     ("key", |c, k, v, t| set(&mut t.key, c.nonempty(k, v).map(Some))),
+    ("sni", |c, k, v, t| set(&mut t.sni, sni_pairs(c, k, v))),
 ];
+
+/// One `[[tls.sni]]` as written.
+#[derive(Debug, Default)]
+struct SniDraft {
+    names: Option<Vec<String>>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+const SNI: &[Field<SniDraft>] = &[
+    ("names", |c, k, v, d| d.names = c.host_names(k, v)),
+    ("cert", |c, k, v, d| d.cert = c.nonempty(k, v)),
+    ("key", |c, k, v, d| d.key = c.nonempty(k, v)),
+];
+
+/// `[[tls.sni]]`: pairs served to clients asking for one of their names;
+/// each must load now, like the default pair.
+fn sni_pairs(cx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<Vec<crate::tls::SniFiles>> {
+    let DeValue::Array(items) = v.get_ref() else {
+        cx.mismatch(key, v, "an array of tables (write [[tls.sni]])");
+        return None;
+    };
+    let mut pairs = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let prefix = format!("{key}[{}]", i + 1);
+        let Some(table) = cx.table(&prefix, item) else { continue };
+        let mut d = SniDraft::default();
+        walk_fields(cx, "sni", &prefix, table, SNI, &mut d);
+        let (Some(names), Some(cert), Some(key_file)) = (d.names, d.cert, d.key) else {
+            if ["names", "cert", "key"].iter().any(|k| table.get(*k).is_none()) {
+                cx.report(Some(item.span()), &prefix, "an SNI entry needs names, cert and key");
+            }
+            continue;
+        };
+        let files = CertFiles { cert: cx.relative(&cert), key: cx.relative(&key_file) };
+        if let Err(error) = files.load() {
+            let which = if matches!(error, CertError::Key { .. }) { "key" } else { "cert" };
+            cx.report(table.get(which).map(|v| v.span()), &format!("{prefix}.{which}"), error.to_string());
+            continue;
+        }
+        pairs.push(crate::tls::SniFiles { names, files });
+    }
+    Some(pairs)
+}
 
 const MOUNT: &[Field<MountConfig>] = &[
     ("name", |c, k, v, m| set(&mut m.name, c.mount_name(k, v))),
@@ -338,6 +385,7 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         "shoutcast" => names(SHOUTCAST),
         "access" => names(ACCESS),
         "tls" => names(TLS),
+        "sni" => names(SNI),
         "mount" => names(MOUNT),
         "transcode" => transcode::keys(),
         "hls" => hls::keys(),
@@ -477,7 +525,7 @@ fn resolve_shoutcast(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft) -> Shoutcas
 /// `[tls]` and `tls_listen` go together; the certificate and key must load
 /// now (an unusable pair found at start-up beats one found at the first
 /// handshake).
-fn resolve_tls(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft) -> Option<CertFiles> {
+fn resolve_tls(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft) -> Option<crate::tls::TlsFiles> {
     let wanted = !d.config.server.tls_listen.is_empty();
     let Some(tls) = &d.tls else {
         if wanted {
@@ -500,7 +548,7 @@ fn resolve_tls(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &Draft) -> Option<CertFil
         cx.report(span_at(doc, &["tls", key]), &format!("tls.{key}"), error.to_string());
         return None;
     }
-    wanted.then_some(files)
+    wanted.then(|| crate::tls::TlsFiles { default: files, sni: tls.sni.clone() })
 }
 
 #[cfg(test)]

@@ -30,9 +30,10 @@ pub struct Config {
     pub hls: HlsConfig,
     /// `[access]`: who may connect, server-wide.
     pub access: AccessConfig,
-    /// `[tls]`: the certificate for `server.tls_listen` (paths resolved
-    /// against the config file's directory). Required when `tls_listen` is set.
-    pub tls: Option<crate::tls::CertFiles>,
+    /// `[tls]`: the certificates for `server.tls_listen` (paths resolved
+    /// against the config file's directory): the default pair and any
+    /// served by name (`[[tls.sni]]`). Required when `tls_listen` is set.
+    pub tls: Option<crate::tls::TlsFiles>,
     /// Explicitly configured mounts, in file order.
     pub mounts: Vec<Arc<MountConfig>>,
 }

@@ -18,6 +18,45 @@ pub struct CertFiles {
     pub key: PathBuf,
 }
 
+/// Every certificate `[tls]` names: the default pair, and pairs served to
+/// clients that ask for one of their names (SNI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub default: CertFiles,
+    pub sni: Vec<SniFiles>,
+}
+
+/// A pair served by name (`[[tls.sni]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniFiles {
+    /// Lower-case host names; `*.example.org` stands for any one label.
+    pub names: Vec<String>,
+    pub files: CertFiles,
+}
+
+impl TlsFiles {
+    /// Just one pair, served to everyone.
+    pub fn single(files: CertFiles) -> TlsFiles {
+        TlsFiles { default: files, sni: Vec::new() }
+    }
+
+    /// Every pair, the default first.
+    pub fn pairs(&self) -> impl Iterator<Item = &CertFiles> {
+        std::iter::once(&self.default).chain(self.sni.iter().map(|s| &s.files))
+    }
+}
+
+/// Does `pattern` (a configured name) cover the host name `name`?
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(parent) => name
+            .strip_suffix(parent)
+            .and_then(|label| label.strip_suffix('.'))
+            .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+        None => pattern == name,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
     #[error("{path}: cannot read: {reason}")]
@@ -71,4 +110,19 @@ fn read(path: &Path) -> Result<Vec<u8>, CertError> {
         return Err(fail(format!("{len} bytes is too large for a PEM file")));
     }
     std::fs::read(path).map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn names_match_exactly_or_by_one_wildcard_label() {
+        assert!(name_matches("radio.example.org", "radio.example.org"));
+        assert!(!name_matches("radio.example.org", "www.radio.example.org"));
+        assert!(name_matches("*.example.org", "radio.example.org"));
+        assert!(!name_matches("*.example.org", "example.org"));
+        assert!(!name_matches("*.example.org", "a.b.example.org"));
+        assert!(!name_matches("*.example.org", "radioexample.org"));
+    }
 }

@@ -5,7 +5,7 @@
 
 mod certs;
 
-pub use certs::{CertError, CertFiles};
+pub use certs::{name_matches, CertError, CertFiles, SniFiles, TlsFiles};
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,8 +32,8 @@ pub const HANDSHAKE_RECORD: u8 = 0x16;
 /// TLS for every `tls_listen` socket: one per server.
 pub struct Tls {
     /// Replaced when a configuration reload names other files.
-    files: Mutex<CertFiles>,
-    current: Arc<CurrentCert>,
+    files: Mutex<TlsFiles>,
+    current: Arc<CurrentCerts>,
     acceptor: TlsAcceptor,
     /// The files' fingerprint when they were last read.
     seen: Mutex<Option<Fingerprint>>,
@@ -51,10 +51,10 @@ pub struct TlsCounters {
 }
 
 impl Tls {
-    /// Load the pair and build the server side; fails as `CertFiles::load`.
-    pub fn new(files: CertFiles) -> Result<Tls, CertError> {
+    /// Load the pairs and build the server side; fails as `CertFiles::load`.
+    pub fn new(files: TlsFiles) -> Result<Tls, CertError> {
         let seen = Fingerprint::of(&files);
-        let current = Arc::new(CurrentCert(RwLock::new(files.load()?)));
+        let current = Arc::new(CurrentCerts(RwLock::new(Certs::load(&files)?)));
         let builder = ServerConfig::builder_with_provider(Arc::new(default_provider()))
             .with_safe_default_protocol_versions()
             .expect("ring supports TLS 1.2 and 1.3");
@@ -86,9 +86,9 @@ impl Tls {
     pub fn reload(&self) -> Result<(), CertError> {
         let files = self.files();
         *self.seen.lock() = Fingerprint::of(&files);
-        match files.load() {
-            Ok(key) => {
-                *self.current.0.write() = key;
+        match Certs::load(&files) {
+            Ok(certs) => {
+                *self.current.0.write() = certs;
                 self.counters.reloads.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -99,17 +99,17 @@ impl Tls {
         }
     }
 
-    /// The files the pair is read from.
-    pub fn files(&self) -> CertFiles {
+    /// The files the pairs are read from.
+    pub fn files(&self) -> TlsFiles {
         self.files.lock().clone()
     }
 
-    /// Serve `pair` from now on and watch its files instead (a
+    /// Serve `pairs` from now on and watch their files instead (a
     /// configuration reload named new ones).
-    pub fn install(&self, pair: NewPair) {
-        *self.seen.lock() = Fingerprint::of(&pair.files);
-        *self.files.lock() = pair.files;
-        *self.current.0.write() = pair.key;
+    pub fn install(&self, pairs: NewPairs) {
+        *self.seen.lock() = Fingerprint::of(&pairs.files);
+        *self.files.lock() = pairs.files;
+        *self.current.0.write() = pairs.certs;
         self.counters.reloads.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -134,7 +134,7 @@ impl Tls {
     /// Reload, saying why and how it went.
     pub fn log_reload(&self, why: &str) {
         match self.reload() {
-            Ok(()) => tracing::info!(cert = %self.files().cert.display(), "{why}: TLS certificate reloaded"),
+            Ok(()) => tracing::info!(cert = %self.files().default.cert.display(), "{why}: TLS certificates reloaded"),
             Err(error) => {
                 tracing::error!(%error, "{why}: the new TLS certificate is not usable; still serving the old one")
             }
@@ -142,40 +142,63 @@ impl Tls {
     }
 }
 
-/// A certificate pair read and checked, ready for `Tls::install`.
-pub struct NewPair {
-    files: CertFiles,
-    key: Arc<CertifiedKey>,
+/// Certificate pairs read and checked, ready for `Tls::install`.
+pub struct NewPairs {
+    files: TlsFiles,
+    certs: Certs,
 }
 
-impl NewPair {
-    /// Read and check the pair in `files` (errors as `CertFiles::load`).
-    pub fn load(files: CertFiles) -> Result<NewPair, CertError> {
-        Ok(NewPair { key: files.load()?, files })
+impl NewPairs {
+    /// Read and check every pair in `files` (errors as `CertFiles::load`).
+    pub fn load(files: TlsFiles) -> Result<NewPairs, CertError> {
+        Ok(NewPairs { certs: Certs::load(&files)?, files })
     }
 }
 
-/// Hands every handshake the pair in use right now.
+/// The pairs in use: the default, and those served by name.
 #[derive(Debug)]
-struct CurrentCert(RwLock<Arc<CertifiedKey>>);
+struct Certs {
+    default: Arc<CertifiedKey>,
+    by_name: Vec<(Vec<String>, Arc<CertifiedKey>)>,
+}
 
-impl ResolvesServerCert for CurrentCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.read().clone())
+impl Certs {
+    fn load(files: &TlsFiles) -> Result<Certs, CertError> {
+        let default = files.default.load()?;
+        let by_name =
+            files.sni.iter().map(|sni| Ok((sni.names.clone(), sni.files.load()?))).collect::<Result<_, _>>()?;
+        Ok(Certs { default, by_name })
+    }
+}
+
+/// Hands every handshake the pair in use right now for the name it asks
+/// for (SNI), or the default pair.
+#[derive(Debug)]
+struct CurrentCerts(RwLock<Certs>);
+
+impl ResolvesServerCert for CurrentCerts {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let certs = self.0.read();
+        let asked = hello.server_name().map(str::to_ascii_lowercase);
+        let named = asked
+            .as_deref()
+            .and_then(|name| certs.by_name.iter().find(|(names, _)| names.iter().any(|n| name_matches(n, name))));
+        Some(named.map_or(&certs.default, |(_, key)| key).clone())
     }
 }
 
 /// Enough of both files' metadata (through symlinks) to see a replacement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint([(Option<SystemTime>, u64, u64); 2]);
+struct Fingerprint(Vec<(Option<SystemTime>, u64, u64)>);
 
 impl Fingerprint {
-    fn of(files: &CertFiles) -> Option<Fingerprint> {
+    fn of(files: &TlsFiles) -> Option<Fingerprint> {
         use std::os::unix::fs::MetadataExt;
         let one = |path: &std::path::Path| {
             let meta = std::fs::metadata(path).ok()?;
             Some((meta.modified().ok(), meta.len(), meta.ino()))
         };
-        Some(Fingerprint([one(&files.cert)?, one(&files.key)?]))
+        let paths = files.pairs().flat_map(|pair| [pair.cert.as_path(), pair.key.as_path()]);
+        paths.map(one).collect::<Option<Vec<_>>>().map(Fingerprint)
     }
 }

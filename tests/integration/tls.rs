@@ -19,6 +19,11 @@ const TLS_FILES: &str = "[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n";
 /// A self-signed certificate for localhost, 127.0.0.1 and 127.0.0.2 made
 /// by openssl; `kind` is "ec" or "rsa". Returns (certificate, key) PEM.
 pub(crate) fn self_signed(kind: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
+    self_signed_for(kind, name, &["localhost"])
+}
+
+/// As `self_signed`, for the DNS names `dns` (and the loopback addresses).
+fn self_signed_for(kind: &str, name: &str, dns: &[&str]) -> (Vec<u8>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
     let mut cmd = Command::new("openssl");
@@ -27,10 +32,9 @@ pub(crate) fn self_signed(kind: &str, name: &str) -> (Vec<u8>, Vec<u8>) {
         "ec" => cmd.args(["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]),
         _ => cmd.args(["-newkey", "rsa:2048"]),
     };
-    cmd.args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert);
+    let names: Vec<String> = dns.iter().map(|d| format!("DNS:{d}")).collect();
+    let alt = format!("subjectAltName={},IP:127.0.0.1,IP:127.0.0.2", names.join(","));
+    cmd.args(["-addext", &alt, "-keyout"]).arg(&key).arg("-out").arg(&cert);
     let out = run_bounded(&mut cmd, Duration::from_secs(30));
     assert!(out.status_ok, "openssl (scripts/test installs it): {}", out.stderr);
     (std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())
@@ -178,6 +182,44 @@ fn a_reload_naming_other_certificate_files_switches_to_them() {
     assert_eq!(applied.status, 200, "{}", applied.text());
     assert!(curl(own, &other_ca, "/status-json.xsl", &["-o", "/dev/null"]).status_ok, "{}", server.log());
     assert_eq!(curl(own, &first_ca, "/status-json.xsl", &["-o", "/dev/null"]).code, Some(60));
+}
+
+/// SNI: a client asking for a name of a `[[tls.sni]]` entry (exactly, or
+/// under its wildcard) gets that entry's certificate; any other, the default.
+#[test]
+fn sni_serves_the_certificate_for_the_name_asked() {
+    let (default, default_key) = self_signed("ec", "floe-default");
+    let (station, station_key) = self_signed_for("ec", "floe-station", &["radio.test", "*.stations.test"]);
+    let sni = "[[tls.sni]]\nnames = [\"radio.test\", \"*.stations.test\"]\ncert = \"station.pem\"\nkey = \"station-key.pem\"\n";
+    let server = TestServer::start(Opts {
+        server: TLS_PORTS,
+        rest: Box::leak(format!("{TLS_FILES}{sni}").into_boxed_str()),
+        files: vec![
+            ("cert.pem", default.clone()),
+            ("key.pem", default_key),
+            ("station.pem", station.clone()),
+            ("station-key.pem", station_key),
+        ],
+        ..Opts::default()
+    });
+    let dir = server.dir();
+    let (default_ca, station_ca) =
+        (write_pem(&dir, "default-ca.pem", &default), write_pem(&dir, "station-ca.pem", &station));
+    let own = server.https[1];
+    let fetch = |name: &str, ca: &Path| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "15", "-o", "/dev/null", "--cacert"]).arg(ca);
+        cmd.arg("--resolve").arg(format!("{name}:{}:{}", own.port(), own.ip()));
+        cmd.arg(format!("https://{name}:{}/status-json.xsl", own.port()));
+        run_bounded(&mut cmd, Duration::from_secs(20))
+    };
+    for name in ["radio.test", "one.stations.test"] {
+        let out = fetch(name, &station_ca);
+        assert!(out.status_ok, "{name}: {}", out.stderr);
+    }
+    assert!(fetch("localhost", &default_ca).status_ok, "no SNI entry for localhost: the default");
+    assert!(!fetch("radio.test", &default_ca).status_ok, "radio.test is not served the default");
+    assert!(!fetch("a.b.stations.test", &station_ca).status_ok, "the wildcard covers one label");
 }
 
 /// A playlist fetched over HTTPS points at the stream over HTTPS, by the

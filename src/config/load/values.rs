@@ -99,6 +99,22 @@ impl Ctx<'_> {
         })
     }
 
+    /// Host names, lower-cased; a leading `*.` label stands for any one
+    /// label (`tls.sni.names`).
+    pub(super) fn host_names(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<String>> {
+        self.list(key, v, |cx, item, text| {
+            let name = text.to_ascii_lowercase();
+            let labels = name.strip_prefix("*.").unwrap_or(&name);
+            let label_ok =
+                |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if name.len() > 253 || !labels.split('.').all(label_ok) {
+                cx.report(Some(item.span()), key, format!("{text:?} is not a host name (or *.host name)"));
+                return None;
+            }
+            Some(name)
+        })
+    }
+
     /// Request header names, lower-cased (`listener_auth.headers`).
     pub(super) fn header_names(&mut self, key: &str, v: &Value<'_>) -> Option<Vec<String>> {
         self.list(key, v, |cx, item, text| {

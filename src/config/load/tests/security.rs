@@ -17,6 +17,10 @@ fn tls_needs_both_halves() {
     assert_eq!((p.line, p.key.as_str()), (4, "tls.cert"));
     assert!(p.message.starts_with("no-such-cert.pem: cannot read"), "{p:?}");
     assert!(where_("[tls]\nkeyfile = \"k.pem\"\n").contains(&(2, "tls.keyfile".into())));
+    let sni = "[[tls.sni]]\nnames = [\"radio.test\", \"bad name\"]\ncert = \"c.pem\"\n";
+    let found = where_(sni);
+    assert!(found.contains(&(2, "tls.sni[1].names".into())), "{found:?}");
+    assert!(found.contains(&(1, "tls.sni[1]".into())), "names, cert and key are required: {found:?}");
 }
 
 #[test]
