@@ -479,8 +479,9 @@ fn example_config_documents_every_key() {
             _ => format!("[{section}]"),
         };
         assert!(example.contains(&header), "{header}");
-        for key in
-            section_keys(section).into_iter().filter(|k| !["transcode", "hls", "variant", "listener_auth"].contains(k))
+        for key in section_keys(section)
+            .into_iter()
+            .filter(|k| !["transcode", "hls", "variant", "listener_auth", "sni"].contains(k))
         {
             let set = format!("\n{key} = ");
             let commented = format!("\n#{key} = ");
@@ -488,6 +489,7 @@ fn example_config_documents_every_key() {
         }
     }
     assert!(example.contains("#[mount.listener_auth]\n#type = \"htpasswd\"\n#file = "));
+    assert!(example.contains("#[[tls.sni]]\n#names = "), "[[tls.sni]] with its keys");
 }
 
 #[test]
