@@ -2,10 +2,8 @@
 //! one listener from its mount's ring (cursor, ICY interleaving, slow-listener
 //! policy, fallback moves and admin kill/move).
 
-mod icy;
 mod writer;
 
-pub use icy::IcyInterleaver;
 pub use writer::{try_write_pieces, write_all_pieces, Sink};
 
 use std::collections::VecDeque;
@@ -21,7 +19,9 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use crate::escape::header_value;
 use crate::http::request::Request;
 use crate::http::response::{Response, SERVER_ID};
-use crate::mount::{listener_entry, Chunk, Head, Lag, Metadata, MountHandle, Registration, SourceInfo};
+use crate::mount::{
+    listener_entry, Chunk, Head, IcyInterleaver, Lag, Metadata, MountHandle, Parked, Registration, SourceInfo, Unparked,
+};
 use crate::state::AppState;
 
 /// About how many bytes one batch copies out of the ring (chunk handles, not data).
@@ -117,7 +117,7 @@ pub async fn start(
         Ok(stream) => Started::Streaming(Box::new(stream)),
         Err((sink, response)) => Started::Answered(match sink {
             Sink::Socket(mut sock) => refuse(&mut sock, false, response).await,
-            Sink::Body(_) => Served { status: response.status, bytes: 0 },
+            Sink::Body(_) | Sink::Lent => Served { status: response.status, bytes: 0 },
         }),
     }
 }
@@ -245,6 +245,30 @@ fn stream_headers(source: &SourceInfo, metaint: Option<usize>) -> Vec<(&'static 
         headers.push(("icy-metaint", metaint.to_string()));
     }
     headers
+}
+
+/// A listener's socket out on loan to its mount. If the listener's task
+/// ends meanwhile (its time limit), the mount is asked for the socket, which
+/// it then closes.
+struct Lent {
+    entry: Arc<crate::mount::ListenerEntry>,
+    mount: MountHandle,
+    returned: bool,
+}
+
+impl Lent {
+    fn returned(mut self) {
+        self.returned = true;
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if !self.returned {
+            self.entry.control.kill();
+            self.mount.nudge();
+        }
+    }
 }
 
 /// One listener's socket, position and buffers, for the life of the stream.
@@ -480,6 +504,9 @@ impl ListenerStream {
         if !head.live {
             return self.source_gone();
         }
+        if self.home.is_none() && matches!(self.sink, Sink::Socket(_)) {
+            return self.park().await;
+        }
         match self.home.as_mut() {
             Some((_, home)) => {
                 let head = &mut self.head;
@@ -493,6 +520,46 @@ impl ListenerStream {
             }
             None => {
                 let _ = self.head.changed().await;
+            }
+        }
+        None
+    }
+
+    /// Caught up on a socket of its own: lend the socket to the mount's
+    /// delivery set and sleep until it comes back (see `mount::delivery`).
+    /// A listener waiting for its home mount stays here instead, watching.
+    async fn park(&mut self) -> Option<End> {
+        let Sink::Socket(sock) = std::mem::replace(&mut self.sink, Sink::Lent) else {
+            return None;
+        };
+        let (back, returned) = tokio::sync::oneshot::channel();
+        let entry = self.registration.entry().clone();
+        let parked = Parked { entry: entry.clone(), sock, cursor: self.cursor, icy: self.icy.take(), sent: 0, back };
+        if let Err(refused) = self.mount().park(parked) {
+            // Something to do first: the loop finds it.
+            self.sink = Sink::Socket(refused.sock);
+            self.icy = refused.icy;
+            return None;
+        }
+        let lent = Lent { entry, mount: self.mount().clone(), returned: false };
+        let unparked = returned.await;
+        lent.returned();
+        let Ok(unparked) = unparked else {
+            // The set let go of the socket without handing it back.
+            return Some(End::ClientGone);
+        };
+        let Unparked { sock, cursor, icy, sent, pending, position, failed } = unparked;
+        self.sink = Sink::Socket(sock);
+        self.cursor = cursor;
+        self.icy = icy;
+        self.sent += sent;
+        if failed {
+            return Some(End::ClientGone);
+        }
+        if !pending.is_empty() {
+            self.pieces = pending;
+            if let Err(end) = self.flush(position).await {
+                return Some(end);
             }
         }
         None

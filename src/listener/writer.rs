@@ -19,6 +19,9 @@ pub enum Sink {
     Socket(TcpStream),
     /// A response body hyper writes (HTTP/1.1 chunked, or an HTTP/2 stream).
     Body(BodySender),
+    /// The socket is lent to the mount's delivery set (the listener is
+    /// parked); it comes back with the listener's `Unparked`.
+    Lent,
 }
 
 impl Sink {
@@ -26,6 +29,7 @@ impl Sink {
     pub fn try_write(&self, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
         match self {
             Sink::Socket(sock) => try_write_pieces(sock, pieces),
+            Sink::Lent => Err(std::io::ErrorKind::NotConnected.into()),
             Sink::Body(body) => {
                 let mut written = 0u64;
                 while let Some(piece) = pieces.front() {
@@ -44,6 +48,7 @@ impl Sink {
     pub async fn write_all(&mut self, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
         match self {
             Sink::Socket(sock) => write_all_pieces(sock, pieces).await,
+            Sink::Lent => Err(std::io::ErrorKind::NotConnected.into()),
             Sink::Body(body) => {
                 let mut written = 0u64;
                 while let Some(piece) = pieces.front() {

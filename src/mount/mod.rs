@@ -3,6 +3,8 @@
 //! headers and current metadata), at most one live source, a listener table
 //! and counters. `Mounts` is the registry the server looks names up in.
 
+mod delivery;
+mod icy;
 mod listeners;
 mod metadata;
 mod registry;
@@ -13,6 +15,8 @@ mod stream;
 pub mod tap;
 mod wake;
 
+pub use delivery::{Parked, Unparked};
+pub use icy::IcyInterleaver;
 pub use listeners::{ListenerControl, ListenerEntry, Registration};
 pub use metadata::{decode_with_charset, encode_icy_block, truncate_on_char_boundary, Metadata, ICY_NO_CHANGE};
 pub use registry::{MountChanges, Mounts};
@@ -34,6 +38,7 @@ use tokio::sync::watch;
 use crate::config::{Limits, MountConfig};
 use crate::events::Event;
 use crate::format::{AudioInfo, Unit};
+use delivery::DeliverySets;
 use listeners::ListenerTable;
 use stream::StreamState;
 use wake::{Groups, Heads};
@@ -69,6 +74,8 @@ pub struct Mount {
     stream: RwLock<StreamState>,
     /// What listeners wait on, one head per wake group.
     heads: Heads,
+    /// The caught-up listeners, written to by a walk per publish.
+    deliveries: DeliverySets,
     /// The live source, if any. Locked on attach/detach and status reads only.
     source: Mutex<Option<Arc<SourceInfo>>>,
     listeners: ListenerTable,
@@ -126,6 +133,7 @@ impl MountHandle {
             delivery_interval_us: AtomicU64::new(0),
             stream: RwLock::new(StreamState::new(0)),
             heads: Heads::new(),
+            deliveries: DeliverySets::default(),
             source: Mutex::new(None),
             listeners: ListenerTable::default(),
             fallback: Mutex::new(config.fallback_mount.clone()),
@@ -282,7 +290,7 @@ impl MountHandle {
             stream.burst_floor = seq;
             seq
         };
-        self.0.heads.wake(Groups::ALL, seq);
+        self.publish(Groups::ALL, seq);
     }
 
     /// Detach the source `info` (no-op if another one is attached now).
@@ -303,6 +311,9 @@ impl MountHandle {
                 h.live = false;
                 h.seq = seq;
             });
+            // Parked listeners go back to their tasks, which send what is
+            // left and follow the fallback.
+            self.0.deliveries.unpark_where(|_| true);
         }
     }
 
@@ -342,8 +353,35 @@ impl MountHandle {
             self.due_groups(&mut stream, now)
         };
         if let Some((groups, seq)) = wake {
-            self.0.heads.wake(groups, seq);
+            self.publish(groups, seq);
         }
+    }
+
+    /// Wake `groups` for data before `seq`: their waiting listeners through
+    /// the heads, their parked ones by a walk each (in a task of its own, so
+    /// the groups of a large mount are written by all worker threads).
+    fn publish(&self, groups: Groups, seq: u64) {
+        self.0.heads.wake(groups, seq);
+        for group in 0..wake::GROUPS {
+            if groups.contains(group) && self.0.deliveries.needs_walk(group) {
+                let mount = self.clone();
+                tokio::spawn(async move { mount.walk(group) });
+            }
+        }
+    }
+
+    /// Lend a caught-up listener's socket to the mount (see `delivery`).
+    /// Refused, and handed straight back, if the listener has something to
+    /// do first: data its group was woken for, an admin request, or a
+    /// source that is gone.
+    pub fn park(&self, parked: Parked) -> Result<(), Parked> {
+        let group = Heads::group_of(parked.entry.id);
+        let cursor = parked.cursor;
+        let control = parked.entry.control.clone();
+        self.0.deliveries.park(group, parked, || {
+            let head = self.0.heads.of(group);
+            head.live && head.seq <= cursor && !control.pending()
+        })
     }
 
     /// The groups due now and the sequence to wake them for (trimming the
@@ -361,6 +399,7 @@ impl MountHandle {
     /// their control flags (admin kill/move, shutdown).
     pub fn nudge(&self) {
         self.0.heads.modify_all(|_| {});
+        self.0.deliveries.unpark_where(|parked| parked.entry.control.pending());
     }
 
     /// Give the tap a copy of every unit (handles, not bytes). A tap that
@@ -409,7 +448,7 @@ impl MountHandle {
     pub fn publish_scheduled(&self) {
         let wake = self.due_groups(&mut self.0.stream.write(), Instant::now());
         if let Some((groups, seq)) = wake {
-            self.0.heads.wake(groups, seq);
+            self.publish(groups, seq);
         }
     }
 
@@ -422,7 +461,7 @@ impl MountHandle {
             self.trim(&mut stream, now);
             stream.publish_point()
         };
-        self.0.heads.wake(Groups::ALL, seq);
+        self.publish(Groups::ALL, seq);
     }
 
     /// Let go of the chunks no listener needs any more: those before the

@@ -230,3 +230,87 @@ fn held_data_is_bounded() {
     assert!(held < MAX_HELD, "{held} bytes held");
     assert!(m.held_bytes() <= m.0.stream.read().ring.held() + MAX_HELD + 16);
 }
+
+/// A loopback connection: the server's end (to park) and the client's.
+async fn socket_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (server, client)
+}
+
+fn parked(
+    m: &MountHandle,
+    sock: tokio::net::TcpStream,
+    icy: Option<usize>,
+) -> (Registration, tokio::sync::oneshot::Receiver<Unparked>) {
+    let entry = Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None));
+    let registration = m.register(entry.clone(), true).unwrap();
+    // Caught up: at the head.
+    let cursor = m.head().seq;
+    entry.cursor.store(cursor, std::sync::atomic::Ordering::Relaxed);
+    let (back, returned) = tokio::sync::oneshot::channel();
+    let parked = Parked { entry, sock, cursor, icy: icy.map(IcyInterleaver::new), sent: 0, back };
+    assert!(m.park(parked).is_ok(), "a caught-up listener parks");
+    (registration, returned)
+}
+
+/// A parked listener is written what is published, ICY blocks and all,
+/// without its task; when its socket is full it comes back with the rest
+/// and the stream position of what it holds; the source leaving hands back
+/// the others.
+#[tokio::test]
+async fn parked_listeners_are_written_and_handed_back() {
+    use tokio::io::AsyncReadExt;
+    let m = mount(0);
+    m.attach_source(source()).unwrap();
+    m.set_metadata(Metadata::from_song("T", None));
+    m.push_units(&mut data(7, 10));
+    let (server, mut client) = socket_pair().await;
+    let (_registration, mut returned) = parked(&m, server, Some(8));
+    m.push_units(&mut data(1, 12));
+    let mut got = vec![0u8; 8 + m.metadata().icy_block().len() + 4];
+    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got)).await.unwrap().unwrap();
+    assert_eq!(&got[..8], &[1; 8]);
+    assert_eq!(&got[8..got.len() - 4], &m.metadata().icy_block()[..]);
+    assert_eq!(&got[got.len() - 4..], &[1; 4]);
+    assert!(returned.try_recv().is_err(), "still parked");
+
+    // Nobody reads: the socket fills, and the listener comes back.
+    let chunk = 256 * 1024;
+    let mut pushed = 0;
+    let back = loop {
+        m.push_units(&mut data(2, chunk));
+        pushed += 1;
+        assert!(pushed < 200, "a full socket never handed the listener back");
+        match tokio::time::timeout(Duration::from_millis(200), &mut returned).await {
+            Ok(back) => break back.unwrap(),
+            Err(_) => continue,
+        }
+    };
+    assert!(!back.failed);
+    assert!(!back.pending.is_empty(), "what the socket did not take comes back");
+    assert!(back.position.is_some());
+    assert!(back.sent > 12);
+
+    // The source leaving hands back a listener with nothing pending.
+    let (server, _client) = socket_pair().await;
+    let entry = Arc::new(listener_entry(2, [127, 0, 0, 1].into(), None, None));
+    let _second = m.register(entry.clone(), true).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let parked = Parked { entry, sock: server, cursor: m.head().seq, icy: None, sent: 0, back: tx };
+    assert!(m.park(parked).is_ok());
+    let info = m.source().unwrap();
+    m.detach_source(&info);
+    let back = tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
+    assert!(back.pending.is_empty() && !back.failed);
+    let refused = Parked {
+        entry: Arc::new(listener_entry(3, [127, 0, 0, 1].into(), None, None)),
+        sock: back.sock,
+        cursor: m.head().seq,
+        icy: None,
+        sent: 0,
+        back: tokio::sync::oneshot::channel().0,
+    };
+    assert!(m.park(refused).is_err(), "nobody parks on a mount without a source");
+}

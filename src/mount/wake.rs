@@ -32,7 +32,7 @@ impl Groups {
         Groups(self.0 | 1 << group)
     }
 
-    fn contains(self, group: usize) -> bool {
+    pub(super) fn contains(self, group: usize) -> bool {
         self.0 & 1 << group != 0
     }
 }
@@ -57,6 +57,11 @@ impl Heads {
     /// Liveness and generation (and group 0's sequence).
     pub fn current(&self) -> Head {
         *self.senders[0].borrow()
+    }
+
+    /// What `group` was last woken for.
+    pub fn of(&self, group: usize) -> Head {
+        *self.senders[group].borrow()
     }
 
     pub fn subscribe(&self, group: usize) -> watch::Receiver<Head> {

@@ -55,3 +55,43 @@ fn load_tool_storm_smoke() {
     assert!(result["accepted"].as_u64().unwrap() > 10, "{result}");
     assert_eq!(result["errors"], 0, "{result}");
 }
+
+/// `floe-bench floor`, the minimal relay `scripts/bench` compares Floe with:
+/// it relays the tool's source to its listeners at full rate.
+#[test]
+fn floor_relay_smoke() {
+    use std::io::{BufRead, BufReader};
+
+    struct Floor(std::process::Child);
+    impl Drop for Floor {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut floor = Floor(
+        Command::new(env!("CARGO_BIN_EXE_floe-bench"))
+            .args(["floor", "--listen", "127.0.0.1:0", "--tick-ms", "100"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("floe-bench floor starts"),
+    );
+    // Its first line names the port (the read ends if it exits).
+    let mut line = String::new();
+    BufReader::new(floor.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("floor: listening on http://").unwrap_or_else(|| panic!("{line:?}"));
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("floor.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_floe-bench"));
+    cmd.args(["listeners", "--listeners", "10", "--warmup", "1", "--duration", "2", "--server", addr, "--json"])
+        .arg(&json)
+        .arg("--pid")
+        .arg(floor.0.id().to_string());
+    let out = run_bounded(&mut cmd, Duration::from_secs(60));
+    assert!(out.status_ok, "floe-bench failed: {}{}", out.stdout, out.stderr);
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(result["connected"], 10, "{result}");
+    assert_eq!(result["failed"], 0, "{result}");
+    assert!(result["throughput_pct"]["p1"].as_f64().unwrap() > 80.0, "{result}");
+    assert!(result["server_cpu_cores"].as_f64().is_some(), "{result}");
+}

@@ -5,10 +5,12 @@
 //! reports per-listener throughput, delivery latency, time to first byte and
 //! the server's CPU and RSS (from `/proc/<pid>`). `storm` measures how fast
 //! the server accepts connections; `fetch`, how fast it answers the many
-//! small kept-alive requests of HLS and DASH players. Everything runs on one current-thread
+//! small kept-alive requests of HLS and DASH players; `floor` is not a load
+//! but the minimal relay every run is compared with. Everything runs on one current-thread
 //! runtime, so the tool itself costs as little as possible.
 
 mod fetch;
+mod floor;
 mod frames;
 mod ladder;
 mod net;
@@ -39,6 +41,8 @@ enum Command {
     Ladder(LadderArgs),
     /// Keep-alive connections requesting the same files in turn (any HTTP/1.1 server).
     Fetch(FetchArgs),
+    /// Run the minimal relay that measures the floor (a server, not a load).
+    Floor(floor::FloorArgs),
 }
 
 #[derive(Args)]
@@ -158,6 +162,8 @@ fn main() -> std::process::ExitCode {
         Command::Storm(args) => local.block_on(&runtime, storm(args)),
         Command::Ladder(args) => local.block_on(&runtime, ladder_run(args)),
         Command::Fetch(args) => local.block_on(&runtime, fetch_run(args)),
+        // Plain threads and sockets: the runtime stays idle.
+        Command::Floor(args) => floor::run(args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,7 +10,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::mount::{Metadata, ICY_NO_CHANGE};
+use super::{Metadata, ICY_NO_CHANGE};
+
+/// One piece of an ICY listener's stream: a range of the audio bytes, or a
+/// metadata block.
+#[derive(Debug)]
+pub enum Piece {
+    Audio(std::ops::Range<usize>),
+    Block(Bytes),
+}
 
 /// Per-listener interleaving state.
 #[derive(Debug)]
@@ -29,15 +37,27 @@ impl IcyInterleaver {
 
     /// Append `data` (written under `meta`) to `out`, split by metadata blocks.
     pub fn feed(&mut self, data: &Bytes, meta: &Arc<Metadata>, out: &mut Vec<Bytes>) {
-        let mut rest = data.clone();
-        while rest.len() >= self.until_block {
-            out.push(rest.split_to(self.until_block));
-            out.push(self.block_for(meta));
+        self.plan(data.len(), meta, |piece| match piece {
+            Piece::Audio(range) => out.push(data.slice(range)),
+            Piece::Block(block) => out.push(block),
+        });
+    }
+
+    /// Cut `len` audio bytes (written under `meta`) into the pieces to send,
+    /// in order, without touching the bytes themselves: the fan-out points
+    /// its write at shared stream bytes, so no listener copies or takes a
+    /// reference to them.
+    pub fn plan(&mut self, len: usize, meta: &Arc<Metadata>, mut piece: impl FnMut(Piece)) {
+        let mut at = 0;
+        while len - at >= self.until_block {
+            piece(Piece::Audio(at..at + self.until_block));
+            at += self.until_block;
+            piece(Piece::Block(self.block_for(meta)));
             self.until_block = self.metaint;
         }
-        if !rest.is_empty() {
-            self.until_block -= rest.len();
-            out.push(rest);
+        if at < len {
+            self.until_block -= len - at;
+            piece(Piece::Audio(at..len));
         }
     }
 

@@ -1,0 +1,317 @@
+//! Delivery sets: the fan-out's steady state.
+//!
+//! A listener that has caught up with its mount lends its socket to the
+//! mount: it is *parked* in the delivery set of its wake group, and its task
+//! sleeps until it gets the socket back. When the group is published, one
+//! walk goes through the set and writes each parked listener the new bytes,
+//! one non-blocking vectored write straight from the ring's shared chunks.
+//! No listener task is woken, no waker registered, no chunk handle cloned.
+//!
+//! Anything out of the ordinary hands the socket back (*unparks*) with
+//! whatever could not be written, and the listener's task deals with it as
+//! before: a full socket (the slow-listener policy and `client_timeout`), a
+//! write error, a listener too far behind, an admin kill or move, shutdown,
+//! the source leaving. So every rule stays in one place, the task, and the
+//! walk only does the common case.
+//!
+//! Parking goes through a small inbox, so a listener never waits for a walk
+//! in progress; the walk takes the inbox in when it starts.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use super::icy::{IcyInterleaver, Piece};
+use super::listeners::ListenerEntry;
+use super::wake::GROUPS;
+use super::{Chunk, MountHandle};
+
+/// About how many bytes one walk reads out of the ring per listener write.
+const WALK_BYTES: usize = 64 * 1024;
+/// Most slices handed to one write (well under Linux's IOV_MAX of 1024).
+const MAX_SLICES: usize = 64;
+
+/// A listener lent to its mount's delivery set: the few dozen bytes of hot
+/// state a walk needs.
+#[derive(Debug)]
+pub struct Parked {
+    pub entry: Arc<ListenerEntry>,
+    pub sock: TcpStream,
+    /// Sequence of the next chunk to send.
+    pub cursor: u64,
+    pub icy: Option<IcyInterleaver>,
+    /// Bytes written while parked.
+    pub sent: u64,
+    /// Where the socket goes back to.
+    pub back: oneshot::Sender<Unparked>,
+}
+
+/// A parked listener handed back to its task.
+#[derive(Debug)]
+pub struct Unparked {
+    pub sock: TcpStream,
+    pub cursor: u64,
+    pub icy: Option<IcyInterleaver>,
+    /// Bytes written while parked (already counted in the entry and the mount).
+    pub sent: u64,
+    /// Bytes taken from the ring that the socket did not accept.
+    pub pending: VecDeque<Bytes>,
+    /// Stream offset of the first pending audio byte (for the lag check).
+    pub position: Option<u64>,
+    /// The socket failed: the listener is gone.
+    pub failed: bool,
+}
+
+/// Why a walk hands a listener back.
+struct Handback {
+    pending: VecDeque<Bytes>,
+    position: Option<u64>,
+    failed: bool,
+}
+
+impl Handback {
+    fn bare() -> Handback {
+        Handback { pending: VecDeque::new(), position: None, failed: false }
+    }
+}
+
+impl Parked {
+    fn unpark(self, why: Handback) {
+        let back = Unparked {
+            sock: self.sock,
+            cursor: self.cursor,
+            icy: self.icy,
+            sent: self.sent,
+            pending: why.pending,
+            position: why.position,
+            failed: why.failed,
+        };
+        // A task that is gone (its time limit ended it) drops the socket here.
+        let _ = self.back.send(back);
+    }
+}
+
+/// One wake group's parked listeners.
+#[derive(Debug, Default)]
+struct Group {
+    /// Listeners parked since the last walk began.
+    inbox: Mutex<Vec<Parked>>,
+    /// Held for a whole walk; a walk that finds it held leaves the work to
+    /// the one in progress (see `dirty`).
+    set: Mutex<Vec<Parked>>,
+    /// Published since the running walk started: it walks again.
+    dirty: AtomicBool,
+    /// Listeners in `inbox` and `set`, so a mount with none spawns no walk.
+    parked: AtomicUsize,
+}
+
+/// A mount's delivery sets, one per wake group.
+#[derive(Debug, Default)]
+pub(super) struct DeliverySets {
+    groups: [Group; GROUPS],
+}
+
+/// What one walk reuses from listener to listener: the chunks read for the
+/// cursor most listeners share, and the slicing plan of one write.
+#[derive(Default)]
+struct Scratch {
+    /// `chunks` hold the ring from this sequence...
+    from: Option<u64>,
+    /// ...up to (not including) this one.
+    next: u64,
+    chunks: Vec<Chunk>,
+    plan: Vec<Slice>,
+    blocks: Vec<Bytes>,
+}
+
+/// One slice of a write: part of a chunk, or an ICY block.
+#[derive(Clone, Copy)]
+enum Slice {
+    Audio { chunk: usize, start: usize, end: usize },
+    Block(usize),
+}
+
+impl Scratch {
+    fn bytes_of(&self, slice: Slice) -> &[u8] {
+        match slice {
+            Slice::Audio { chunk, start, end } => &self.chunks[chunk].data[start..end],
+            Slice::Block(block) => &self.blocks[block],
+        }
+    }
+
+    /// The pieces of the plan after the first `written` bytes, as shared
+    /// handles (only when a write was cut short).
+    fn remainder(&self, mut written: usize) -> VecDeque<Bytes> {
+        let mut pending = VecDeque::new();
+        for &slice in &self.plan {
+            let whole = match slice {
+                Slice::Audio { chunk, start, end } => self.chunks[chunk].data.slice(start..end),
+                Slice::Block(block) => self.blocks[block].clone(),
+            };
+            if written >= whole.len() {
+                written -= whole.len();
+                continue;
+            }
+            pending.push_back(whole.slice(written..));
+            written = 0;
+        }
+        pending
+    }
+}
+
+impl DeliverySets {
+    /// Park `parked` unless `may_park` says no (checked under the inbox
+    /// lock, so it cannot race with a walk starting or an unpark-all).
+    pub(super) fn park(&self, group: usize, parked: Parked, may_park: impl FnOnce() -> bool) -> Result<(), Parked> {
+        let group = &self.groups[group];
+        let mut inbox = group.inbox.lock();
+        if !may_park() {
+            return Err(parked);
+        }
+        inbox.push(parked);
+        group.parked.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Does `group` have anyone to walk for? Marks it dirty if so, so a walk
+    /// in progress goes round again.
+    /// Called after the group's head moved: under the inbox lock, so a
+    /// listener parking concurrently either is counted here or saw the new
+    /// head and was refused.
+    pub(super) fn needs_walk(&self, group: usize) -> bool {
+        let group = &self.groups[group];
+        let _inbox = group.inbox.lock();
+        if group.parked.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        group.dirty.store(true, Ordering::SeqCst);
+        true
+    }
+
+    /// Hand back every parked listener for which `unpark` is true (the
+    /// source left, admin asked something, shutdown). Waits for a walk in
+    /// progress.
+    pub(super) fn unpark_where(&self, unpark: impl Fn(&Parked) -> bool) {
+        for group in &self.groups {
+            let mut set = group.set.lock();
+            set.append(&mut group.inbox.lock());
+            let mut i = 0;
+            while i < set.len() {
+                if unpark(&set[i]) {
+                    group.parked.fetch_sub(1, Ordering::Relaxed);
+                    set.swap_remove(i).unpark(Handback::bare());
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+impl MountHandle {
+    /// Walk `group`'s set up to its published head, and again while it is
+    /// published meanwhile. Runs in a task of its own per publish; only one
+    /// walks a group at a time.
+    pub(super) fn walk(&self, group: usize) {
+        let sets = &self.0.deliveries.groups[group];
+        let mut scratch = Scratch::default();
+        loop {
+            let Some(mut set) = sets.set.try_lock() else { return };
+            sets.dirty.store(false, Ordering::SeqCst);
+            set.append(&mut sets.inbox.lock());
+            let seq = self.0.heads.of(group).seq;
+            let mut written = 0;
+            let mut i = 0;
+            while i < set.len() {
+                match self.deliver(&mut set[i], seq, &mut scratch) {
+                    Ok(n) => {
+                        written += n;
+                        i += 1;
+                    }
+                    Err(why) => {
+                        sets.parked.fetch_sub(1, Ordering::Relaxed);
+                        set.swap_remove(i).unpark(why);
+                    }
+                }
+            }
+            drop(set);
+            self.0.stats.bytes_sent.fetch_add(written, Ordering::Relaxed);
+            if !sets.dirty.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// Write `parked` everything up to `seq` that the socket takes at once.
+    /// Returns the bytes written, or why it goes back to its task.
+    fn deliver(&self, parked: &mut Parked, seq: u64, scratch: &mut Scratch) -> Result<u64, Handback> {
+        let mut written = 0;
+        while parked.cursor < seq {
+            if scratch.from != Some(parked.cursor) {
+                scratch.chunks.clear();
+                scratch.from = None;
+                scratch.next =
+                    self.read(parked.cursor, WALK_BYTES, &mut scratch.chunks).map_err(|_| Handback::bare())?;
+                scratch.from = Some(parked.cursor);
+            }
+            if scratch.next == parked.cursor {
+                break;
+            }
+            plan(parked.icy.as_mut(), scratch);
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let count = scratch.plan.len().min(MAX_SLICES);
+            for (slot, &slice) in slices.iter_mut().zip(&scratch.plan) {
+                *slot = IoSlice::new(scratch.bytes_of(slice));
+            }
+            let total: usize = slices[..count].iter().map(|s| s.len()).sum();
+            let n = match parked.sock.try_write_vectored(&slices[..count]) {
+                Ok(0) if total > 0 => return Err(Handback { failed: true, ..Handback::bare() }),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(_) => return Err(Handback { failed: true, ..Handback::bare() }),
+            };
+            parked.cursor = scratch.next;
+            parked.entry.cursor.store(parked.cursor, Ordering::Relaxed);
+            parked.entry.sent.fetch_add(n as u64, Ordering::Relaxed);
+            parked.sent += n as u64;
+            written += n as u64;
+            if n < total || count < scratch.plan.len() {
+                // The rest of these chunks goes with the listener: its task
+                // waits for the socket under the slow-listener rules.
+                let position = scratch.chunks.first().map(|c| c.start);
+                return Err(Handback { pending: scratch.remainder(n), position, failed: false });
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// Plan the write of `scratch.chunks` for one listener: each chunk whole,
+/// or cut by ICY blocks.
+fn plan(icy: Option<&mut IcyInterleaver>, scratch: &mut Scratch) {
+    scratch.plan.clear();
+    scratch.blocks.clear();
+    let Scratch { chunks, plan, blocks, .. } = scratch;
+    match icy {
+        None => {
+            plan.extend(chunks.iter().enumerate().map(|(chunk, c)| Slice::Audio { chunk, start: 0, end: c.data.len() }))
+        }
+        Some(icy) => {
+            for (index, chunk) in chunks.iter().enumerate() {
+                icy.plan(chunk.data.len(), &chunk.meta, |piece| match piece {
+                    Piece::Audio(range) => plan.push(Slice::Audio { chunk: index, start: range.start, end: range.end }),
+                    Piece::Block(block) => {
+                        plan.push(Slice::Block(blocks.len()));
+                        blocks.push(block);
+                    }
+                });
+            }
+        }
+    }
+}
