@@ -4,8 +4,10 @@
 //! mount: it is *parked* in the delivery set of its wake group, and its task
 //! sleeps until it gets the socket back. When the group is published, one
 //! walk goes through the set and writes each parked listener the new bytes,
-//! one non-blocking vectored write straight from the ring's shared chunks.
-//! No listener task is woken, no waker registered, no chunk handle cloned.
+//! one non-blocking write of shared bytes: the chunks a listener is owed,
+//! joined once per walk into one buffer per title, with ICY blocks cut in.
+//! No listener task is woken, no waker registered, no chunk handle cloned
+//! per listener.
 //!
 //! Anything out of the ordinary hands the socket back (*unparks*) with
 //! whatever could not be written, and the listener's task deals with it as
@@ -121,26 +123,66 @@ pub(super) struct DeliverySets {
 /// cursor most listeners share, and the slicing plan of one write.
 #[derive(Default)]
 struct Scratch {
-    /// `chunks` hold the ring from this sequence...
+    /// `runs` hold the ring from this sequence...
     from: Option<u64>,
     /// ...up to (not including) this one.
     next: u64,
-    chunks: Vec<Chunk>,
+    /// The ring's chunks from `from`, with neighbours under the same title
+    /// joined (see `join_runs`).
+    runs: Vec<Run>,
+    /// What the ring read gives, before joining.
+    read: Vec<Chunk>,
     plan: Vec<Slice>,
     blocks: Vec<Bytes>,
 }
 
-/// One slice of a write: part of a chunk, or an ICY block.
+/// Consecutive ring chunks under one title, as one buffer.
+struct Run {
+    data: Bytes,
+    meta: Arc<super::Metadata>,
+    /// Stream offset of the first byte.
+    start: u64,
+}
+
+/// Join neighbouring chunks that share a title into one buffer each. The
+/// chunks a listener is owed are cut wherever another wake group was
+/// published, so without this every write would carry a slice per group;
+/// joined, a listener's write is one contiguous slice (plus ICY blocks), and
+/// the copy is made once per walk, not per listener.
+fn join_runs(chunks: &[Chunk], runs: &mut Vec<Run>) {
+    runs.clear();
+    let mut i = 0;
+    while i < chunks.len() {
+        let first = &chunks[i];
+        let mut end = i + 1;
+        while end < chunks.len() && Arc::ptr_eq(&chunks[end].meta, &first.meta) {
+            end += 1;
+        }
+        let data = if end == i + 1 {
+            first.data.clone()
+        } else {
+            let mut joined = bytes::BytesMut::with_capacity(chunks[i..end].iter().map(|c| c.data.len()).sum());
+            for chunk in &chunks[i..end] {
+                joined.extend_from_slice(&chunk.data);
+            }
+            joined.freeze()
+        };
+        runs.push(Run { data, meta: first.meta.clone(), start: first.start });
+        i = end;
+    }
+}
+
+/// One slice of a write: part of a run, or an ICY block.
 #[derive(Clone, Copy)]
 enum Slice {
-    Audio { chunk: usize, start: usize, end: usize },
+    Audio { run: usize, start: usize, end: usize },
     Block(usize),
 }
 
 impl Scratch {
     fn bytes_of(&self, slice: Slice) -> &[u8] {
         match slice {
-            Slice::Audio { chunk, start, end } => &self.chunks[chunk].data[start..end],
+            Slice::Audio { run, start, end } => &self.runs[run].data[start..end],
             Slice::Block(block) => &self.blocks[block],
         }
     }
@@ -151,7 +193,7 @@ impl Scratch {
         let mut pending = VecDeque::new();
         for &slice in &self.plan {
             let whole = match slice {
-                Slice::Audio { chunk, start, end } => self.chunks[chunk].data.slice(start..end),
+                Slice::Audio { run, start, end } => self.runs[run].data.slice(start..end),
                 Slice::Block(block) => self.blocks[block].clone(),
             };
             if written >= whole.len() {
@@ -254,10 +296,11 @@ impl MountHandle {
         let mut written = 0;
         while parked.cursor < seq {
             if scratch.from != Some(parked.cursor) {
-                scratch.chunks.clear();
+                scratch.read.clear();
                 scratch.from = None;
-                scratch.next =
-                    self.read(parked.cursor, WALK_BYTES, &mut scratch.chunks).map_err(|_| Handback::bare())?;
+                scratch.next = self.read(parked.cursor, WALK_BYTES, &mut scratch.read).map_err(|_| Handback::bare())?;
+                join_runs(&scratch.read, &mut scratch.runs);
+                scratch.read.clear();
                 scratch.from = Some(parked.cursor);
             }
             if scratch.next == parked.cursor {
@@ -284,7 +327,7 @@ impl MountHandle {
             if n < total || count < scratch.plan.len() {
                 // The rest of these chunks goes with the listener: its task
                 // waits for the socket under the slow-listener rules.
-                let position = scratch.chunks.first().map(|c| c.start);
+                let position = scratch.runs.first().map(|c| c.start);
                 return Err(Handback { pending: scratch.remainder(n), position, failed: false });
             }
         }
@@ -292,20 +335,18 @@ impl MountHandle {
     }
 }
 
-/// Plan the write of `scratch.chunks` for one listener: each chunk whole,
+/// Plan the write of `scratch.runs` for one listener: each run whole,
 /// or cut by ICY blocks.
 fn plan(icy: Option<&mut IcyInterleaver>, scratch: &mut Scratch) {
     scratch.plan.clear();
     scratch.blocks.clear();
-    let Scratch { chunks, plan, blocks, .. } = scratch;
+    let Scratch { runs, plan, blocks, .. } = scratch;
     match icy {
-        None => {
-            plan.extend(chunks.iter().enumerate().map(|(chunk, c)| Slice::Audio { chunk, start: 0, end: c.data.len() }))
-        }
+        None => plan.extend(runs.iter().enumerate().map(|(run, r)| Slice::Audio { run, start: 0, end: r.data.len() })),
         Some(icy) => {
-            for (index, chunk) in chunks.iter().enumerate() {
-                icy.plan(chunk.data.len(), &chunk.meta, |piece| match piece {
-                    Piece::Audio(range) => plan.push(Slice::Audio { chunk: index, start: range.start, end: range.end }),
+            for (index, run) in runs.iter().enumerate() {
+                icy.plan(run.data.len(), &run.meta, |piece| match piece {
+                    Piece::Audio(range) => plan.push(Slice::Audio { run: index, start: range.start, end: range.end }),
                     Piece::Block(block) => {
                         plan.push(Slice::Block(blocks.len()));
                         blocks.push(block);
