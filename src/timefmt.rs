@@ -1,8 +1,8 @@
 //! Wall-clock formatting in the shapes Icecast clients parse, always in UTC:
 //! ISO 8601 with a colon-less offset (Prometheus exporters parse
 //! `2006-01-02T15:04:05-0700` strictly), RFC 2822-style for `server_start`,
-//! the access log's `[day/Mon/year:hh:mm:ss +0000]`, and RFC 3339 with
-//! milliseconds for HLS and DASH.
+//! the access log's `[day/Mon/year:hh:mm:ss +0000]`, HTTP's `Date`, and
+//! RFC 3339 with milliseconds for HLS and DASH.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -62,9 +62,18 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
 
 /// `Tue, 24 Nov 2026 04:42:29 +0000`
 pub fn rfc2822(t: SystemTime) -> String {
+    weekday_date_time(t, "+0000")
+}
+
+/// `Tue, 24 Nov 2026 04:42:29 GMT`: HTTP's `Date` (RFC 9110's IMF-fixdate).
+pub fn http_date(t: SystemTime) -> String {
+    weekday_date_time(t, "GMT")
+}
+
+fn weekday_date_time(t: SystemTime, zone: &str) -> String {
     let c = civil(t);
     format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        "{}, {:02} {} {} {:02}:{:02}:{:02} {zone}",
         DAYS[c.weekday],
         c.day,
         MONTHS[(c.month - 1) as usize],
@@ -136,6 +145,7 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_495_349); // 2026-11-24T04:42:29Z, a Tuesday
         assert_eq!(iso8601(t), "2026-11-24T04:42:29+0000");
         assert_eq!(rfc2822(t), "Tue, 24 Nov 2026 04:42:29 +0000");
+        assert_eq!(http_date(t), "Tue, 24 Nov 2026 04:42:29 GMT");
         assert_eq!(clf(t), "24/Nov/2026:04:42:29 +0000");
         assert_eq!(rfc3339_millis(t + Duration::from_millis(7)), "2026-11-24T04:42:29.007Z");
         assert_eq!(strftime("live-%Y%m%d-%H%M%S.mp3", t), "live-20261124-044229.mp3");

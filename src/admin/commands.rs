@@ -3,18 +3,39 @@
 
 use super::doc::Elem;
 use super::status::stats_elem;
-use super::{ice_response, AdminError, Ctx};
+use super::{ice_failure, ice_response, AdminError, Ctx};
 use crate::config::valid_mount_name;
 use crate::mount::{decode_with_charset, Metadata, MountHandle};
 
-/// `/admin/stats` (also `stats.xml`, which LibreTime polls).
+/// `/admin/stats` (also `stats.xml`, which LibreTime polls); with
+/// `mount=`, that mount only, refused with Icecast's 400 and message when it
+/// does not exist or has no source.
 pub fn stats(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
-    Ok(stats_elem(ctx.state))
+    let only = match ctx.req.query("mount") {
+        None => None,
+        Some(name) => {
+            let mount =
+                ctx.state.mounts.get(&name).ok_or_else(|| AdminError::BadRequest("Source does not exist".into()))?;
+            if !mount.is_live() {
+                return Err(AdminError::BadRequest("Source is not available".into()));
+            }
+            Some(mount)
+        }
+    };
+    Ok(stats_elem(ctx.state, only.as_ref()))
 }
 
 /// `/admin/listmounts`: live mounts with listener counts.
 pub fn listmounts(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
-    let sources = ctx.state.mounts.live().into_iter().map(|m| {
+    Ok(source_list(ctx.state.mounts.live(), None))
+}
+
+/// Icecast's source list (`admin_build_sourcelist`), shared by listmounts,
+/// streamlist and moveclients: each mount with its fallback, listener
+/// count, seconds connected and content type; with `current`, that mount is
+/// named first and left out of the list (the candidates to move to).
+fn source_list(mounts: Vec<MountHandle>, current: Option<&MountHandle>) -> Elem {
+    let sources = mounts.into_iter().filter(|m| current.is_none_or(|c| !c.same(m))).map(|m| {
         let source = m.source();
         Elem::item("source")
             .attr("mount", m.name())
@@ -23,7 +44,12 @@ pub fn listmounts(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
             .field("Connected", source.as_ref().map_or(0, |s| s.started_at.elapsed().as_secs()))
             .field("content-type", source.map_or(String::new(), |s| s.content_type.clone()))
     });
-    Ok(Elem::new("icestats").children(sources))
+    let list = Elem::new("icestats");
+    let list = match current {
+        Some(current) => list.field("current_source", current.name()),
+        None => list,
+    };
+    list.children(sources)
 }
 
 /// `/admin/listclients?mount=`: the listeners of one mount.
@@ -33,7 +59,8 @@ pub fn listclients(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
         Elem::item("listener")
             .attr("id", l.id)
             .field("IP", l.ip.to_string())
-            .opt("UserAgent", l.user_agent.clone())
+            // Icecast's word for a listener that sent none.
+            .field("UserAgent", l.user_agent.clone().unwrap_or_else(|| "Unknown".into()))
             .opt("Referer", l.referer.clone())
             .field("lag", 0u64)
             .field("ID", l.id)
@@ -49,7 +76,11 @@ pub fn listclients(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
 pub fn killclient(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
     let mount = ctx.mount()?;
     let id: u64 = ctx.param("id")?.parse().map_err(|_| AdminError::BadRequest("id must be a number".into()))?;
-    let listener = mount.listener(id).ok_or_else(|| AdminError::NotFound(format!("client {id} not found")))?;
+    // Icecast answers an unknown id with a failed `iceresponse`, not an
+    // HTTP error: panels read the message.
+    let Some(listener) = mount.listener(id) else {
+        return Ok(ice_failure(&format!("Client {id} not found")));
+    };
     listener.control.kill();
     mount.nudge();
     Ok(ice_response(&format!("Client {id} removed")))
@@ -74,17 +105,22 @@ pub fn reloadconfig(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
 /// `/admin/killsource?mount=`.
 pub fn killsource(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
     let mount = ctx.mount()?;
-    let source = mount.source().ok_or_else(|| AdminError::NotFound("mount has no source".into()))?;
+    let source = mount.source().ok_or_else(|| AdminError::BadRequest("Source is not available".into()))?;
     source.kill();
     Ok(ice_response("Source Removed"))
 }
 
 /// `/admin/moveclients?mount=&destination=`: every listener of `mount` continues on `destination`.
+/// Without `destination=`, the mounts its listeners could move to (as
+/// Icecast, whose admin page builds its move form from that list).
 pub fn moveclients(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
     let mount = ctx.mount()?;
-    let destination = live_destination(ctx, &ctx.param("destination")?)?;
+    let Some(destination) = ctx.req.query("destination") else {
+        return Ok(source_list(ctx.state.mounts.live(), Some(&mount)));
+    };
+    let destination = live_destination(ctx, &destination)?;
     if destination.same(&mount) {
-        return Err(AdminError::BadRequest("destination is the same mount".into()));
+        return Err(AdminError::BadRequest("supplied mountpoints are identical".into()));
     }
     let listeners = mount.listeners();
     for listener in &listeners {
@@ -99,7 +135,7 @@ fn live_destination(ctx: &Ctx<'_>, name: &str) -> Result<MountHandle, AdminError
         .mounts
         .get(name)
         .filter(MountHandle::is_live)
-        .ok_or_else(|| AdminError::NotFound(format!("destination {name} is not live")))
+        .ok_or_else(|| AdminError::BadRequest("No such destination".into()))
 }
 
 /// `/admin/fallbacks?mount=&fallback=`: set (or with no `fallback=`, show) a mount's fallback.
@@ -148,14 +184,8 @@ pub fn metadata_from_query(req: &crate::http::request::Request) -> Option<Metada
 
 /// `/admin/streamlist`: public, live mounts, for relays.
 pub fn streamlist(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
-    let sources = ctx
-        .state
-        .mounts
-        .live()
-        .into_iter()
-        .filter(|m| !m.config().hidden)
-        .map(|m| Elem::item("source").attr("mount", m.name()));
-    Ok(Elem::new("icestats").children(sources))
+    let sources = ctx.state.mounts.live().into_iter().filter(|m| !m.config().hidden).collect();
+    Ok(source_list(sources, None))
 }
 
 /// Plain-text rendering (`.txt`): one mount per line, CRLF-separated, as relays expect.

@@ -42,10 +42,9 @@ pub enum AdminError {
         "cross-site admin requests are refused: open the admin URL directly, or use a tool that sends the credentials"
     )]
     CrossSite,
+    /// Refused as Icecast refuses it (its 400 and message).
     #[error("{0}")]
     BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
 }
 
 impl AdminError {
@@ -56,8 +55,7 @@ impl AdminError {
                 Response::text(429, &self.to_string()).with_header("Retry-After", &secs.to_string())
             }
             AdminError::CrossSite => Response::text(403, &self.to_string()),
-            AdminError::BadRequest(m) => Response::text(400, m),
-            AdminError::NotFound(m) => Response::text(404, m),
+            AdminError::BadRequest(m) => error_page(400, m),
         }
     }
 }
@@ -74,10 +72,10 @@ impl Ctx<'_> {
         self.req.query(name).ok_or_else(|| AdminError::BadRequest(format!("missing parameter {name}")))
     }
 
-    /// The mount named by `mount=`; must exist.
+    /// The mount named by `mount=`; must exist (else Icecast's 400 and message).
     pub fn mount(&self) -> Result<MountHandle, AdminError> {
         let name = self.param("mount")?;
-        self.state.mounts.get(&name).ok_or_else(|| AdminError::NotFound(format!("mount {name} not found")))
+        self.state.mounts.get(&name).ok_or_else(|| AdminError::BadRequest("Source does not exist".into()))
     }
 }
 
@@ -252,6 +250,21 @@ fn credentials(req: &Request) -> Result<Credentials, AdminError> {
 /// The `<iceresponse>` Icecast answers actions with.
 pub fn ice_response(message: &str) -> Elem {
     Elem::new("iceresponse").field("message", message).field("return", 1u64)
+}
+
+/// Icecast's answer to a command that could not be carried out but was
+/// well-formed (`<return>0</return>`).
+pub fn ice_failure(message: &str) -> Elem {
+    Elem::new("iceresponse").field("message", message).field("return", 0u64)
+}
+
+/// An error page in Icecast 2.4's shape (its `client_send_error`), so
+/// panels that show or parse Icecast's message find it where they look.
+fn error_page(status: u16, message: &str) -> Response {
+    let message = crate::escape::escape_xml(message);
+    let body =
+        format!("<html><head><title>Error {status}</title></head><body><b>{status} - {message}</b></body></html>\r\n");
+    Response::new(status, "text/html; charset=utf-8", body)
 }
 
 #[cfg(test)]

@@ -2,8 +2,12 @@
 //! `/admin.cgi?mode=updinfo` title updates, `/7.html`, `/stats` (XML or
 //! `json=1`) and `/currentsong`.
 //!
-//! A `sid=N` selects the SHOUTcast mount (N = 1) or `<mount>N`; without it
-//! the SHOUTcast mount is used if live, else the first live mount.
+//! A `sid=N` selects the SHOUTcast mount (N = 1) or `<mount>N` (N > 1),
+//! the mount a DNAS 2 source sending `password:#N` streams to, so every page
+//! and `admin.cgi` name the same stream for the same id; without it the
+//! SHOUTcast mount is used if live, else the first live mount that is not a
+//! rendition. `admin.cgi?mode=viewxml` answers the `/stats` document with
+//! the listener list.
 
 use std::sync::atomic::Ordering;
 
@@ -59,8 +63,10 @@ pub fn admin_cgi(req: &Request, peer: SocketAddr, state: &AppState) -> Response 
                 .with_header("Retry-After", &blocked.retry_after().to_string())
         }
     }
-    if req.query("mode").as_deref() != Some("updinfo") {
-        return Response::text(400, "Unsupported mode");
+    match req.query("mode").as_deref() {
+        Some("updinfo") => {}
+        Some("viewxml") => return Response::xml(view_xml(Some(&mount), state).to_xml()),
+        _ => return Response::text(400, "Unsupported mode"),
     }
     let Some(meta) = metadata_from_query(req) else {
         return Response::text(400, "No song given");
@@ -70,6 +76,8 @@ pub fn admin_cgi(req: &Request, peer: SocketAddr, state: &AppState) -> Response 
     Response::html("<html><head><title>SHOUTcast Administrator</title></head><body>Update successful</body></html>\n")
 }
 
+/// What the SHOUTcast pages say of one mount (or of none: all zero).
+#[derive(Default)]
 struct Figures {
     listeners: u64,
     peak: u64,
@@ -77,12 +85,17 @@ struct Figures {
     bitrate: u32,
     song: String,
     live: bool,
+    info: crate::mount::StreamInfo,
+    content: String,
+    uptime: u64,
+    path: String,
+    hits: u64,
 }
 
 fn figures(mount: Option<&MountHandle>, state: &AppState) -> Figures {
     let max = state.config.get().limits.clients as u64;
     let Some(m) = mount else {
-        return Figures { listeners: 0, peak: 0, max, bitrate: 0, song: String::new(), live: false };
+        return Figures { max, ..Figures::default() };
     };
     let source = m.source();
     Figures {
@@ -92,6 +105,11 @@ fn figures(mount: Option<&MountHandle>, state: &AppState) -> Figures {
         bitrate: source.as_ref().and_then(|s| s.bitrate()).unwrap_or(0),
         song: m.metadata().song.clone(),
         live: source.is_some(),
+        info: source.as_ref().map(|s| s.info.clone()).unwrap_or_default(),
+        content: source.as_ref().map_or(String::new(), |s| s.content_type.clone()),
+        uptime: source.as_ref().map_or(0, |s| s.started_at.elapsed().as_secs()),
+        path: m.name().to_string(),
+        hits: m.stats().listener_connections.load(Ordering::Relaxed),
     }
 }
 
@@ -120,38 +138,55 @@ pub fn current_song(req: &Request, state: &AppState) -> Response {
 pub fn stats(req: &Request, state: &AppState) -> Response {
     let mount = mount_for(req, state);
     let f = figures(mount.as_ref(), state);
-    let source = mount.as_ref().and_then(MountHandle::source);
-    let info = source.as_ref().map(|s| s.info.clone()).unwrap_or_default();
-    let content = source.as_ref().map_or(String::new(), |s| s.content_type.clone());
-    let uptime = source.as_ref().map_or(0, |s| s.started_at.elapsed().as_secs());
-    let path = mount.as_ref().map_or(String::new(), |m| m.name().to_string());
-    if req.query("json").as_deref() == Some("1") {
-        let body = json!({
-            "currentlisteners": f.listeners, "peaklisteners": f.peak, "maxlisteners": f.max,
-            "uniquelisteners": f.listeners, "averagetime": 0,
-            "servergenre": info.genre.unwrap_or_default(), "serverurl": info.url.unwrap_or_default(),
-            "servertitle": info.name.unwrap_or_default(), "songtitle": f.song,
-            "streamhits": mount.as_ref().map_or(0, |m| m.stats().listener_connections.load(Ordering::Relaxed)),
-            "streamstatus": u8::from(f.live), "backupstatus": 0, "streamlisted": 0,
-            "streampath": path, "streamuptime": uptime, "bitrate": f.bitrate.to_string(),
-            "content": content, "version": crate::http::response::SERVER_ID,
-        });
-        return Response::json(body.to_string());
+    if req.query("json").as_deref() != Some("1") {
+        return Response::xml(server_elem(f).to_xml());
     }
-    let doc = Elem::new("SHOUTCASTSERVER")
+    let body = json!({
+        "currentlisteners": f.listeners, "peaklisteners": f.peak, "maxlisteners": f.max,
+        "uniquelisteners": f.listeners, "averagetime": 0,
+        "servergenre": f.info.genre.unwrap_or_default(), "serverurl": f.info.url.unwrap_or_default(),
+        "servertitle": f.info.name.unwrap_or_default(), "songtitle": f.song,
+        "streamhits": f.hits, "streamstatus": u8::from(f.live), "backupstatus": 0, "streamlisted": 0,
+        "streampath": f.path, "streamuptime": f.uptime, "bitrate": f.bitrate.to_string(),
+        "content": f.content, "version": crate::http::response::SERVER_ID,
+    });
+    Response::json(body.to_string())
+}
+
+/// `admin.cgi?mode=viewxml` (LibreTime and AzuraCast read listener counts
+/// from it in SHOUTcast mode): the `/stats` document plus the version and
+/// the listener list.
+fn view_xml(mount: Option<&MountHandle>, state: &AppState) -> Elem {
+    let listeners = mount.map(MountHandle::listeners).unwrap_or_default().into_iter().map(|l| {
+        Elem::item("LISTENER")
+            .field("HOSTNAME", l.ip.to_string())
+            .field("USERAGENT", l.user_agent.clone().unwrap_or_default())
+            .field("UNDERRUNS", 0u64)
+            .field("CONNECTTIME", l.connected.elapsed().as_secs())
+            .field("POINTER", 0u64)
+            .field("UID", l.id)
+    });
+    server_elem(figures(mount, state))
+        .field("VERSION", crate::http::response::SERVER_ID)
+        .child(Elem::new("LISTENERS").children(listeners))
+}
+
+/// The `SHOUTCASTSERVER` document of `/stats`.
+fn server_elem(f: Figures) -> Elem {
+    Elem::new("SHOUTCASTSERVER")
         .field("CURRENTLISTENERS", f.listeners)
         .field("PEAKLISTENERS", f.peak)
         .field("MAXLISTENERS", f.max)
         .field("UNIQUELISTENERS", f.listeners)
         .field("AVERAGETIME", 0u64)
-        .field("SERVERGENRE", info.genre.unwrap_or_default())
-        .field("SERVERURL", info.url.unwrap_or_default())
-        .field("SERVERTITLE", info.name.unwrap_or_default())
+        .field("SERVERGENRE", f.info.genre.unwrap_or_default())
+        .field("SERVERURL", f.info.url.unwrap_or_default())
+        .field("SERVERTITLE", f.info.name.unwrap_or_default())
         .field("SONGTITLE", f.song)
+        .field("STREAMHITS", f.hits)
         .field("STREAMSTATUS", u64::from(f.live))
-        .field("STREAMPATH", path)
-        .field("STREAMUPTIME", uptime)
+        .field("STREAMPATH", f.path)
+        .field("STREAMUPTIME", f.uptime)
         .field("BITRATE", u64::from(f.bitrate))
-        .field("CONTENT", content);
-    Response::xml(doc.to_xml())
+        .field("CONTENT", f.content)
 }

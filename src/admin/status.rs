@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::doc::Elem;
 use crate::http::response::SERVER_ID;
-use crate::mount::MountHandle;
+use crate::mount::{Metadata, MountHandle};
 use crate::state::AppState;
 use crate::timefmt;
 
@@ -22,8 +22,10 @@ pub fn visible_live_mounts(state: &AppState) -> Vec<MountHandle> {
     state.mounts.live().into_iter().filter(|m| !m.config().hidden).collect()
 }
 
-/// `/status-json.xsl`.
-pub fn status_json(state: &AppState) -> String {
+/// `/status-json.xsl`, or with `only` (its `?mount=`) that mount alone: as
+/// Icecast does, an unknown, hidden or idle mount gives a document without
+/// `source` (widgets and "is my mount live?" checks read it that way).
+pub fn status_json(state: &AppState, only: Option<&str>) -> String {
     let mut icestats = Map::new();
     icestats.insert("admin".into(), json!(state.config.get().server.admin_email));
     icestats.insert("host".into(), json!(state.config.get().server.hostname));
@@ -31,7 +33,11 @@ pub fn status_json(state: &AppState) -> String {
     icestats.insert("server_id".into(), json!(SERVER_ID));
     icestats.insert("server_start".into(), json!(timefmt::rfc2822(state.started)));
     icestats.insert("server_start_iso8601".into(), json!(timefmt::iso8601(state.started)));
-    let mut sources: Vec<Value> = visible_live_mounts(state).iter().filter_map(|m| source_json(state, m)).collect();
+    let mut sources: Vec<Value> = visible_live_mounts(state)
+        .iter()
+        .filter(|m| only.is_none_or(|name| m.name() == name))
+        .filter_map(|m| source_json(state, m))
+        .collect();
     // Icecast's quirk that existing consumers rely on: one source is an object.
     match sources.len() {
         0 => {}
@@ -86,11 +92,21 @@ fn source_json(state: &AppState, mount: &MountHandle) -> Option<Value> {
         put("artist", json!(artist));
     }
     if !meta.song.is_empty() {
-        let title = meta.title.clone().filter(|_| meta.artist.is_some()).unwrap_or_else(|| meta.song.clone());
-        put("title", json!(title));
+        put("title", json!(shown_title(&meta)));
     }
     put("dummy", Value::Null);
     Some(Value::Object(obj))
+}
+
+/// The `title` the status documents show. A source that sent artist and
+/// title apart (Mixxx, libshout's `artist=`/`title=`) gets them apart, as
+/// Icecast keeps them: a reader that joins `artist - title` (AzuraCast's
+/// adapter) would otherwise say the artist twice. Otherwise the whole song.
+fn shown_title(meta: &Metadata) -> &str {
+    match (&meta.artist, &meta.title) {
+        (Some(_), Some(title)) => title,
+        _ => &meta.song,
+    }
 }
 
 /// The `<source>` element of `/admin/stats`.
@@ -116,7 +132,7 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
         .field("transcode_failures", load(&stats.transcode_failures))
         .field("transcode_delay_ms", load(&stats.transcode_delay_us) / 1000)
         .field("transcode_delay_max_ms", load(&stats.transcode_delay_max_us) / 1000)
-        .field("title", meta.song.as_str())
+        .field("title", shown_title(&meta))
         .opt("artist", meta.artist.clone())
         .opt("fallback", mount.fallback());
     if mount.config().derived_from.is_some() {
@@ -143,8 +159,9 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
     elem
 }
 
-/// `/admin/stats`: server-wide counters and every mount.
-pub fn stats_elem(state: &AppState) -> Elem {
+/// `/admin/stats`: server-wide counters and every live mount, or only
+/// `only` (`?mount=`).
+pub fn stats_elem(state: &AppState, only: Option<&MountHandle>) -> Elem {
     let s = &state.stats;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let tls = |counter: fn(&crate::tls::TlsCounters) -> &std::sync::atomic::AtomicU64| {
@@ -184,5 +201,12 @@ pub fn stats_elem(state: &AppState) -> Elem {
         .field("tls_reload_failures", tls(|t| &t.reload_failures))
         .field("tls_reloads", tls(|t| &t.reloads))
         .field("transcode_failures", load(&s.transcode_failures))
-        .children(state.mounts.all().iter().filter(|m| m.is_live()).map(|m| source_elem(state, m)))
+        .children(
+            state
+                .mounts
+                .all()
+                .iter()
+                .filter(|m| m.is_live() && only.is_none_or(|o| o.same(m)))
+                .map(|m| source_elem(state, m)),
+        )
 }

@@ -209,6 +209,7 @@ async fn refuse(sock: &mut TcpStream, head_only: bool, response: Response) -> Se
 fn stream_headers(source: &SourceInfo, metaint: Option<usize>) -> Vec<(&'static str, String)> {
     let mut headers = vec![
         ("Server", SERVER_ID.to_string()),
+        ("Date", crate::timefmt::http_date(std::time::SystemTime::now())),
         ("Content-Type", source.content_type.clone()),
         ("Cache-Control", "no-cache, no-store".into()),
         ("X-Content-Type-Options", "nosniff".into()),
@@ -242,6 +243,8 @@ fn stream_headers(source: &SourceInfo, metaint: Option<usize>) -> Vec<(&'static 
     }
     headers.push(("icy-pub", u8::from(info.public).to_string()));
     if let Some(metaint) = metaint {
+        // Both, as Icecast sends them: some players look for the first.
+        headers.push(("icy-metadata", "1".into()));
         headers.push(("icy-metaint", metaint.to_string()));
     }
     headers
@@ -316,7 +319,7 @@ impl ListenerStream {
             }),
             cursor: subscription.cursor,
             head: subscription.head,
-            icy: metaint.map(IcyInterleaver::new),
+            icy: metaint.map(|metaint| IcyInterleaver::starting_with(metaint, registration.mount().metadata())),
             batch: Vec::new(),
             pieces: VecDeque::new(),
             sent: 0,

@@ -27,12 +27,24 @@ pub struct IcyInterleaver {
     /// Audio bytes left before the next block.
     until_block: usize,
     last_sent: Option<Arc<Metadata>>,
+    /// The title current when the listener joined, while the audio sent is
+    /// still older than it (the burst): the first block carries it, and the
+    /// older titles of that audio are not sent after it.
+    ahead: Option<Arc<Metadata>>,
 }
 
 impl IcyInterleaver {
     pub fn new(metaint: usize) -> IcyInterleaver {
         let metaint = metaint.max(1);
-        IcyInterleaver { metaint, until_block: metaint, last_sent: None }
+        IcyInterleaver { metaint, until_block: metaint, last_sent: None, ahead: None }
+    }
+
+    /// For a listener joining now, while `current` is the mount's title:
+    /// its first block names `current` even if the burst's audio predates
+    /// it (a scraper reads one block and hangs up), and from the audio that
+    /// carries `current` on, titles follow the audio.
+    pub fn starting_with(metaint: usize, current: Arc<Metadata>) -> IcyInterleaver {
+        IcyInterleaver { ahead: Some(current), ..IcyInterleaver::new(metaint) }
     }
 
     /// Append `data` (written under `meta`) to `out`, split by metadata blocks.
@@ -62,6 +74,18 @@ impl IcyInterleaver {
     }
 
     fn block_for(&mut self, meta: &Arc<Metadata>) -> Bytes {
+        if let Some(ahead) = &self.ahead {
+            if Arc::ptr_eq(ahead, meta) || **ahead == **meta {
+                self.ahead = None;
+            } else if self.last_sent.is_some() {
+                return Bytes::from_static(ICY_NO_CHANGE);
+            } else {
+                let ahead = ahead.clone();
+                let block = ahead.icy_block();
+                self.last_sent = Some(ahead);
+                return block;
+            }
+        }
         let unchanged = self.last_sent.as_ref().is_some_and(|m| Arc::ptr_eq(m, meta) || **m == **meta);
         if unchanged {
             Bytes::from_static(ICY_NO_CHANGE)
@@ -94,6 +118,32 @@ mod tests {
         expected.push(0);
         expected.extend_from_slice(b"89");
         assert_eq!(bytes, expected);
+    }
+
+    /// A listener joining just after a title change: the burst's audio is
+    /// still under the old title, but the first block names the new one, and
+    /// the old one is never sent after it.
+    #[test]
+    fn first_block_carries_the_current_title() {
+        let old = Arc::new(Metadata::from_song("Old", None));
+        let current = Arc::new(Metadata::from_song("Current", None));
+        let next = Arc::new(Metadata::from_song("Next", None));
+        let mut icy = IcyInterleaver::starting_with(2, current.clone());
+        let mut out = Vec::new();
+        icy.feed(&Bytes::from_static(b"aabb"), &old, &mut out);
+        icy.feed(&Bytes::from_static(b"cc"), &current, &mut out);
+        icy.feed(&Bytes::from_static(b"dd"), &next, &mut out);
+        let expected: Vec<Bytes> = vec![
+            Bytes::from_static(b"aa"),
+            current.icy_block(),
+            Bytes::from_static(b"bb"),
+            Bytes::from_static(ICY_NO_CHANGE),
+            Bytes::from_static(b"cc"),
+            Bytes::from_static(ICY_NO_CHANGE),
+            Bytes::from_static(b"dd"),
+            next.icy_block(),
+        ];
+        assert_eq!(out, expected);
     }
 
     #[test]

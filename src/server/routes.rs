@@ -74,7 +74,7 @@ fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
     match req.path.as_str() {
         "/status-json.xsl" => {
             state.stats.stats_connections.fetch_add(1, Ordering::Relaxed);
-            respond(Response::json(status::status_json(state)))
+            respond(Response::json(status::status_json(state, req.query("mount").as_deref())))
         }
         "/admin.cgi" => respond(shoutcast::admin_cgi(req, peer, state)),
         "/metrics" => {

@@ -54,9 +54,11 @@ fn exact_icy_framing() {
     assert!(mp3_frames_contiguous(&plain.body) + 2000 >= plain.body.len(), "plain body is pure MP3");
 }
 
-/// A title change lands where it happened in the audio: a listener that joins
-/// after the change first hears (and is told) the old title for its burst, and
-/// both listeners switch titles at the same audio position.
+/// A new listener's first block names the current title even while its
+/// burst still plays audio from before the change (stream scrapers and
+/// "now playing" widgets read one block and hang up), the older title is
+/// never sent after it, and from then on titles change where they changed in
+/// the audio, for early and late listeners alike.
 #[test]
 fn title_changes_in_step_with_audio() {
     // A burst shorter than what is streamed under "Old" before "New", so the
@@ -72,16 +74,19 @@ fn title_changes_in_step_with_audio() {
     early.read_at_least(40_000, WAIT);
     set_title(&server, "New");
     let mut late = Listener::connect(&server, "/icy.mp3", &[("Icy-MetaData", "1")]);
-    late.read_at_least(80_000, WAIT);
+    late.read_at_least(40_000, WAIT);
+    early.read_at_least(early.body.len() + 20_000, WAIT);
+    set_title(&server, "Third");
+    late.read_at_least(late.body.len() + 60_000, WAIT);
     early.read_at_least(early.body.len() + 60_000, WAIT);
 
     let (early_audio, early_blocks) = split_icy(&early.body, 1000);
     let (late_audio, late_blocks) = split_icy(&late.body, 1000);
-    let first_title = |blocks: &[(usize, String)]| blocks.iter().find(|(_, t)| !t.is_empty()).cloned();
-    // The late joiner's burst predates the change: it is told the old title first.
-    assert_eq!(first_title(&late_blocks).map(|b| b.1), Some("StreamTitle='Old';".to_string()));
+    // The late joiner's burst predates the change, but its first block is the current title.
+    assert_eq!(late_blocks.first().map(|b| b.1.as_str()), Some("StreamTitle='New';"));
+    assert!(late_blocks.iter().all(|(_, t)| !t.contains("'Old'")), "the old title came back: {late_blocks:?}");
     let change = |blocks: &[(usize, String)]| {
-        blocks.iter().find(|(_, t)| t.contains("'New'")).map(|(offset, _)| *offset).expect("title changes")
+        blocks.iter().find(|(_, t)| t.contains("'Third'")).map(|(offset, _)| *offset).expect("title changes")
     };
     // Map the late listener's audio into the early listener's coordinates.
     let shift = find(&early_audio, &late_audio[..4096]).expect("late audio is part of the early stream");

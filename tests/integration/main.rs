@@ -24,6 +24,7 @@ mod memory_bounds;
 mod metrics;
 mod origin;
 mod packaging;
+mod parity;
 mod recording;
 mod reload;
 mod renditions;
