@@ -148,7 +148,7 @@ pub fn stats(req: &Request, state: &AppState) -> Response {
         "servertitle": f.info.name.unwrap_or_default(), "songtitle": f.song,
         "streamhits": f.hits, "streamstatus": u8::from(f.live), "backupstatus": 0, "streamlisted": 0,
         "streampath": f.path, "streamuptime": f.uptime, "bitrate": f.bitrate.to_string(),
-        "content": f.content, "version": crate::http::response::SERVER_ID,
+        "content": f.content, "version": &*crate::http::server_id::get(),
     });
     Response::json(body.to_string())
 }
@@ -167,7 +167,7 @@ fn view_xml(mount: Option<&MountHandle>, state: &AppState) -> Elem {
             .field("UID", l.id)
     });
     server_elem(figures(mount, state))
-        .field("VERSION", crate::http::response::SERVER_ID)
+        .field("VERSION", crate::http::server_id::get().to_string())
         .child(Elem::new("LISTENERS").children(listeners))
 }
 

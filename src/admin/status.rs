@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use serde_json::{json, Map, Value};
 
 use super::doc::Elem;
-use crate::http::response::SERVER_ID;
 use crate::mount::{Metadata, MountHandle};
 use crate::state::AppState;
 use crate::timefmt;
@@ -30,7 +29,7 @@ pub fn status_json(state: &AppState, only: Option<&str>) -> String {
     icestats.insert("admin".into(), json!(state.config.get().server.admin_email));
     icestats.insert("host".into(), json!(state.config.get().server.hostname));
     icestats.insert("location".into(), json!(state.config.get().server.location));
-    icestats.insert("server_id".into(), json!(SERVER_ID));
+    icestats.insert("server_id".into(), json!(&*crate::http::server_id::get()));
     icestats.insert("server_start".into(), json!(timefmt::rfc2822(state.started)));
     icestats.insert("server_start_iso8601".into(), json!(timefmt::iso8601(state.started)));
     let mut sources: Vec<Value> = visible_live_mounts(state)
@@ -186,7 +185,7 @@ pub fn stats_elem(state: &AppState, only: Option<&MountHandle>) -> Elem {
         .field("listener_connections", load(&s.listener_connections))
         .field("listeners", state.mounts.listener_total())
         .field("location", state.config.get().server.location.as_str())
-        .field("server_id", SERVER_ID)
+        .field("server_id", crate::http::server_id::get().to_string())
         .field("server_start", timefmt::rfc2822(state.started))
         .field("server_start_iso8601", timefmt::iso8601(state.started))
         .field("slow_listeners", load(&s.slow_listeners))

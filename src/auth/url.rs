@@ -144,7 +144,7 @@ async fn post(auth: &UrlAuth, url: &HttpUrl, form: &[(&str, String)]) -> Result<
         url.target,
         url.host,
         url.port,
-        crate::http::response::SERVER_ID,
+        crate::http::server_id::get(),
         body.len()
     );
     if let Some(user) = &auth.username {

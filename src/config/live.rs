@@ -19,6 +19,7 @@ pub struct LiveConfig {
 
 impl LiveConfig {
     pub fn new(config: Config, file: Option<PathBuf>) -> LiveConfig {
+        crate::http::server_id::set(&config.server.server_id);
         LiveConfig { current: Arc::new(RwLock::new(Arc::new(config))), file: file.map(Arc::new) }
     }
 
@@ -34,6 +35,8 @@ impl LiveConfig {
 
     /// Put `config` in force; returns the one it replaces.
     pub fn replace(&self, config: Arc<Config>) -> Arc<Config> {
+        // The name goes with the configuration that gives it.
+        crate::http::server_id::set(&config.server.server_id);
         std::mem::replace(&mut *self.current.write(), config)
     }
 }

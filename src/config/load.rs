@@ -225,6 +225,7 @@ const SERVER: &[Field<ServerConfig>] = &[
     ("admin_email", |c, k, v, s| set(&mut s.admin_email, c.string(k, v))),
     ("access_log", |c, k, v, s| set(&mut s.access_log, c.nonempty(k, v).map(Some))),
     ("workers", |c, k, v, s| set(&mut s.workers, c.size(k, v, 0..=1024, ""))),
+    ("server_id", |c, k, v, s| set(&mut s.server_id, c.header_text(k, v))),
 ];
 
 const LIMITS: &[Field<Limits>] = &[

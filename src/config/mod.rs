@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub access_log: Option<String>,
     /// Threads serving connections. Default: one per CPU core (0 in the file).
     pub workers: usize,
+    /// The `Server` header and `server_id` in status. Default: `Floe/<version>`.
+    pub server_id: String,
 }
 
 /// `[limits]`: resource caps and timeouts.
@@ -461,6 +463,7 @@ impl Default for Config {
                 hostname: "localhost".into(),
                 location: "Earth".into(),
                 admin_email: "icemaster@localhost".into(),
+                server_id: crate::http::server_id::DEFAULT.into(),
                 access_log: None,
                 workers: 0,
             },

@@ -6,4 +6,5 @@
 pub mod body;
 pub mod request;
 pub mod response;
+pub mod server_id;
 pub mod url;

@@ -8,9 +8,6 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::body::Body;
 
-/// The `Server:` header value.
-pub const SERVER_ID: &str = concat!("Floe/", env!("CARGO_PKG_VERSION"));
-
 /// A response with its whole body in memory.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -53,17 +50,17 @@ impl Response {
     }
 
     /// The headers every complete response carries besides its own.
-    fn policy_headers(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
+    fn policy_headers(&self) -> impl Iterator<Item = (&'static str, std::borrow::Cow<'static, str>)> {
         let own = |name: &str| self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
         let html = self.headers.iter().any(|(k, v)| k == "Content-Type" && v.starts_with("text/html"));
         [
-            Some(("Server", SERVER_ID)),
+            Some(("Server", super::server_id::get().to_string().into())),
             // Documents are what they say they are; all but the status page
             // (whose script must run) render as sandboxed, origin-less documents.
-            Some(("X-Content-Type-Options", "nosniff")),
-            (!html).then_some(("Content-Security-Policy", "sandbox")),
-            (!own("Cache-Control")).then_some(("Cache-Control", "no-cache, no-store")),
-            (!own("Access-Control-Allow-Origin")).then_some(("Access-Control-Allow-Origin", "*")),
+            Some(("X-Content-Type-Options", "nosniff".into())),
+            (!html).then_some(("Content-Security-Policy", "sandbox".into())),
+            (!own("Cache-Control")).then_some(("Cache-Control", "no-cache, no-store".into())),
+            (!own("Access-Control-Allow-Origin")).then_some(("Access-Control-Allow-Origin", "*".into())),
         ]
         .into_iter()
         .flatten()
@@ -92,7 +89,7 @@ impl Response {
     pub fn into_hyper_with(self, body: Body) -> hyper::Response<Body> {
         let mut builder = hyper::Response::builder().status(self.status);
         for (name, value) in self.policy_headers() {
-            builder = builder.header(name, value);
+            builder = builder.header(name, value.as_ref());
         }
         for (name, value) in &self.headers {
             builder = builder.header(name.as_str(), value.as_str());

@@ -18,7 +18,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::escape::header_value;
 use crate::http::request::Request;
-use crate::http::response::{Response, SERVER_ID};
+use crate::http::response::Response;
 use crate::mount::{
     listener_entry, Chunk, Head, IcyInterleaver, Lag, Metadata, MountHandle, Parked, Registration, SourceInfo, Unparked,
 };
@@ -208,7 +208,7 @@ async fn refuse(sock: &mut TcpStream, head_only: bool, response: Response) -> Se
 /// whatever it renders as a sandboxed, origin-less document.
 fn stream_headers(source: &SourceInfo, metaint: Option<usize>) -> Vec<(&'static str, String)> {
     let mut headers = vec![
-        ("Server", SERVER_ID.to_string()),
+        ("Server", crate::http::server_id::get().to_string()),
         ("Date", crate::timefmt::http_date(std::time::SystemTime::now())),
         ("Content-Type", source.content_type.clone()),
         ("Cache-Control", "no-cache, no-store".into()),

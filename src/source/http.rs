@@ -15,7 +15,7 @@ use super::ingest::{self, Body};
 use super::SourceError;
 use crate::auth::{self, AuthError, Refused};
 use crate::http::request::Request;
-use crate::http::response::{Response, SERVER_ID};
+use crate::http::response::Response;
 use crate::mount::{SourceInfo, StreamInfo};
 use crate::state::AppState;
 
@@ -124,8 +124,9 @@ fn accept_head(req: &Request) -> String {
         head.push_str("HTTP/1.1 100 Continue\r\n\r\n");
     }
     head.push_str(&format!(
-        "HTTP/1.1 200 OK\r\nServer: {SERVER_ID}\r\nConnection: close\r\nAccept-Encoding: identity\r\n\
-         Allow: GET, SOURCE, PUT\r\nCache-Control: no-cache, no-store\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nServer: {}\r\nConnection: close\r\nAccept-Encoding: identity\r\n\
+         Allow: GET, SOURCE, PUT\r\nCache-Control: no-cache, no-store\r\n\r\n",
+        crate::http::server_id::get()
     ));
     head
 }

@@ -139,3 +139,32 @@ fn shoutcast_pages_agree_on_the_stream_id() {
     );
     assert_eq!(server.get("/admin.cgi?mode=viewxml&pass=wrong&sid=2").status, 401);
 }
+
+/// `[server] server_id` names the server in every `Server` header and in
+/// `server_id` of the status documents (some monitors look for "Icecast"),
+/// and a reload changes it; a control character in it is a config error
+/// naming the key.
+#[test]
+fn server_id_is_configurable() {
+    let server = TestServer::start(Opts { server: "server_id = \"Icecast 2.4.4\"\n", ..Opts::default() });
+    let _source = FfmpegSource::sine(&server, "/id.mp3", MP3);
+    server.wait_live("/id.mp3");
+    assert_eq!(server.status_json()["icestats"]["server_id"], "Icecast 2.4.4");
+    assert_eq!(server.get("/status-json.xsl").header("Server").as_deref(), Some("Icecast 2.4.4"));
+    assert!(server.admin("/admin/stats").text().contains("<server_id>Icecast 2.4.4</server_id>"));
+    let stream = Listener::connect(&server, "/id.mp3", &[]);
+    assert_eq!(stream.head.header("Server").as_deref(), Some("Icecast 2.4.4"));
+
+    server.rewrite_config(&Opts::default());
+    assert_eq!(server.admin("/admin/reloadconfig").status, 200);
+    let default = server.status_json()["icestats"]["server_id"].as_str().unwrap().to_string();
+    assert!(default.starts_with("Floe/"), "{default}");
+
+    let bad = server.dir().join("bad.toml");
+    std::fs::write(&bad, "[server]\nserver_id = \"Icecast\\u0007\"\n").unwrap();
+    let mut check = std::process::Command::new(env!("CARGO_BIN_EXE_floe"));
+    check.arg("check-config").arg(&bad);
+    let out = run_bounded(&mut check, WAIT);
+    assert!(!out.status_ok);
+    assert!(out.stderr.contains("bad.toml:2: server.server_id"), "{}", out.stderr);
+}

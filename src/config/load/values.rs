@@ -62,6 +62,17 @@ impl Ctx<'_> {
         Some(s)
     }
 
+    /// Text that goes into a response header as it is: printable, without
+    /// control characters, at most 200 characters.
+    pub(super) fn header_text(&mut self, key: &str, v: &Value<'_>) -> Option<String> {
+        let s = self.nonempty(key, v)?;
+        if s.chars().count() > 200 || s.chars().any(char::is_control) {
+            self.report(Some(v.span()), key, "must be printable text of at most 200 characters");
+            return None;
+        }
+        Some(s)
+    }
+
     /// An array of strings, each read by `item`.
     pub(super) fn list<T>(
         &mut self,
