@@ -319,7 +319,8 @@ impl ListenerStream {
             }),
             cursor: subscription.cursor,
             head: subscription.head,
-            icy: metaint.map(|metaint| IcyInterleaver::starting_with(metaint, registration.mount().metadata())),
+            icy: metaint
+                .map(|metaint| IcyInterleaver::starting_with(metaint, subscription.meta.clone(), subscription.burst)),
             batch: Vec::new(),
             pieces: VecDeque::new(),
             sent: 0,

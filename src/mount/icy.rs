@@ -27,24 +27,30 @@ pub struct IcyInterleaver {
     /// Audio bytes left before the next block.
     until_block: usize,
     last_sent: Option<Arc<Metadata>>,
-    /// The title current when the listener joined, while the audio sent is
-    /// still older than it (the burst): the first block carries it, and the
-    /// older titles of that audio are not sent after it.
+    /// The title current when the listener joined: the first block
+    /// carries it, even if the audio before it (the burst) is older.
     ahead: Option<Arc<Metadata>>,
+    /// Audio bytes of the burst, written before the listener joined: blocks
+    /// within it say nothing more (their titles are older than `ahead`);
+    /// after it, blocks follow the audio's titles again.
+    burst: u64,
+    /// Audio bytes planned so far.
+    fed: u64,
 }
 
 impl IcyInterleaver {
     pub fn new(metaint: usize) -> IcyInterleaver {
         let metaint = metaint.max(1);
-        IcyInterleaver { metaint, until_block: metaint, last_sent: None, ahead: None }
+        IcyInterleaver { metaint, until_block: metaint, last_sent: None, ahead: None, burst: 0, fed: 0 }
     }
 
-    /// For a listener joining now, while `current` is the mount's title:
-    /// its first block names `current` even if the burst's audio predates
-    /// it (a scraper reads one block and hangs up), and from the audio that
-    /// carries `current` on, titles follow the audio.
-    pub fn starting_with(metaint: usize, current: Arc<Metadata>) -> IcyInterleaver {
-        IcyInterleaver { ahead: Some(current), ..IcyInterleaver::new(metaint) }
+    /// For a listener joining now, while `current` is the mount's title and
+    /// its first `burst` audio bytes were written before it joined: its
+    /// first block names `current` even if the burst's audio predates it (a
+    /// scraper reads one block and hangs up), blocks within the rest of the
+    /// burst say nothing, and after it titles follow the audio.
+    pub fn starting_with(metaint: usize, current: Arc<Metadata>, burst: u64) -> IcyInterleaver {
+        IcyInterleaver { ahead: Some(current), burst, ..IcyInterleaver::new(metaint) }
     }
 
     /// Append `data` (written under `meta`) to `out`, split by metadata blocks.
@@ -64,27 +70,28 @@ impl IcyInterleaver {
         while len - at >= self.until_block {
             piece(Piece::Audio(at..at + self.until_block));
             at += self.until_block;
+            self.fed += self.until_block as u64;
             piece(Piece::Block(self.block_for(meta)));
             self.until_block = self.metaint;
         }
         if at < len {
             self.until_block -= len - at;
+            self.fed += (len - at) as u64;
             piece(Piece::Audio(at..len));
         }
     }
 
     fn block_for(&mut self, meta: &Arc<Metadata>) -> Bytes {
-        if let Some(ahead) = &self.ahead {
-            if Arc::ptr_eq(ahead, meta) || **ahead == **meta {
-                self.ahead = None;
-            } else if self.last_sent.is_some() {
-                return Bytes::from_static(ICY_NO_CHANGE);
-            } else {
-                let ahead = ahead.clone();
+        if self.last_sent.is_none() {
+            if let Some(ahead) = self.ahead.take() {
                 let block = ahead.icy_block();
                 self.last_sent = Some(ahead);
                 return block;
             }
+        }
+        if self.fed <= self.burst {
+            // This block follows audio from before the join.
+            return Bytes::from_static(ICY_NO_CHANGE);
         }
         let unchanged = self.last_sent.as_ref().is_some_and(|m| Arc::ptr_eq(m, meta) || **m == **meta);
         if unchanged {
@@ -128,7 +135,7 @@ mod tests {
         let old = Arc::new(Metadata::from_song("Old", None));
         let current = Arc::new(Metadata::from_song("Current", None));
         let next = Arc::new(Metadata::from_song("Next", None));
-        let mut icy = IcyInterleaver::starting_with(2, current.clone());
+        let mut icy = IcyInterleaver::starting_with(2, current.clone(), 4);
         let mut out = Vec::new();
         icy.feed(&Bytes::from_static(b"aabb"), &old, &mut out);
         icy.feed(&Bytes::from_static(b"cc"), &current, &mut out);
@@ -144,6 +151,21 @@ mod tests {
             next.icy_block(),
         ];
         assert_eq!(out, expected);
+    }
+
+    /// The title current at the join never reaches the audio (a quicker
+    /// change replaced it in place): after the burst, the audio's title.
+    #[test]
+    fn titles_follow_the_audio_after_the_burst() {
+        let old = Arc::new(Metadata::from_song("Old", None));
+        let current = Arc::new(Metadata::from_song("Current", None));
+        let replaced = Arc::new(Metadata::from_song("Replaced", None));
+        let mut icy = IcyInterleaver::starting_with(2, current.clone(), 2);
+        let mut out = Vec::new();
+        icy.feed(&Bytes::from_static(b"aa"), &old, &mut out);
+        icy.feed(&Bytes::from_static(b"bb"), &replaced, &mut out);
+        assert_eq!(out[1], current.icy_block());
+        assert_eq!(out[3], replaced.icy_block());
     }
 
     #[test]

@@ -107,6 +107,11 @@ pub struct Subscription {
     pub headers: Bytes,
     /// Sequence of the first chunk to send.
     pub cursor: u64,
+    /// Bytes from `cursor` to the end of what was written when the
+    /// listener joined: its burst.
+    pub burst: u64,
+    /// The title at the moment of joining.
+    pub meta: Arc<Metadata>,
     pub head: watch::Receiver<Head>,
 }
 
@@ -499,7 +504,9 @@ impl MountHandle {
         } else {
             stream.ring.live_start()
         };
-        Subscription { headers: stream.headers.clone(), cursor, head }
+        let start = stream.ring.offset_of(cursor).unwrap_or(stream.ring.end());
+        let burst = stream.write_offset().saturating_sub(start);
+        Subscription { headers: stream.headers.clone(), cursor, burst, meta: stream.meta.clone(), head }
     }
 
     /// Copy chunk handles from `cursor` (up to about `max_bytes`), checking
