@@ -30,18 +30,17 @@ pub struct IcyInterleaver {
     /// The title current when the listener joined: the first block
     /// carries it, even if the audio before it (the burst) is older.
     ahead: Option<Arc<Metadata>>,
-    /// Audio bytes of the burst, written before the listener joined: blocks
-    /// within it say nothing more (their titles are older than `ahead`);
-    /// after it, blocks follow the audio's titles again.
-    burst: u64,
-    /// Audio bytes planned so far.
-    fed: u64,
+    /// Audio bytes of the burst (written before the listener joined) not
+    /// yet planned; negative once past it. Blocks within the burst say
+    /// nothing more (their titles are older than `ahead`); after it, blocks
+    /// follow the audio's titles again.
+    burst_left: i64,
 }
 
 impl IcyInterleaver {
     pub fn new(metaint: usize) -> IcyInterleaver {
         let metaint = metaint.max(1);
-        IcyInterleaver { metaint, until_block: metaint, last_sent: None, ahead: None, burst: 0, fed: 0 }
+        IcyInterleaver { metaint, until_block: metaint, last_sent: None, ahead: None, burst_left: -1 }
     }
 
     /// For a listener joining now, while `current` is the mount's title and
@@ -50,7 +49,8 @@ impl IcyInterleaver {
     /// scraper reads one block and hangs up), blocks within the rest of the
     /// burst say nothing, and after it titles follow the audio.
     pub fn starting_with(metaint: usize, current: Arc<Metadata>, burst: u64) -> IcyInterleaver {
-        IcyInterleaver { ahead: Some(current), burst, ..IcyInterleaver::new(metaint) }
+        let burst_left = i64::try_from(burst).unwrap_or(i64::MAX);
+        IcyInterleaver { ahead: Some(current), burst_left, ..IcyInterleaver::new(metaint) }
     }
 
     /// Append `data` (written under `meta`) to `out`, split by metadata blocks.
@@ -70,14 +70,20 @@ impl IcyInterleaver {
         while len - at >= self.until_block {
             piece(Piece::Audio(at..at + self.until_block));
             at += self.until_block;
-            self.fed += self.until_block as u64;
+            self.planned(self.until_block);
             piece(Piece::Block(self.block_for(meta)));
             self.until_block = self.metaint;
         }
         if at < len {
             self.until_block -= len - at;
-            self.fed += (len - at) as u64;
+            self.planned(len - at);
             piece(Piece::Audio(at..len));
+        }
+    }
+
+    fn planned(&mut self, audio: usize) {
+        if self.burst_left >= 0 {
+            self.burst_left = (self.burst_left - audio as i64).max(-1);
         }
     }
 
@@ -89,7 +95,7 @@ impl IcyInterleaver {
                 return block;
             }
         }
-        if self.fed <= self.burst {
+        if self.burst_left >= 0 {
             // This block follows audio from before the join.
             return Bytes::from_static(ICY_NO_CHANGE);
         }
