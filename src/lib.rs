@@ -31,6 +31,7 @@ pub mod import;
 pub mod listener;
 pub mod mount;
 pub mod playlist;
+pub mod relay;
 pub mod reload;
 pub mod server;
 pub mod slots;

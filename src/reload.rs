@@ -134,6 +134,8 @@ fn keep_restart_only(old: &Config, new: &mut Config, serving_tls: bool) -> Vec<S
     new.server.workers = old.server.workers;
     keep("shoutcast.listen", new.shoutcast.listen != old.shoutcast.listen);
     new.shoutcast.listen = old.shoutcast.listen;
+    keep("[[relay]]", new.relays != old.relays);
+    new.relays.clone_from(&old.relays);
     // Certificate files can change in place; turning TLS on or off cannot.
     if new.tls.is_some() != serving_tls {
         keep("[tls]", true);

@@ -21,6 +21,7 @@ mod hint;
 mod hls;
 mod listener_auth;
 mod mounts;
+mod relays;
 mod transcode;
 mod values;
 
@@ -370,8 +371,8 @@ const MOUNT: &[Field<MountConfig>] = &[
 ];
 
 /// Section names, in documentation order.
-const SECTIONS: [&str; 10] =
-    ["server", "limits", "auth", "access", "shoutcast", "tls", "hls", "variant", "mount", "transcode"];
+const SECTIONS: [&str; 11] =
+    ["server", "limits", "auth", "access", "shoutcast", "tls", "hls", "variant", "mount", "transcode", "relay"];
 
 fn names<T>(fields: &[Field<T>]) -> Vec<&'static str> {
     fields.iter().map(|f| f.0).collect()
@@ -392,6 +393,7 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         "hls" => hls::keys(),
         "variant" => hls::variant_keys(),
         "listener_auth" => listener_auth::keys(),
+        "relay" => relays::keys(),
         _ => Vec::new(),
     }
 }
@@ -426,6 +428,7 @@ fn walk_root(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &mut Draft) {
             "tls" => section(cx, name, v, TLS, d.tls.get_or_insert_with(TlsDraft::default)),
             "hls" => section(cx, name, v, hls::HLS, &mut d.config.hls),
             "mount" => d.config.mounts = mounts(cx, v),
+            "relay" => d.config.relays = relays::relays(cx, v),
             _ => unknown(cx, "", "", k, v.get_ref().is_table()),
         }
     }

@@ -36,6 +36,25 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Explicitly configured mounts, in file order.
     pub mounts: Vec<Arc<MountConfig>>,
+    /// `[[relay]]`: mounts fed from another server's stream.
+    pub relays: Vec<RelayConfig>,
+}
+
+/// `[[relay]]`: a local mount fed by pulling a stream from another server
+/// (Icecast, SHOUTcast or any HTTP stream), reconnecting while it is down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayConfig {
+    /// The upstream stream (plain `http://`).
+    pub url: crate::http::url::HttpUrl,
+    /// The local mount it feeds.
+    pub mount: String,
+    /// Basic credentials for the upstream, if it wants them.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Ask for ICY metadata and pass its titles on. Default: true.
+    pub metadata: bool,
+    /// First wait before reconnecting; doubles up to a minute. Default: 2 s.
+    pub retry: Duration,
 }
 
 /// `[server]`: where Floe listens and how it names itself.
@@ -478,6 +497,7 @@ impl Default for Config {
             access: AccessConfig::default(),
             tls: None,
             mounts: Vec::new(),
+            relays: Vec::new(),
         }
     }
 }

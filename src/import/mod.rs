@@ -42,13 +42,13 @@ pub fn import(text: &str, dir: &Path) -> Result<Imported, String> {
             "security" => out.warn(
                 "<security>: chroot and changeowner are not supported; run Floe under the systemd unit in contrib/",
             ),
-            "relay"
-            | "master-server"
+            "relay" => out.relay(node),
+            "master-server"
             | "master-server-port"
             | "master-username"
             | "master-password"
             | "master-update-interval"
-            | "relays-on-demand" => out.warn(&format!("<{}>: relays are not supported yet", node.name)),
+            | "relays-on-demand" => out.warn(&format!("<{}>: master/slave relaying is not supported yet", node.name)),
             "directory" => out.warn("<directory>: YP directory listing is not supported yet"),
             other => out.warn(&format!("<{other}>: not known to Floe; ignored")),
         }
@@ -67,6 +67,7 @@ struct Out {
     tls: Table,
     access: Table,
     mounts: Vec<Value>,
+    relays: Vec<Value>,
     log_dir: Option<String>,
     access_log: Option<String>,
     warnings: Vec<String>,
@@ -309,6 +310,31 @@ impl Out {
         self.mounts.push(Value::Table(mount));
     }
 
+    /// `<relay>`: a `[[relay]]` from `<server>`, `<port>` and `<mount>` into
+    /// `<local-mount>` (the same mount when absent), with the credentials.
+    /// Icecast asks for titles only with `<relay-shoutcast-metadata>` 1.
+    fn relay(&mut self, node: &Node) {
+        let (Some(server), Some(mount)) = (node.text_of("server"), node.text_of("mount")) else {
+            self.warn("<relay> without <server> and <mount>: skipped");
+            return;
+        };
+        let port = int(node, "port").unwrap_or(8000);
+        let host = if server.contains(':') { format!("[{server}]") } else { server.to_string() };
+        let mut relay = Table::new();
+        relay.insert("url".into(), format!("http://{host}:{port}{mount}").into());
+        relay.insert("mount".into(), node.text_of("local-mount").unwrap_or(mount).into());
+        for (element, key) in [("username", "username"), ("password", "password")] {
+            if let Some(value) = node.text_of(element) {
+                relay.insert(key.into(), value.into());
+            }
+        }
+        relay.insert("metadata".into(), flag(node, "relay-shoutcast-metadata").unwrap_or(false).into());
+        if flag(node, "on-demand") == Some(true) {
+            self.warn(&format!("<relay> {mount}: <on-demand> is not supported; Floe relays it all the time"));
+        }
+        self.relays.push(Value::Table(relay));
+    }
+
     /// `<authentication type="htpasswd|url">` with its `<option>`s.
     fn mount_auth(&mut self, mount: &str, node: &Node) -> Option<Table> {
         let options: Vec<(&str, &str)> =
@@ -396,6 +422,9 @@ impl Out {
         }
         if !self.mounts.is_empty() {
             doc.insert("mount".into(), Value::Array(self.mounts));
+        }
+        if !self.relays.is_empty() {
+            doc.insert("relay".into(), Value::Array(self.relays));
         }
         let body = toml::to_string(&doc).map_err(|e| e.to_string())?;
         let toml = format!(

@@ -39,6 +39,7 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
         tasks.spawn(accept_shoutcast(listener, state.clone()));
     }
     tasks.spawn(crate::admin::history::History::run(state.clone()));
+    tasks.spawn(crate::relay::run_all(state.clone()));
     let mut shutdown = state.shutdown.clone();
     let mut handed_over = state.handed_over.clone();
     tokio::select! {

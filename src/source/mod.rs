@@ -6,7 +6,7 @@
 pub mod chunked;
 mod http;
 pub mod icy_strip;
-mod ingest;
+pub(crate) mod ingest;
 mod shoutcast;
 
 pub use http::serve as serve_http;

@@ -118,7 +118,10 @@ fn icecast_xml_files_import() {
     assert_eq!(mounts[0]["intro"].as_str(), Some("intro.mp3"));
     assert_eq!(mounts[0]["dump_file"].as_str(), Some("/tmp/dump-live.mp3"));
     assert_eq!(mounts[1]["hidden"].as_bool(), Some(true));
-    for element in ["<relay>", "<master-server>", "<directory>", "<threadpool>", "type=\"default\""] {
+    let relays = full["relay"].as_array().unwrap();
+    assert_eq!(relays[0]["url"].as_str(), Some("http://127.0.0.1:8080/example.ogg"));
+    assert_eq!(relays[0]["mount"].as_str(), Some("/different.ogg"));
+    for element in ["<master-server>", "<directory>", "<threadpool>", "type=\"default\""] {
         assert!(warnings.contains(element), "{element} in {warnings}");
     }
 

@@ -26,6 +26,7 @@ mod origin;
 mod packaging;
 mod parity;
 mod recording;
+mod relays;
 mod reload;
 mod renditions;
 pub mod sources;

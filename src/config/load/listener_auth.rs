@@ -17,22 +17,11 @@ struct Draft {
     url_keys: bool,
 }
 
-fn url(c: &mut Ctx<'_>, k: &str, v: &Value<'_>) -> Option<HttpUrl> {
-    let text = c.nonempty(k, v)?;
-    match text.parse() {
-        Ok(url) => Some(url),
-        Err(message) => {
-            c.report(Some(v.span()), k, message);
-            None
-        }
-    }
-}
-
 type UrlSlot = fn(&mut UrlAuth) -> &mut Option<HttpUrl>;
 
 fn set_url(c: &mut Ctx<'_>, k: &str, v: &Value<'_>, d: &mut Draft, slot: UrlSlot) {
     d.url_keys = true;
-    set(slot(&mut d.url), url(c, k, v).map(Some));
+    set(slot(&mut d.url), c.http_url(k, v).map(Some));
 }
 
 const KEYS: &[Field<Draft>] = &[

@@ -476,6 +476,7 @@ fn example_config_documents_every_key() {
             "mount" => "[[mount]]".to_string(),
             "transcode" => "[[mount.transcode]]".to_string(),
             "variant" => "[[hls.variant]]".to_string(),
+            "relay" => "[[relay]]".to_string(),
             _ => format!("[{section}]"),
         };
         assert!(example.contains(&header), "{header}");
@@ -554,4 +555,39 @@ codec = "opus"
     assert!(text.contains("unknown mode \"sometimes\""), "{text}");
     assert!(text.contains("/a.aac cannot be a variant"), "{text}");
     assert!(text.contains("needs an AAC-LC variant"), "{text}");
+}
+
+#[test]
+fn relays_are_read_and_checked() {
+    let c = parse(
+        r#"
+[[relay]]
+url = "http://origin.example:8000/live.mp3"
+mount = "/live.mp3"
+username = "relay"
+password = "pw"
+retry = 5
+
+[[relay]]
+url = "http://127.0.0.1:9000/b"
+mount = "/b"
+metadata = false
+"#,
+    );
+    assert_eq!(c.relays.len(), 2);
+    assert_eq!(c.relays[0].url.host, "origin.example");
+    assert_eq!(c.relays[0].url.target, "/live.mp3");
+    assert_eq!(c.relays[0].retry, Duration::from_secs(5));
+    assert!(c.relays[0].metadata && !c.relays[1].metadata);
+    assert_eq!(c.relays[1].username, None);
+    let text = "[[relay]]\nurl = \"https://x/y\"\nmount = \"/a\"\n\n[[relay]]\nmount = \"/b\"\n\n[[relay]]\nurl = \"http://x/y\"\nmount = \"/b\"\n\n[[relay]]\nurl = \"http://x/z\"\nmount = \"/b\"\nmetdata = true\n";
+    assert_eq!(
+        where_(text),
+        [
+            (2, "relay[1].url".to_string()),
+            (5, "relay[2]".to_string()),
+            (14, "relay[4].mount".to_string()),
+            (15, "relay[4].metdata".to_string())
+        ]
+    );
 }

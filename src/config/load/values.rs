@@ -73,6 +73,18 @@ impl Ctx<'_> {
         Some(s)
     }
 
+    /// A plain `http://` URL (a URL-auth backend, a relay's upstream).
+    pub(super) fn http_url(&mut self, key: &str, v: &Value<'_>) -> Option<crate::http::url::HttpUrl> {
+        let text = self.nonempty(key, v)?;
+        match text.parse() {
+            Ok(url) => Some(url),
+            Err(message) => {
+                self.report(Some(v.span()), key, message);
+                None
+            }
+        }
+    }
+
     /// An array of strings, each read by `item`.
     pub(super) fn list<T>(
         &mut self,

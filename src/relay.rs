@@ -1,0 +1,223 @@
+//! Pull relays (`[[relay]]`): a local mount fed by another server's stream.
+//!
+//! Each relay is a task that connects to its upstream (Icecast, SHOUTcast
+//! or any HTTP stream), asks for ICY metadata, and feeds what it receives to
+//! its mount through the same ingest loop as a source that connected here:
+//! framing, titles, renditions, HLS and recording all work as for any
+//! source. When the upstream goes away it reconnects, waiting `retry` at
+//! first and twice as long after each failure (at most a minute); the
+//! mount's listeners follow its fallback meanwhile, like any source's.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::RelayConfig;
+use crate::mount::{SourceInfo, StreamInfo};
+use crate::source::ingest::{self, Body, IngestEnd};
+use crate::state::AppState;
+
+/// Longest wait between attempts.
+const MAX_RETRY: Duration = Duration::from_secs(60);
+/// A connection that streamed this long was a success: the next failure
+/// starts the backoff again from `retry`.
+const STEADY: Duration = Duration::from_secs(30);
+
+/// Run every configured relay until shutdown (or until this future is
+/// dropped: a binary upgrade's new process runs its own).
+pub async fn run_all(state: AppState) {
+    let mut relays = tokio::task::JoinSet::new();
+    for relay in state.config.get().relays.clone() {
+        relays.spawn(run(relay, state.clone()));
+    }
+    while relays.join_next().await.is_some() {}
+}
+
+/// Why one attempt ended.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    #[error("no answer within the header timeout")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the upstream answered {0}")]
+    Status(String),
+    #[error("malformed response head")]
+    BadHead,
+    #[error("{0}")]
+    Source(#[from] crate::source::SourceError),
+}
+
+async fn run(relay: RelayConfig, state: AppState) {
+    let mut shutdown = state.shutdown.clone();
+    let mut wait = relay.retry;
+    loop {
+        let started = std::time::Instant::now();
+        match attempt(&relay, &state).await {
+            Ok(IngestEnd::Shutdown) => return,
+            Ok(end) => tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, ?end, "relay ended"),
+            Err(error) => {
+                tracing::warn!(mount = relay.mount.as_str(), upstream = %relay.url, %error, "relay failed")
+            }
+        }
+        wait = if started.elapsed() >= STEADY { relay.retry } else { (wait * 2).min(MAX_RETRY) };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|&down| down) => return,
+        }
+    }
+}
+
+/// One connection: request the stream, attach to the mount, ingest until
+/// the upstream ends.
+async fn attempt(relay: &RelayConfig, state: &AppState) -> Result<IngestEnd, RelayError> {
+    let limits = state.config.get().limits.clone();
+    let upstream = (relay.url.host.as_str(), relay.url.port);
+    let mut sock = match tokio::time::timeout(limits.header_timeout, TcpStream::connect(upstream)).await {
+        Ok(connected) => connected.map_err(RelayError::Connect)?,
+        Err(_) => return Err(RelayError::Timeout),
+    };
+    let peer = sock.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], relay.url.port)));
+    sock.write_all(request(relay).as_bytes()).await?;
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let head_len = match tokio::time::timeout(limits.header_timeout, read_head(&mut sock, &mut buf, &limits)).await {
+        Ok(head) => head?,
+        Err(_) => return Err(RelayError::Timeout),
+    };
+    let head = buf.split_to(head_len);
+    let answer = Answer::parse(&head)?;
+    let config = state.config.get().mount(&relay.mount);
+    let content_type = crate::source::allowed_content_type(answer.header("content-type").unwrap_or("audio/mpeg"))?;
+    let info = StreamInfo::from_headers(|name| answer.header(name)).with_overrides(&config.info);
+    let metaint = answer.header("icy-metaint").and_then(|m| m.trim().parse().ok());
+    let source =
+        || SourceInfo::new(content_type.clone(), info.clone(), peer, Some(format!("relay from {}", relay.url)));
+    let mut attached = ingest::attach(state, &relay.mount, source());
+    if let Err(crate::source::SourceError::HeldByFeed) = attached {
+        // The previous process's feed during an upgrade: the relay takes over.
+        crate::upgrade::feed::displace(state, &relay.mount).await;
+        attached = ingest::attach(state, &relay.mount, source());
+    }
+    let attached = attached?;
+    tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, "relay connected");
+    Ok(ingest::run(&mut sock, buf, Body::Identity, metaint, &attached, state).await)
+}
+
+/// The request: HTTP/1.0, so the body is the stream as it is (no chunking).
+fn request(relay: &RelayConfig) -> String {
+    let mut request = format!(
+        "GET {} HTTP/1.0\r\nHost: {}:{}\r\nUser-Agent: {}\r\n",
+        relay.url.target,
+        relay.url.host,
+        relay.url.port,
+        crate::http::server_id::get()
+    );
+    if relay.metadata {
+        request.push_str("Icy-MetaData: 1\r\n");
+    }
+    if let Some(user) = &relay.username {
+        let value = crate::auth::basic_header(user, relay.password.as_deref().unwrap_or(""));
+        request.push_str(&format!("Authorization: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request
+}
+
+/// Read until the end of the response head (bounded by the request-head
+/// limit); returns its length, the rest of `buf` being stream.
+async fn read_head(
+    sock: &mut TcpStream,
+    buf: &mut BytesMut,
+    limits: &crate::config::Limits,
+) -> Result<usize, RelayError> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(end + 4);
+        }
+        if buf.len() > limits.max_header_size {
+            return Err(RelayError::BadHead);
+        }
+        if sock.read_buf(buf).await? == 0 {
+            return Err(RelayError::BadHead);
+        }
+    }
+}
+
+/// A response head: its headers, once the status said 200.
+struct Answer {
+    headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    fn parse(head: &[u8]) -> Result<Answer, RelayError> {
+        // SHOUTcast v1 answers `ICY 200 OK`: the same head by another name.
+        let normalized;
+        let head = match head.strip_prefix(b"ICY ") {
+            Some(rest) => {
+                normalized = [b"HTTP/1.0 ".as_slice(), rest].concat();
+                normalized.as_slice()
+            }
+            None => head,
+        };
+        let mut storage = [httparse::EMPTY_HEADER; 64];
+        let mut response = httparse::Response::new(&mut storage);
+        match response.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return Err(RelayError::BadHead),
+        }
+        if response.code != Some(200) {
+            let status = format!("{} {}", response.code.unwrap_or(0), response.reason.unwrap_or(""));
+            return Err(RelayError::Status(crate::escape::escape_log(&status)));
+        }
+        let headers = response
+            .headers
+            .iter()
+            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+            .collect();
+        Ok(Answer { headers })
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shoutcast_and_http_answers_parse() {
+        let icy = Answer::parse(b"ICY 200 OK\r\nicy-name: Test\r\nicy-metaint: 8192\r\n\r\n").unwrap();
+        assert_eq!(icy.header("Icy-MetaInt"), Some("8192"));
+        let http = Answer::parse(b"HTTP/1.0 200 OK\r\nContent-Type: audio/ogg\r\n\r\n").unwrap();
+        assert_eq!(http.header("content-type"), Some("audio/ogg"));
+        assert!(
+            matches!(Answer::parse(b"HTTP/1.1 404 Not Found\r\n\r\n"), Err(RelayError::Status(s)) if s == "404 Not Found")
+        );
+        assert!(matches!(Answer::parse(b"garbage\r\n\r\n"), Err(RelayError::BadHead)));
+    }
+
+    #[test]
+    fn request_asks_for_titles_with_credentials() {
+        let relay = RelayConfig {
+            url: "http://origin.example:8000/live.mp3".parse().unwrap(),
+            mount: "/live.mp3".into(),
+            username: Some("relay".into()),
+            password: Some("secret".into()),
+            metadata: true,
+            retry: Duration::from_secs(2),
+        };
+        let text = request(&relay);
+        assert!(text.starts_with("GET /live.mp3 HTTP/1.0\r\nHost: origin.example:8000\r\n"));
+        assert!(text.contains("Icy-MetaData: 1\r\n"));
+        assert!(text.contains("Authorization: Basic cmVsYXk6c2VjcmV0\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+}
