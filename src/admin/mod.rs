@@ -29,6 +29,9 @@ pub enum Role {
     Admin,
     /// The admin user, or the source credentials of the `mount=` mount.
     MountSource,
+    /// The admin user, or the relay user (another server's relays read
+    /// the stream list with it, as from Icecast).
+    Relay,
 }
 
 /// Why a command failed; mapped to a status in one place.
@@ -107,7 +110,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "moveclients", role: Role::Admin, effect: Effect::Writes, run: commands::moveclients },
     Command { name: "fallbacks", role: Role::Admin, effect: Effect::WritesWith("fallback"), run: commands::fallbacks },
     Command { name: "metadata", role: Role::MountSource, effect: Effect::Writes, run: commands::metadata },
-    Command { name: "streamlist", role: Role::Admin, effect: Effect::Reads, run: commands::streamlist },
+    Command { name: "streamlist", role: Role::Relay, effect: Effect::Reads, run: commands::streamlist },
     Command { name: "reloadconfig", role: Role::Admin, effect: Effect::Writes, run: commands::reloadconfig },
 ];
 
@@ -206,6 +209,7 @@ fn authorize(ctx: &Ctx<'_>, role: Role) -> Result<String, AdminError> {
     let config = &ctx.state.config.get();
     let allowed = || {
         auth::is_admin(config, &creds)
+            || role == Role::Relay && auth::is_relay(config, &creds)
             || role == Role::MountSource
                 && ctx
                     .req

@@ -274,13 +274,22 @@ pub fn is_admin(config: &Config, creds: &Credentials) -> bool {
     creds.user == config.auth.admin_user && constant_time_eq(&creds.password, &config.auth.admin_password)
 }
 
-/// Compare without leaking where the first difference is.
+/// Is this the relay user (`[auth] relay_user`, when it has a password)?
+pub fn is_relay(config: &Config, creds: &Credentials) -> bool {
+    config
+        .auth
+        .relay_password
+        .as_deref()
+        .is_some_and(|password| creds.user == config.auth.relay_user && constant_time_eq(&creds.password, password))
+}
+
 /// An `Authorization` value with Basic credentials, as this server sends them.
 pub fn basic_header(user: &str, password: &str) -> String {
     use base64::Engine;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
+/// Compare without leaking where the first difference is.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -251,6 +251,8 @@ const AUTH: &[Field<AuthConfig>] = &[
     ("source_password", |c, k, v, a| set(&mut a.source_password, c.nonempty(k, v))),
     ("admin_user", |c, k, v, a| set(&mut a.admin_user, c.nonempty(k, v))),
     ("admin_password", |c, k, v, a| set(&mut a.admin_password, c.nonempty(k, v))),
+    ("relay_user", |c, k, v, a| set(&mut a.relay_user, c.nonempty(k, v))),
+    ("relay_password", |c, k, v, a| set(&mut a.relay_password, c.nonempty(k, v).map(Some))),
 ];
 
 /// `[shoutcast]` as written; the listen address is resolved once `[server]` is known.
@@ -371,8 +373,20 @@ const MOUNT: &[Field<MountConfig>] = &[
 ];
 
 /// Section names, in documentation order.
-const SECTIONS: [&str; 11] =
-    ["server", "limits", "auth", "access", "shoutcast", "tls", "hls", "variant", "mount", "transcode", "relay"];
+const SECTIONS: [&str; 12] = [
+    "server",
+    "limits",
+    "auth",
+    "access",
+    "shoutcast",
+    "tls",
+    "hls",
+    "variant",
+    "mount",
+    "transcode",
+    "relay",
+    "master",
+];
 
 fn names<T>(fields: &[Field<T>]) -> Vec<&'static str> {
     fields.iter().map(|f| f.0).collect()
@@ -394,6 +408,7 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         "variant" => hls::variant_keys(),
         "listener_auth" => listener_auth::keys(),
         "relay" => relays::keys(),
+        "master" => relays::master_keys(),
         _ => Vec::new(),
     }
 }
@@ -429,6 +444,7 @@ fn walk_root(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &mut Draft) {
             "hls" => section(cx, name, v, hls::HLS, &mut d.config.hls),
             "mount" => d.config.mounts = mounts(cx, v),
             "relay" => d.config.relays = relays::relays(cx, v),
+            "master" => d.config.master = relays::master(cx, v),
             _ => unknown(cx, "", "", k, v.get_ref().is_table()),
         }
     }

@@ -38,6 +38,8 @@ pub struct Config {
     pub mounts: Vec<Arc<MountConfig>>,
     /// `[[relay]]`: mounts fed from another server's stream.
     pub relays: Vec<RelayConfig>,
+    /// `[master]`, when this server relays another's mounts.
+    pub master: Option<MasterConfig>,
 }
 
 /// `[[relay]]`: a local mount fed by pulling a stream from another server
@@ -55,6 +57,21 @@ pub struct RelayConfig {
     pub metadata: bool,
     /// First wait before reconnecting; doubles up to a minute. Default: 2 s.
     pub retry: Duration,
+}
+
+/// `[master]`: relay every mount another server lists (Icecast's
+/// master/slave relaying, with Floe as the slave).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasterConfig {
+    /// The master (plain `http://`); a path is a prefix its paths sit under.
+    pub url: crate::http::url::HttpUrl,
+    /// The relay credentials the master's `/admin/streamlist.txt` wants.
+    pub username: String,
+    pub password: String,
+    /// How often the list is read again. Default: 120 s (Icecast's).
+    pub interval: Duration,
+    /// Ask for ICY metadata and pass its titles on. Default: true.
+    pub metadata: bool,
 }
 
 /// `[server]`: where Floe listens and how it names itself.
@@ -130,6 +147,12 @@ pub struct AuthConfig {
     pub admin_user: String,
     /// Admin password. Default: `hackme`.
     pub admin_password: String,
+    /// The user another server's relay logs in as to read
+    /// `/admin/streamlist` (Icecast's `<relay-user>`). Default: `relay`.
+    pub relay_user: String,
+    /// Its password (Icecast's `<relay-password>`); unset, only the admin
+    /// credentials read the stream list. Default: none.
+    pub relay_password: Option<String>,
 }
 
 /// `[shoutcast]`: the SHOUTcast v1 source port.
@@ -491,6 +514,8 @@ impl Default for Config {
                 source_password: "hackme".into(),
                 admin_user: "admin".into(),
                 admin_password: "hackme".into(),
+                relay_user: "relay".into(),
+                relay_password: None,
             },
             shoutcast: ShoutcastConfig { listen: Some(([0, 0, 0, 0], 8001).into()), mount: "/stream".into() },
             hls: HlsConfig::default(),
@@ -498,6 +523,7 @@ impl Default for Config {
             tls: None,
             mounts: Vec::new(),
             relays: Vec::new(),
+            master: None,
         }
     }
 }
@@ -543,9 +569,11 @@ impl Config {
         }
     }
 
-    /// True when the admin or source passwords are still the documented defaults.
+    /// True when the admin, source or relay passwords are the well-known Icecast defaults.
     pub fn uses_default_passwords(&self) -> bool {
-        self.auth.source_password == "hackme" || self.auth.admin_password == "hackme"
+        [Some(&self.auth.source_password), Some(&self.auth.admin_password), self.auth.relay_password.as_ref()]
+            .into_iter()
+            .any(|password| password.is_some_and(|p| p == "hackme"))
     }
 }
 

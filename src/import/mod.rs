@@ -48,7 +48,7 @@ pub fn import(text: &str, dir: &Path) -> Result<Imported, String> {
             | "master-username"
             | "master-password"
             | "master-update-interval"
-            | "relays-on-demand" => out.warn(&format!("<{}>: master/slave relaying is not supported yet", node.name)),
+            | "relays-on-demand" => out.master.push((node.name.clone(), node.text.trim().to_string())),
             "directory" => out.warn("<directory>: YP directory listing is not supported yet"),
             other => out.warn(&format!("<{other}>: not known to Floe; ignored")),
         }
@@ -68,6 +68,8 @@ struct Out {
     access: Table,
     mounts: Vec<Value>,
     relays: Vec<Value>,
+    /// `<master-*>` and `<relays-on-demand>`, by element name, for `[master]`.
+    master: Vec<(String, String)>,
     log_dir: Option<String>,
     access_log: Option<String>,
     warnings: Vec<String>,
@@ -136,9 +138,8 @@ impl Out {
                 "source-password" => drop(self.auth.insert("source_password".into(), value.into())),
                 "admin-user" => drop(self.auth.insert("admin_user".into(), value.into())),
                 "admin-password" => drop(self.auth.insert("admin_password".into(), value.into())),
-                "relay-user" | "relay-password" => {
-                    self.warn(&format!("<authentication><{}>: relays are not supported yet", child.name))
-                }
+                "relay-user" => drop(self.auth.insert("relay_user".into(), value.into())),
+                "relay-password" => drop(self.auth.insert("relay_password".into(), value.into())),
                 other => self.warn(&format!("<authentication><{other}>: not known to Floe; ignored")),
             }
         }
@@ -335,6 +336,35 @@ impl Out {
         self.relays.push(Value::Table(relay));
     }
 
+    /// `[master]` from Icecast's top-level `<master-server>` and friends
+    /// (empty when there is no master). Floe relays the whole list always.
+    fn master_table(&mut self) -> Table {
+        let text = |name: &str| self.master.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let mut master = Table::new();
+        let Some(server) = text("master-server").filter(|s| !s.is_empty()) else {
+            if !self.master.is_empty() {
+                self.warn("<master-*> without <master-server>: no [master]");
+            }
+            return master;
+        };
+        let Some(password) = text("master-password").filter(|p| !p.is_empty()) else {
+            self.warn("<master-server> without <master-password>: no [master] (Floe's needs the relay password)");
+            return master;
+        };
+        let port = text("master-server-port").and_then(|p| p.parse::<u16>().ok()).unwrap_or(8000);
+        let host = if server.contains(':') { format!("[{server}]") } else { server };
+        master.insert("url".into(), format!("http://{host}:{port}").into());
+        master.insert("username".into(), text("master-username").unwrap_or_else(|| "relay".into()).into());
+        master.insert("password".into(), password.into());
+        if let Some(interval) = text("master-update-interval").and_then(|i| i.parse::<i64>().ok()) {
+            master.insert("interval".into(), interval.max(1).into());
+        }
+        if text("relays-on-demand").is_some_and(|v| v != "0") {
+            self.warn("<relays-on-demand>: Floe relays the master's mounts all the time");
+        }
+        master
+    }
+
     /// `<authentication type="htpasswd|url">` with its `<option>`s.
     fn mount_auth(&mut self, mount: &str, node: &Node) -> Option<Table> {
         let options: Vec<(&str, &str)> =
@@ -407,6 +437,7 @@ impl Out {
             // Icecast has no SHOUTcast source port unless a socket names a mount.
             self.shoutcast.insert("enabled".into(), false.into());
         }
+        let master = self.master_table();
         let mut doc = Table::new();
         for (name, table) in [
             ("server", self.server),
@@ -415,6 +446,7 @@ impl Out {
             ("access", self.access),
             ("shoutcast", self.shoutcast),
             ("tls", self.tls),
+            ("master", master),
         ] {
             if !table.is_empty() {
                 doc.insert(name.into(), Value::Table(table));

@@ -70,10 +70,11 @@ fn icecast_xml_files_import() {
     assert_eq!(debian["limits"]["clients"].as_integer(), Some(100));
     assert_eq!(debian["limits"]["burst_size"].as_integer(), Some(65535));
     assert_eq!(debian["auth"]["admin_password"].as_str(), Some("hackme"));
+    assert_eq!(debian["auth"]["relay_password"].as_str(), Some("hackme"), "master/slave relays keep their login");
     assert_eq!(debian["server"]["listen"].as_array().unwrap()[0].as_str(), Some("0.0.0.0:8000"));
     assert_eq!(debian["server"]["access_log"].as_str(), Some("/var/log/icecast2/access.log"));
     assert_eq!(debian["shoutcast"]["enabled"].as_bool(), Some(false), "Icecast's default has no SHOUTcast port");
-    for element in ["<fileserve>", "<http-headers>", "<relay-password>", "<security>"] {
+    for element in ["<fileserve>", "<http-headers>", "<security>"] {
         assert!(warnings.contains(element), "{element} in {warnings}");
     }
 
@@ -121,7 +122,11 @@ fn icecast_xml_files_import() {
     let relays = full["relay"].as_array().unwrap();
     assert_eq!(relays[0]["url"].as_str(), Some("http://127.0.0.1:8080/example.ogg"));
     assert_eq!(relays[0]["mount"].as_str(), Some("/different.ogg"));
-    for element in ["<master-server>", "<directory>", "<threadpool>", "type=\"default\""] {
+    let master = &full["master"];
+    assert_eq!(master["url"].as_str(), Some("http://master.example:8001"));
+    assert_eq!((master["username"].as_str(), master["password"].as_str()), (Some("relay"), Some("m4ster")));
+    assert_eq!(master["interval"].as_integer(), Some(30));
+    for element in ["<relays-on-demand>", "<directory>", "<threadpool>", "type=\"default\""] {
         assert!(warnings.contains(element), "{element} in {warnings}");
     }
 

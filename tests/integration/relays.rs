@@ -63,3 +63,48 @@ fn a_refusing_upstream_is_retried_and_logged() {
     origin.wait_live("/missing.mp3");
     eventually("the relay connects once the upstream has the mount", WAIT, || edge.is_live("/edge.mp3"));
 }
+
+/// Master/slave between two Floes: the master lists its public mounts to
+/// its relay user only; the slave relays each (titles included), picks up
+/// a mount that appears, and lets go of one the master no longer lists.
+#[test]
+fn a_slave_relays_every_mount_its_master_lists() {
+    let master = TestServer::start(Opts {
+        auth: "relay_password = \"r3lay\"\n",
+        rest: "[[mount]]\nname = \"/hidden.mp3\"\nhidden = true\n",
+        ..Opts::default()
+    });
+    let _one = FfmpegSource::sine(&master, "/one.mp3", MP3);
+    let _hidden = FfmpegSource::sine(&master, "/hidden.mp3", MP3);
+    master.wait_live("/one.mp3");
+    eventually("the hidden mount is live", WAIT, || master.admin("/admin/listmounts").text().contains("/hidden.mp3"));
+    let list = |user: &str, password: &str| {
+        master.request("GET", "/admin/streamlist.txt", &[("Authorization", &basic(user, password))])
+    };
+    assert_eq!(list("relay", "r3lay").text(), "/one.mp3\r\n", "public mounts only, one per line");
+    assert_eq!(list("admin", "hackme").status, 200, "the admin may read it too");
+    assert_eq!(list("relay", "wrong").status, 401);
+    assert_eq!(master.request("GET", "/admin/stats", &[("Authorization", &basic("relay", "r3lay"))]).status, 401);
+    assert_eq!(master.admin("/admin/metadata?mount=/one.mp3&mode=updinfo&song=From+The+Master").status, 200);
+
+    let rest = format!("[master]\nurl = \"http://{}\"\npassword = \"r3lay\"\ninterval = 1\n", master.http);
+    let slave = TestServer::start(Opts { rest: Box::leak(rest.into_boxed_str()), ..Opts::default() });
+    slave.wait_live("/one.mp3");
+    eventually("the master's title crosses", WAIT, || title_of(&slave) == "From The Master");
+    let mut listener = Listener::connect(&slave, "/one.mp3", &[]);
+    listener.read_at_least(16_000, WAIT);
+    assert!(mp3_frames_contiguous(&listener.body) + 2000 >= listener.body.len(), "the relayed audio is intact MP3");
+    assert!(!slave.admin("/admin/listmounts").text().contains("/hidden.mp3"), "hidden mounts are not relayed");
+
+    // A mount that appears on the master is relayed at the next reading.
+    let mut two = FfmpegSource::sine(&master, "/two.ogg", VORBIS);
+    slave.wait_live("/two.ogg");
+    let relayed = slave.live_sources();
+    let two_type = relayed.iter().find(|s| s["listenurl"].as_str().unwrap().ends_with("/two.ogg")).unwrap();
+    assert_eq!(two_type["server_type"].as_str(), Some("audio/ogg"), "{two_type}");
+    // One that leaves is let go.
+    two.stop();
+    eventually("the slave lets the mount go", WAIT, || slave.log().contains("no longer lists the mount"));
+    assert!(!slave.is_live("/two.ogg"));
+    assert!(slave.is_live("/one.mp3"));
+}

@@ -1,11 +1,12 @@
-//! `[[relay]]` tables: a local mount fed from another server's stream.
+//! `[[relay]]` tables (a local mount fed from another server's stream) and
+//! `[master]` (every mount another server lists).
 
 use std::time::Duration;
 
 use toml::de::DeValue;
 
 use super::{set, walk_fields, Ctx, Field, Value};
-use crate::config::RelayConfig;
+use crate::config::{MasterConfig, RelayConfig};
 
 /// One `[[relay]]` as written.
 #[derive(Default)]
@@ -66,4 +67,47 @@ pub(super) fn relays(cx: &mut Ctx<'_>, v: &Value<'_>) -> Vec<RelayConfig> {
         });
     }
     out
+}
+
+/// `[master]` as written.
+#[derive(Default)]
+struct MasterDraft {
+    url: Option<crate::http::url::HttpUrl>,
+    username: Option<String>,
+    password: Option<String>,
+    interval: Option<Duration>,
+    metadata: Option<bool>,
+}
+
+const MASTER: &[Field<MasterDraft>] = &[
+    ("url", |c, k, v, d| set(&mut d.url, c.http_url(k, v).map(Some))),
+    ("username", |c, k, v, d| set(&mut d.username, c.nonempty(k, v).map(Some))),
+    ("password", |c, k, v, d| set(&mut d.password, c.nonempty(k, v).map(Some))),
+    ("interval", |c, k, v, d| set(&mut d.interval, c.seconds(k, v).map(Some))),
+    ("metadata", |c, k, v, d| set(&mut d.metadata, c.boolean(k, v).map(Some))),
+];
+
+/// The keys `[master]` accepts.
+pub(super) fn master_keys() -> Vec<&'static str> {
+    MASTER.iter().map(|f| f.0).collect()
+}
+
+/// `[master]`: url and password are required (a master lists its mounts
+/// only to its relay user or admin).
+pub(super) fn master(cx: &mut Ctx<'_>, v: &Value<'_>) -> Option<MasterConfig> {
+    let table = cx.table("master", v)?;
+    let mut d = MasterDraft::default();
+    walk_fields(cx, "master", "master", table, MASTER, &mut d);
+    for (key, given) in [("url", d.url.is_some()), ("password", d.password.is_some())] {
+        if !given && table.get(key).is_none() {
+            cx.report(Some(v.span()), &format!("master.{key}"), "missing: [master] needs url and password");
+        }
+    }
+    Some(MasterConfig {
+        url: d.url?,
+        username: d.username.unwrap_or_else(|| "relay".into()),
+        password: d.password?,
+        interval: d.interval.unwrap_or(Duration::from_secs(120)).max(Duration::from_secs(1)),
+        metadata: d.metadata.unwrap_or(true),
+    })
 }

@@ -591,3 +591,22 @@ metadata = false
         ]
     );
 }
+
+#[test]
+fn a_master_is_read_and_checked() {
+    let c = parse("[auth]\nrelay_password = \"r3lay\"\n\n[master]\nurl = \"http://origin:8000\"\npassword = \"pw\"\ninterval = 5\n");
+    let master = c.master.expect("[master]");
+    assert_eq!((master.url.host.as_str(), master.url.port), ("origin", 8000));
+    assert_eq!((master.username.as_str(), master.password.as_str()), ("relay", "pw"));
+    assert_eq!(master.interval, Duration::from_secs(5));
+    assert!(master.metadata);
+    assert_eq!((c.auth.relay_user.as_str(), c.auth.relay_password.as_deref()), ("relay", Some("r3lay")));
+    assert!(parse("").master.is_none() && parse("").auth.relay_password.is_none());
+    assert!(parse("[auth]\nrelay_password = \"hackme\"\nsource_password = \"a\"\nadmin_password = \"b\"\n")
+        .uses_default_passwords());
+    assert_eq!(
+        where_("[master]\nurl = \"http://origin:8000\"\n\n[master.x]\n"),
+        [(1, "master.password".to_string()), (4, "master.x".to_string())]
+    );
+    assert_eq!(where_("\n[master]\npassword = \"pw\"\nurl = \"ftp://x\"\n"), [(4, "master.url".to_string())]);
+}

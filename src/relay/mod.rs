@@ -8,6 +8,8 @@
 //! first and twice as long after each failure (at most a minute); the
 //! mount's listeners follow its fallback meanwhile, like any source's.
 
+mod master;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::RelayConfig;
+use crate::http::url::HttpUrl;
 use crate::mount::{SourceInfo, StreamInfo};
 use crate::source::ingest::{self, Body, IngestEnd};
 use crate::state::AppState;
@@ -32,6 +35,9 @@ pub async fn run_all(state: AppState) {
     let mut relays = tokio::task::JoinSet::new();
     for relay in state.config.get().relays.clone() {
         relays.spawn(run(relay, state.clone()));
+    }
+    if let Some(master) = state.config.get().master.clone() {
+        relays.spawn(master::follow(master, state.clone()));
     }
     while relays.join_next().await.is_some() {}
 }
@@ -76,21 +82,9 @@ async fn run(relay: RelayConfig, state: AppState) {
 /// One connection: request the stream, attach to the mount, ingest until
 /// the upstream ends.
 async fn attempt(relay: &RelayConfig, state: &AppState) -> Result<IngestEnd, RelayError> {
-    let limits = state.config.get().limits.clone();
-    let upstream = (relay.url.host.as_str(), relay.url.port);
-    let mut sock = match tokio::time::timeout(limits.header_timeout, TcpStream::connect(upstream)).await {
-        Ok(connected) => connected.map_err(RelayError::Connect)?,
-        Err(_) => return Err(RelayError::Timeout),
-    };
+    let credentials = relay.username.as_deref().map(|user| (user, relay.password.as_deref().unwrap_or("")));
+    let (mut sock, buf, answer) = open(&relay.url, relay.metadata, credentials, state).await?;
     let peer = sock.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], relay.url.port)));
-    sock.write_all(request(relay).as_bytes()).await?;
-    let mut buf = BytesMut::with_capacity(8 * 1024);
-    let head_len = match tokio::time::timeout(limits.header_timeout, read_head(&mut sock, &mut buf, &limits)).await {
-        Ok(head) => head?,
-        Err(_) => return Err(RelayError::Timeout),
-    };
-    let head = buf.split_to(head_len);
-    let answer = Answer::parse(&head)?;
     let config = state.config.get().mount(&relay.mount);
     let content_type = crate::source::allowed_content_type(answer.header("content-type").unwrap_or("audio/mpeg"))?;
     let info = StreamInfo::from_headers(|name| answer.header(name)).with_overrides(&config.info);
@@ -108,21 +102,45 @@ async fn attempt(relay: &RelayConfig, state: &AppState) -> Result<IngestEnd, Rel
     Ok(ingest::run(&mut sock, buf, Body::Identity, metaint, &attached, state).await)
 }
 
+/// GET `url` (with ICY titles asked for, and Basic credentials): the
+/// connection, what followed the response head, and the head, once it
+/// said 200. Connecting and the head are bounded by the header timeout.
+async fn open(
+    url: &HttpUrl,
+    metadata: bool,
+    credentials: Option<(&str, &str)>,
+    state: &AppState,
+) -> Result<(TcpStream, BytesMut, Answer), RelayError> {
+    let limits = state.config.get().limits.clone();
+    let mut sock =
+        match tokio::time::timeout(limits.header_timeout, TcpStream::connect((url.host.as_str(), url.port))).await {
+            Ok(connected) => connected.map_err(RelayError::Connect)?,
+            Err(_) => return Err(RelayError::Timeout),
+        };
+    sock.write_all(request(url, metadata, credentials).as_bytes()).await?;
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let head_len = match tokio::time::timeout(limits.header_timeout, read_head(&mut sock, &mut buf, &limits)).await {
+        Ok(head) => head?,
+        Err(_) => return Err(RelayError::Timeout),
+    };
+    let answer = Answer::parse(&buf.split_to(head_len))?;
+    Ok((sock, buf, answer))
+}
+
 /// The request: HTTP/1.0, so the body is the stream as it is (no chunking).
-fn request(relay: &RelayConfig) -> String {
+fn request(url: &HttpUrl, metadata: bool, credentials: Option<(&str, &str)>) -> String {
     let mut request = format!(
         "GET {} HTTP/1.0\r\nHost: {}:{}\r\nUser-Agent: {}\r\n",
-        relay.url.target,
-        relay.url.host,
-        relay.url.port,
+        url.target,
+        url.host,
+        url.port,
         crate::http::server_id::get()
     );
-    if relay.metadata {
+    if metadata {
         request.push_str("Icy-MetaData: 1\r\n");
     }
-    if let Some(user) = &relay.username {
-        let value = crate::auth::basic_header(user, relay.password.as_deref().unwrap_or(""));
-        request.push_str(&format!("Authorization: {value}\r\n"));
+    if let Some((user, password)) = credentials {
+        request.push_str(&format!("Authorization: {}\r\n", crate::auth::basic_header(user, password)));
     }
     request.push_str("\r\n");
     request
@@ -214,7 +232,7 @@ mod tests {
             metadata: true,
             retry: Duration::from_secs(2),
         };
-        let text = request(&relay);
+        let text = request(&relay.url, relay.metadata, Some(("relay", "secret")));
         assert!(text.starts_with("GET /live.mp3 HTTP/1.0\r\nHost: origin.example:8000\r\n"));
         assert!(text.contains("Icy-MetaData: 1\r\n"));
         assert!(text.contains("Authorization: Basic cmVsYXk6c2VjcmV0\r\n"));
