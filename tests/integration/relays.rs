@@ -108,3 +108,73 @@ fn a_slave_relays_every_mount_its_master_lists() {
     assert!(!slave.is_live("/two.ogg"));
     assert!(slave.is_live("/one.mp3"));
 }
+
+/// An ICY listener's first title block on `server`'s `mount`.
+fn first_icy_title(server: &TestServer, mount: &str) -> String {
+    let mut listener = Listener::connect(server, mount, &[("Icy-MetaData", "1")]);
+    let metaint: usize = listener.head.header("icy-metaint").expect("ICY on").parse().unwrap();
+    listener.read_at_least(metaint + 256, WAIT);
+    let (_, blocks) = split_icy(&listener.body, metaint);
+    blocks.first().map(|b| b.1.clone()).unwrap_or_default()
+}
+
+/// The real Icecast 2.4 relaying from Floe, both as a slave of Floe (it
+/// reads Floe's stream list with the relay login) and with a `<relay>` of
+/// one mount; Floe's titles reach Icecast's status, and the audio Icecast
+/// serves decodes.
+#[test]
+fn icecast_relays_from_floe_as_slave_and_per_mount() {
+    let floe = TestServer::start(Opts { auth: "relay_password = \"r3lay\"\n", ..Opts::default() });
+    let _source = FfmpegSource::sine(&floe, "/live.mp3", MP3);
+    floe.wait_live("/live.mp3");
+    assert_eq!(floe.admin("/admin/metadata?mount=/live.mp3&mode=updinfo&song=From+Floe").status, 200);
+    let port = floe.http.port();
+    let icecast = Icecast::start(&format!(
+        "<master-server>127.0.0.1</master-server><master-server-port>{port}</master-server-port>
+         <master-update-interval>1</master-update-interval>
+         <master-username>relay</master-username><master-password>r3lay</master-password>
+         <relay><server>127.0.0.1</server><port>{port}</port><mount>/live.mp3</mount>
+           <local-mount>/copy.mp3</local-mount><relay-shoutcast-metadata>1</relay-shoutcast-metadata></relay>"
+    ));
+    for mount in ["/live.mp3", "/copy.mp3"] {
+        eventually(&format!("Icecast shows Floe's title on {mount}"), WAIT, || icecast.title(mount) == "From Floe");
+    }
+    let relayed = ffmpeg_decode(&format!("http://{}/live.mp3", icecast.http), 2);
+    assert!(relayed.is_empty(), "Icecast's relay of Floe decodes cleanly: {relayed}");
+    assert_eq!(floe.admin("/admin/metadata?mount=/live.mp3&mode=updinfo&song=Next+On+Floe").status, 200);
+    eventually("a new title crosses to Icecast", WAIT, || icecast.title("/live.mp3") == "Next On Floe");
+}
+
+/// Floe relaying from the real Icecast 2.4: as its slave (Icecast's stream
+/// list, read with Icecast's relay login) and with a `[[relay]]`; Icecast's
+/// titles reach Floe's status and its listeners' ICY blocks.
+#[test]
+fn floe_relays_from_icecast_as_slave_and_per_mount() {
+    let icecast = Icecast::start("");
+    let rest = format!(
+        "[master]\nurl = \"http://{ice}\"\npassword = \"r3lay\"\ninterval = 1\n\n\
+         [[relay]]\nurl = \"http://{ice}/live.mp3\"\nmount = \"/pulled.mp3\"\nretry = 1\n",
+        ice = icecast.http
+    );
+    let floe = TestServer::start(Opts { rest: Box::leak(rest.into_boxed_str()), ..Opts::default() });
+    let url = format!("icecast://source:hackme@{}/live.mp3", icecast.http);
+    let _source = FfmpegSource::start_url(&floe, &url, MP3, "sine=frequency=440:sample_rate=44100", "1", &[]);
+    eventually("Icecast has the source", WAIT, || icecast.source("/live.mp3").is_some());
+    assert_eq!(icecast.admin("/admin/metadata?mount=/live.mp3&mode=updinfo&song=From+Icecast").status, 200);
+    for mount in ["/live.mp3", "/pulled.mp3"] {
+        floe.wait_live(mount);
+        eventually(&format!("Icecast's title reaches {mount}"), WAIT, || {
+            floe.live_sources()
+                .iter()
+                .any(|s| s["listenurl"].as_str().is_some_and(|u| u.ends_with(mount)) && s["title"] == "From Icecast")
+        });
+        assert_eq!(first_icy_title(&floe, mount), "StreamTitle='From Icecast';");
+    }
+    let mut listener = Listener::connect(&floe, "/live.mp3", &[]);
+    listener.read_at_least(16_000, WAIT);
+    assert!(mp3_frames_contiguous(&listener.body) + 2000 >= listener.body.len(), "the relayed audio is intact MP3");
+    assert_eq!(icecast.admin("/admin/metadata?mount=/live.mp3&mode=updinfo&song=Next+On+Icecast").status, 200);
+    eventually("a new title crosses to Floe", WAIT, || {
+        floe.live_sources().iter().any(|s| s["title"] == "Next On Icecast")
+    });
+}

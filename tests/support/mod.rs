@@ -5,8 +5,10 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+mod icecast;
 mod media;
 
+pub use icecast::Icecast;
 pub use media::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
