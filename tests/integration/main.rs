@@ -29,6 +29,7 @@ mod recording;
 mod relays;
 mod reload;
 mod renditions;
+mod scale_out;
 pub mod sources;
 mod tls;
 pub mod transcode;

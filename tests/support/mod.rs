@@ -7,9 +7,11 @@
 pub mod hostile;
 mod icecast;
 mod media;
+mod nginx;
 
 pub use icecast::Icecast;
 pub use media::*;
+pub use nginx::CachingProxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
