@@ -118,6 +118,11 @@ impl SourceInfo {
         self.kill.notify_waiters();
     }
 
+    /// Has `kill` been called?
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
     /// Resolves once `kill` has been called.
     pub async fn killed(&self) {
         loop {

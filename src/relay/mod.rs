@@ -11,7 +11,7 @@
 mod master;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use crate::config::RelayConfig;
 use crate::http::url::HttpUrl;
 use crate::mount::{SourceInfo, StreamInfo};
-use crate::source::ingest::{self, Body, IngestEnd};
+use crate::source::ingest::{self, Attached, Body, IngestEnd};
 use crate::state::AppState;
 
 /// Longest wait between attempts.
@@ -59,47 +59,104 @@ enum RelayError {
     Source(#[from] crate::source::SourceError),
 }
 
+/// The mount, kept while the relay reconnects: its listeners wait (in
+/// silence) instead of being closed.
+struct Held {
+    attached: Attached,
+    /// When the upstream went away (none while streaming).
+    since: Option<Instant>,
+}
+
+impl Held {
+    /// Keep holding? Only while the mount has no live fallback to send its
+    /// listeners to, for at most `source_timeout` (as long as a source may
+    /// be silent), and unless an admin killed it.
+    fn worth_keeping(&self, state: &AppState) -> bool {
+        let patience = state.config.get().limits.source_timeout;
+        !self.attached.info.is_killed()
+            && self.since.is_some_and(|since| since.elapsed() < patience)
+            && state.mounts.live_fallback(&self.attached.mount).is_none()
+    }
+}
+
 async fn run(relay: RelayConfig, state: AppState) {
     let mut shutdown = state.shutdown.clone();
     let mut wait = relay.retry;
+    let mut held: Option<Held> = None;
     loop {
-        let started = std::time::Instant::now();
-        match attempt(&relay, &state).await {
+        let started = Instant::now();
+        match attempt(&relay, &state, &mut held).await {
             Ok(IngestEnd::Shutdown) => return,
             Ok(end) => tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, ?end, "relay ended"),
             Err(error) => {
                 tracing::warn!(mount = relay.mount.as_str(), upstream = %relay.url, %error, "relay failed")
             }
         }
-        wait = if started.elapsed() >= STEADY { relay.retry } else { (wait * 2).min(MAX_RETRY) };
+        if let Some(hold) = &mut held {
+            hold.since.get_or_insert_with(Instant::now);
+        }
+        if held.as_ref().is_some_and(|hold| !hold.worth_keeping(&state)) {
+            // Listeners follow the fallback now, or are closed.
+            held = None;
+        }
+        wait = match (&held, started.elapsed() >= STEADY) {
+            // Holding listeners: try again soon, without backing off.
+            (Some(_), _) | (None, true) => relay.retry,
+            (None, false) => (wait * 2).min(MAX_RETRY),
+        };
+        let killed = async {
+            match &held {
+                Some(hold) => hold.attached.info.killed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = killed => held = None,
             _ = shutdown.wait_for(|&down| down) => return,
         }
     }
 }
 
-/// One connection: request the stream, attach to the mount, ingest until
-/// the upstream ends.
-async fn attempt(relay: &RelayConfig, state: &AppState) -> Result<IngestEnd, RelayError> {
+/// One connection: request the stream, attach to the mount (or take it
+/// back from `held`, when the stream is of the same type), ingest until
+/// the upstream ends; the mount is left in `held`.
+async fn attempt(relay: &RelayConfig, state: &AppState, held: &mut Option<Held>) -> Result<IngestEnd, RelayError> {
     let credentials = relay.username.as_deref().map(|user| (user, relay.password.as_deref().unwrap_or("")));
     let (mut sock, buf, answer) = open(&relay.url, relay.metadata, credentials, state).await?;
-    let peer = sock.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], relay.url.port)));
-    let config = state.config.get().mount(&relay.mount);
     let content_type = crate::source::allowed_content_type(answer.header("content-type").unwrap_or("audio/mpeg"))?;
-    let info = StreamInfo::from_headers(|name| answer.header(name)).with_overrides(&config.info);
     let metaint = answer.header("icy-metaint").and_then(|m| m.trim().parse().ok());
-    let source =
-        || SourceInfo::new(content_type.clone(), info.clone(), peer, Some(format!("relay from {}", relay.url)));
-    let mut attached = ingest::attach(state, &relay.mount, source());
-    if let Err(crate::source::SourceError::HeldByFeed) = attached {
-        // The previous process's feed during an upgrade: the relay takes over.
-        crate::upgrade::feed::displace(state, &relay.mount).await;
-        attached = ingest::attach(state, &relay.mount, source());
+    let attached = match held.take() {
+        Some(hold) if hold.attached.info.content_type == content_type => {
+            tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, "relay reconnected; listeners kept");
+            hold.attached
+        }
+        // Another format: the mount starts over (its listeners could not
+        // decode the new one as a continuation).
+        _ => {
+            let peer = sock.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], relay.url.port)));
+            let config = state.config.get().mount(&relay.mount);
+            let info = StreamInfo::from_headers(|name| answer.header(name)).with_overrides(&config.info);
+            let source =
+                || SourceInfo::new(content_type.clone(), info.clone(), peer, Some(format!("relay from {}", relay.url)));
+            let mut attached = ingest::attach(state, &relay.mount, source());
+            if let Err(crate::source::SourceError::HeldByFeed) = attached {
+                // The previous process's feed during an upgrade: the relay takes over.
+                crate::upgrade::feed::displace(state, &relay.mount).await;
+                attached = ingest::attach(state, &relay.mount, source());
+            }
+            let attached = attached?;
+            tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, "relay connected");
+            attached
+        }
+    };
+    let end = ingest::run(&mut sock, buf, Body::Identity, metaint, &attached, state).await;
+    // Audio framed but held back for the next delivery goes out now.
+    attached.mount.publish_scheduled();
+    if !matches!(end, IngestEnd::Killed | IngestEnd::Shutdown) {
+        *held = Some(Held { attached, since: None });
     }
-    let attached = attached?;
-    tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, "relay connected");
-    Ok(ingest::run(&mut sock, buf, Body::Identity, metaint, &attached, state).await)
+    Ok(end)
 }
 
 /// GET `url` (with ICY titles asked for, and Basic credentials): the

@@ -3,10 +3,16 @@
 
 use crate::support::*;
 
+/// An edge relaying `path` of `origin` into `/edge.mp3`; it holds the
+/// mount for 4 s (`source_timeout`) while the upstream is away.
 fn edge_relaying(origin: &TestServer, path: &str) -> TestServer {
     // A test leaks one short config string: Opts holds &'static fragments.
     let rest = format!("[[relay]]\nurl = \"http://{}{path}\"\nmount = \"/edge.mp3\"\nretry = 1\n", origin.http);
-    TestServer::start(Opts { rest: Box::leak(rest.into_boxed_str()), ..Opts::default() })
+    TestServer::start(Opts {
+        limits: "source_timeout = 4\n",
+        rest: Box::leak(rest.into_boxed_str()),
+        ..Opts::default()
+    })
 }
 
 fn title_of(server: &TestServer) -> String {
@@ -39,13 +45,26 @@ fn an_edge_relays_an_origin_with_titles_through_source_restarts() {
     let sources = edge.admin("/admin/listmounts").text();
     assert!(sources.contains("<source mount=\"/edge.mp3\">"), "{sources}");
 
-    // The origin's source leaves: the edge's mount goes with it, and comes
-    // back by itself once the origin streams again.
+    // The origin's source leaves and comes back at once: the edge keeps its
+    // mount and its listener, who hears the stream go on.
     source.stop();
-    eventually("the edge's mount ends with the origin's", WAIT, || !edge.is_live("/edge.mp3"));
+    eventually("the relay notices", WAIT, || edge.log().contains("relay ended"));
+    assert!(edge.is_live("/edge.mp3"), "the edge holds its mount while the relay reconnects");
+    let source = FfmpegSource::sine(&origin, "/live.mp3", MP3);
+    eventually("the relay reconnects", WAIT, || edge.log().contains("listeners kept"));
+    let had = listener.body.len();
+    listener.read_at_least(had + 4 * metaint, WAIT);
+    let (audio, _) = split_icy(&listener.body, metaint);
+    assert!(mp3_frames_contiguous(&audio) + 2000 >= audio.len(), "the stream goes on as intact MP3");
+
+    // Away for longer than the edge's source_timeout: the mount ends (no
+    // fallback here) and comes back by itself once the origin streams again.
+    drop(source);
+    assert!(listener.closed_within(WAIT), "the listener is closed once the edge stops holding");
+    assert!(!edge.is_live("/edge.mp3"));
     let _source = FfmpegSource::sine(&origin, "/live.mp3", MP3);
     origin.wait_live("/live.mp3");
-    eventually("the relay reconnects", WAIT, || edge.is_live("/edge.mp3"));
+    eventually("the relay connects again", WAIT, || edge.is_live("/edge.mp3"));
     let mut again = Listener::connect(&edge, "/edge.mp3", &[]);
     again.read_at_least(16_000, WAIT);
     assert!(mp3_frames_contiguous(&again.body) + 2000 >= again.body.len());
@@ -177,4 +196,35 @@ fn floe_relays_from_icecast_as_slave_and_per_mount() {
     eventually("a new title crosses to Floe", WAIT, || {
         floe.live_sources().iter().any(|s| s["title"] == "Next On Icecast")
     });
+}
+
+/// With a fallback, an edge's listeners move to it as soon as the upstream
+/// goes away, and (with `fallback_override`) return when the relay
+/// reconnects: the same connection throughout.
+#[test]
+fn relay_listeners_wait_out_the_upstream_on_the_fallback() {
+    let origin = TestServer::start(Opts::default());
+    let source = FfmpegSource::sine(&origin, "/live.mp3", MP3);
+    origin.wait_live("/live.mp3");
+    let rest = format!(
+        "[[mount]]\nname = \"/edge.mp3\"\nfallback_mount = \"/backup.mp3\"\nfallback_override = true\n\n\
+         [[relay]]\nurl = \"http://{}/live.mp3\"\nmount = \"/edge.mp3\"\nretry = 1\n",
+        origin.http
+    );
+    let edge = TestServer::start(Opts { rest: Box::leak(rest.into_boxed_str()), ..Opts::default() });
+    let _backup = FfmpegSource::sine(&edge, "/backup.mp3", MP3);
+    edge.wait_live("/backup.mp3");
+    edge.wait_live("/edge.mp3");
+    let mut listener = Listener::connect(&edge, "/edge.mp3", &[]);
+    listener.read_at_least(8_000, WAIT);
+    let id = edge.listener_ids("/edge.mp3");
+    assert_eq!(id.len(), 1);
+
+    drop(source);
+    eventually("the listener is on the fallback", WAIT, || edge.listener_ids("/backup.mp3") == id);
+    let _source = FfmpegSource::sine(&origin, "/live.mp3", MP3);
+    eventually("the listener is back on the relayed mount", WAIT, || edge.listener_ids("/edge.mp3") == id);
+    let had = listener.body.len();
+    listener.read_at_least(had + 16_000, WAIT);
+    assert!(mp3_frames_contiguous(&listener.body) + 4000 >= listener.body.len(), "intact MP3 throughout");
 }
