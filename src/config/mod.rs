@@ -57,6 +57,9 @@ pub struct RelayConfig {
     pub metadata: bool,
     /// First wait before reconnecting; doubles up to a minute. Default: 2 s.
     pub retry: Duration,
+    /// Connect only while someone listens (a listener's request starts the
+    /// relay; it stops once the mount has had none for a while). Default: false.
+    pub on_demand: bool,
 }
 
 /// `[master]`: relay every mount another server lists (Icecast's
@@ -72,6 +75,8 @@ pub struct MasterConfig {
     pub interval: Duration,
     /// Ask for ICY metadata and pass its titles on. Default: true.
     pub metadata: bool,
+    /// Relay each listed mount only while someone listens here. Default: false.
+    pub on_demand: bool,
 }
 
 /// `[server]`: where Floe listens and how it names itself.

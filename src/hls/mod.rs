@@ -64,6 +64,11 @@ impl HlsStream {
         *self.last_request.lock() = Some(Instant::now());
     }
 
+    /// Did a listener ask for this stream within `window`?
+    pub fn requested_within(&self, window: std::time::Duration) -> bool {
+        self.last_request.lock().is_some_and(|at| at.elapsed() < window)
+    }
+
     /// Should the ladder be encoding now?
     pub fn wanted(&self, now: Instant) -> bool {
         match self.config.mode {

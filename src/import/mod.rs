@@ -331,13 +331,13 @@ impl Out {
         }
         relay.insert("metadata".into(), flag(node, "relay-shoutcast-metadata").unwrap_or(false).into());
         if flag(node, "on-demand") == Some(true) {
-            self.warn(&format!("<relay> {mount}: <on-demand> is not supported; Floe relays it all the time"));
+            relay.insert("on_demand".into(), true.into());
         }
         self.relays.push(Value::Table(relay));
     }
 
     /// `[master]` from Icecast's top-level `<master-server>` and friends
-    /// (empty when there is no master). Floe relays the whole list always.
+    /// (empty when there is no master).
     fn master_table(&mut self) -> Table {
         let text = |name: &str| self.master.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let mut master = Table::new();
@@ -360,7 +360,7 @@ impl Out {
             master.insert("interval".into(), interval.max(1).into());
         }
         if text("relays-on-demand").is_some_and(|v| v != "0") {
-            self.warn("<relays-on-demand>: Floe relays the master's mounts all the time");
+            master.insert("on_demand".into(), true.into());
         }
         master
     }

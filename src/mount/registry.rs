@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
 
 use super::MountHandle;
 use crate::config::{Config, LiveConfig};
@@ -20,6 +21,9 @@ struct Inner {
     map: RwLock<HashMap<String, MountHandle>>,
     next_listener_id: AtomicU64,
     events: crate::events::Events,
+    /// Mounts kept while they have no source, because an on-demand relay
+    /// feeds them when asked: each with the wake-up its relay waits on.
+    on_demand: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 /// All mounts; a cheap clonable handle.
@@ -33,7 +37,13 @@ impl Mounts {
         let make =
             |m: &Arc<crate::config::MountConfig>| MountHandle::new(m.clone(), false, &current.limits, events.clone());
         let map = current.mounts.iter().map(|m| (m.name.clone(), make(m))).collect();
-        Mounts(Arc::new(Inner { config, map: RwLock::new(map), next_listener_id: AtomicU64::new(1), events }))
+        Mounts(Arc::new(Inner {
+            config,
+            map: RwLock::new(map),
+            next_listener_id: AtomicU64::new(1),
+            events,
+            on_demand: Mutex::default(),
+        }))
     }
 
     /// The feed every mount publishes to.
@@ -98,7 +108,7 @@ impl Mounts {
                 changes.removed.push(name.clone());
             }
             mount.reconfigure(settings, &config.limits, true);
-            if !mount.is_live() {
+            if !mount.is_live() && !self.0.on_demand.lock().contains_key(name) {
                 gone.push(name.clone());
             }
         }
@@ -111,9 +121,32 @@ impl Mounts {
         changes
     }
 
+    /// Keep `name` (creating it if need be) while it has no source, for an
+    /// on-demand relay: a listener's request for it wakes the returned
+    /// `Notify`. Undone by `not_on_demand`.
+    pub fn on_demand(&self, name: &str) -> Arc<Notify> {
+        let wake = self.0.on_demand.lock().entry(name.to_string()).or_default().clone();
+        self.get_or_create(name);
+        wake
+    }
+
+    /// `name` is no longer fed on demand: forgotten like any idle dynamic
+    /// mount once it has no source.
+    pub fn not_on_demand(&self, name: &str) {
+        self.0.on_demand.lock().remove(name);
+        if let Some(mount) = self.get(name) {
+            self.forget_if_idle(&mount);
+        }
+    }
+
+    /// The wake-up of `name`'s on-demand relay, if one feeds it.
+    pub fn demand(&self, name: &str) -> Option<Arc<Notify>> {
+        self.0.on_demand.lock().get(name).cloned()
+    }
+
     /// Forget a dynamic mount once it has no source.
     pub fn forget_if_idle(&self, mount: &MountHandle) {
-        if !mount.is_dynamic() || mount.is_live() {
+        if !mount.is_dynamic() || mount.is_live() || self.demand(mount.name()).is_some() {
             return;
         }
         let mut map = self.0.map.write();
@@ -165,4 +198,22 @@ pub struct MountChanges {
     pub added: Vec<String>,
     pub changed: Vec<String>,
     pub removed: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_on_demand_mount_is_kept_while_it_has_no_source() {
+        let mounts = Mounts::new(LiveConfig::new(Config::default(), None), crate::events::Events::default());
+        let wake = mounts.on_demand("/relayed.mp3");
+        let mount = mounts.get("/relayed.mp3").expect("routable before any source");
+        mounts.forget_if_idle(&mount);
+        assert!(mounts.get("/relayed.mp3").is_some(), "kept while idle");
+        assert!(mounts.apply(&Config::default()).removed.is_empty() && mounts.get("/relayed.mp3").is_some());
+        assert!(Arc::ptr_eq(&mounts.demand("/relayed.mp3").unwrap(), &wake));
+        mounts.not_on_demand("/relayed.mp3");
+        assert!(mounts.get("/relayed.mp3").is_none() && mounts.demand("/relayed.mp3").is_none());
+    }
 }

@@ -68,6 +68,7 @@ fn update(master: &MasterConfig, state: &AppState, relays: &mut HashMap<String, 
             password: None,
             metadata: master.metadata,
             retry: Duration::from_secs(2),
+            on_demand: master.on_demand,
         };
         relays.insert(mount, tokio::spawn(super::run(relay, state.clone())));
     }

@@ -6,9 +6,14 @@
 //! framing, titles, renditions, HLS and recording all work as for any
 //! source. When the upstream goes away it reconnects, waiting `retry` at
 //! first and twice as long after each failure (at most a minute); the
-//! mount's listeners follow its fallback meanwhile, like any source's.
+//! mount's listeners follow its fallback meanwhile, like any source's, or
+//! without one wait on the mount for a while. An on-demand relay
+//! (`demand`) connects only while someone listens.
 
+mod demand;
 mod master;
+
+pub use demand::demand;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -79,15 +84,53 @@ impl Held {
     }
 }
 
+/// How a run of attempts ended.
+enum Stop {
+    Shutdown,
+    /// An on-demand relay's mount has no listeners left.
+    Idle,
+}
+
+/// How one connection ended.
+enum Ended {
+    Ingest(IngestEnd),
+    Idle,
+}
+
 async fn run(relay: RelayConfig, state: AppState) {
+    if !relay.on_demand {
+        relay_until(&relay, &state).await;
+        return;
+    }
+    let registration = demand::OnDemand::register(&state, &relay.mount);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        tokio::select! {
+            _ = registration.wake.notified() => {}
+            _ = shutdown.wait_for(|&down| down) => return,
+        }
+        tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, "a listener asks for the on-demand relay");
+        if let Stop::Shutdown = relay_until(&relay, &state).await {
+            return;
+        }
+        tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, "no listeners: on-demand relay stopped");
+    }
+}
+
+/// Relay, reconnecting, until shutdown (or for an on-demand relay until
+/// nobody listens).
+async fn relay_until(relay: &RelayConfig, state: &AppState) -> Stop {
     let mut shutdown = state.shutdown.clone();
     let mut wait = relay.retry;
     let mut held: Option<Held> = None;
     loop {
         let started = Instant::now();
-        match attempt(&relay, &state, &mut held).await {
-            Ok(IngestEnd::Shutdown) => return,
-            Ok(end) => tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, ?end, "relay ended"),
+        match attempt(relay, state, &mut held).await {
+            Ok(Ended::Ingest(IngestEnd::Shutdown)) => return Stop::Shutdown,
+            Ok(Ended::Idle) => return Stop::Idle,
+            Ok(Ended::Ingest(end)) => {
+                tracing::info!(mount = relay.mount.as_str(), upstream = %relay.url, ?end, "relay ended")
+            }
             Err(error) => {
                 tracing::warn!(mount = relay.mount.as_str(), upstream = %relay.url, %error, "relay failed")
             }
@@ -95,9 +138,14 @@ async fn run(relay: RelayConfig, state: AppState) {
         if let Some(hold) = &mut held {
             hold.since.get_or_insert_with(Instant::now);
         }
-        if held.as_ref().is_some_and(|hold| !hold.worth_keeping(&state)) {
+        if held.as_ref().is_some_and(|hold| !hold.worth_keeping(state)) {
             // Listeners follow the fallback now, or are closed.
             held = None;
+        }
+        if relay.on_demand && held.is_none() {
+            // Whoever asked has been answered (or has given up): the next
+            // request starts it again.
+            return Stop::Idle;
         }
         wait = match (&held, started.elapsed() >= STEADY) {
             // Holding listeners: try again soon, without backing off.
@@ -113,7 +161,7 @@ async fn run(relay: RelayConfig, state: AppState) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = killed => held = None,
-            _ = shutdown.wait_for(|&down| down) => return,
+            _ = shutdown.wait_for(|&down| down) => return Stop::Shutdown,
         }
     }
 }
@@ -121,7 +169,7 @@ async fn run(relay: RelayConfig, state: AppState) {
 /// One connection: request the stream, attach to the mount (or take it
 /// back from `held`, when the stream is of the same type), ingest until
 /// the upstream ends; the mount is left in `held`.
-async fn attempt(relay: &RelayConfig, state: &AppState, held: &mut Option<Held>) -> Result<IngestEnd, RelayError> {
+async fn attempt(relay: &RelayConfig, state: &AppState, held: &mut Option<Held>) -> Result<Ended, RelayError> {
     let credentials = relay.username.as_deref().map(|user| (user, relay.password.as_deref().unwrap_or("")));
     let (mut sock, buf, answer) = open(&relay.url, relay.metadata, credentials, state).await?;
     let content_type = crate::source::allowed_content_type(answer.header("content-type").unwrap_or("audio/mpeg"))?;
@@ -150,11 +198,21 @@ async fn attempt(relay: &RelayConfig, state: &AppState, held: &mut Option<Held>)
             attached
         }
     };
-    let end = ingest::run(&mut sock, buf, Body::Identity, metaint, &attached, state).await;
+    let ingest = ingest::run(&mut sock, buf, Body::Identity, metaint, &attached, state);
+    let end = if relay.on_demand {
+        tokio::select! {
+            end = ingest => Ended::Ingest(end),
+            _ = demand::idle(state, &attached.mount) => Ended::Idle,
+        }
+    } else {
+        Ended::Ingest(ingest.await)
+    };
     // Audio framed but held back for the next delivery goes out now.
     attached.mount.publish_scheduled();
-    if !matches!(end, IngestEnd::Killed | IngestEnd::Shutdown) {
-        *held = Some(Held { attached, since: None });
+    if let Ended::Ingest(end) = end {
+        if !matches!(end, IngestEnd::Killed | IngestEnd::Shutdown) {
+            *held = Some(Held { attached, since: None });
+        }
     }
     Ok(end)
 }
@@ -288,6 +346,7 @@ mod tests {
             password: Some("secret".into()),
             metadata: true,
             retry: Duration::from_secs(2),
+            on_demand: false,
         };
         let text = request(&relay.url, relay.metadata, Some(("relay", "secret")));
         assert!(text.starts_with("GET /live.mp3 HTTP/1.0\r\nHost: origin.example:8000\r\n"));

@@ -200,6 +200,7 @@ async fn listen_on(
 ) {
     let Client { peer, mut admission, slot } = client;
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
+    crate::relay::demand(&state, &mount).await;
     match listener::start(sock, listen, peer, state.clone(), mount).await {
         Started::Answered(served) => {
             let user = admission.user.as_deref();

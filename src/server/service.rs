@@ -123,6 +123,9 @@ async fn serve(
                 Ok(admission) => admission.user,
                 Err(response) => return complete(response, None),
             };
+            if let Some(relayed) = state.mounts.get(&mount) {
+                crate::relay::demand(&state, &relayed).await;
+            }
             match answer_adaptive(&req, &state, &mount, asset).await {
                 Ok(response) => complete(response, user),
                 Err((stream, variant, msn)) => {
@@ -138,7 +141,10 @@ async fn serve(
         }
         Route::Stream(mount) => {
             match auth::listener(&state, mount.name(), &auth::ListenerRequest::of(&req, false), peer.ip()).await {
-                Ok(admission) => Ok(listen(&req, line, (peer, admission), state.clone(), mount, started)),
+                Ok(admission) => {
+                    crate::relay::demand(&state, &mount).await;
+                    Ok(listen(&req, line, (peer, admission), state.clone(), mount, started))
+                }
                 Err(response) => complete(response, None),
             }
         }

@@ -126,7 +126,9 @@ fn icecast_xml_files_import() {
     assert_eq!(master["url"].as_str(), Some("http://master.example:8001"));
     assert_eq!((master["username"].as_str(), master["password"].as_str()), (Some("relay"), Some("m4ster")));
     assert_eq!(master["interval"].as_integer(), Some(30));
-    for element in ["<relays-on-demand>", "<directory>", "<threadpool>", "type=\"default\""] {
+    assert_eq!(master["on_demand"].as_bool(), Some(true));
+    assert_eq!(relays[0]["on_demand"].as_bool(), Some(true));
+    for element in ["<directory>", "<threadpool>", "type=\"default\""] {
         assert!(warnings.contains(element), "{element} in {warnings}");
     }
 

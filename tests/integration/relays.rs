@@ -228,3 +228,30 @@ fn relay_listeners_wait_out_the_upstream_on_the_fallback() {
     listener.read_at_least(had + 16_000, WAIT);
     assert!(mp3_frames_contiguous(&listener.body) + 4000 >= listener.body.len(), "intact MP3 throughout");
 }
+
+/// An on-demand relay connects when the first listener asks (the listener
+/// waits for the stream and gets it), disconnects once nobody has listened
+/// for 10 s, and starts again for the next listener (ffmpeg here).
+#[test]
+fn an_on_demand_relay_runs_only_while_someone_listens() {
+    let origin = TestServer::start(Opts::default());
+    let _source = FfmpegSource::sine(&origin, "/live.mp3", MP3);
+    origin.wait_live("/live.mp3");
+    let rest =
+        format!("[[relay]]\nurl = \"http://{}/live.mp3\"\nmount = \"/edge.mp3\"\non_demand = true\n", origin.http);
+    let edge = TestServer::start(Opts { rest: Box::leak(rest.into_boxed_str()), ..Opts::default() });
+    let relay_listening = || origin.mount_stat("/live.mp3", "listeners") == 1;
+    assert!(!edge.is_live("/edge.mp3") && !relay_listening(), "nothing is relayed before anyone asks");
+
+    let mut listener = Listener::connect(&edge, "/edge.mp3", &[]);
+    assert_eq!(listener.head.status, 200, "{}", edge.log());
+    listener.read_at_least(16_000, WAIT);
+    assert!(mp3_frames_contiguous(&listener.body) + 2000 >= listener.body.len());
+    assert!(relay_listening(), "the relay is the origin's listener");
+
+    drop(listener);
+    eventually("the relay stops once nobody listens", WAIT, || !relay_listening() && !edge.is_live("/edge.mp3"));
+    assert!(edge.log().contains("on-demand relay stopped"), "{}", edge.log());
+    let errors = ffmpeg_decode(&edge.url("/edge.mp3"), 2);
+    assert!(errors.trim().is_empty(), "a player starts it again: {errors}");
+}

@@ -17,6 +17,7 @@ struct Draft {
     password: Option<String>,
     metadata: Option<bool>,
     retry: Option<Duration>,
+    on_demand: Option<bool>,
 }
 
 const RELAY: &[Field<Draft>] = &[
@@ -26,6 +27,7 @@ const RELAY: &[Field<Draft>] = &[
     ("password", |c, k, v, d| set(&mut d.password, c.string(k, v).map(Some))),
     ("metadata", |c, k, v, d| set(&mut d.metadata, c.boolean(k, v).map(Some))),
     ("retry", |c, k, v, d| set(&mut d.retry, c.seconds(k, v).map(Some))),
+    ("on_demand", |c, k, v, d| set(&mut d.on_demand, c.boolean(k, v).map(Some))),
 ];
 
 /// The keys a `[[relay]]` accepts.
@@ -64,6 +66,7 @@ pub(super) fn relays(cx: &mut Ctx<'_>, v: &Value<'_>) -> Vec<RelayConfig> {
             password: d.password,
             metadata: d.metadata.unwrap_or(true),
             retry: d.retry.unwrap_or(Duration::from_secs(2)).max(Duration::from_millis(100)),
+            on_demand: d.on_demand.unwrap_or(false),
         });
     }
     out
@@ -77,6 +80,7 @@ struct MasterDraft {
     password: Option<String>,
     interval: Option<Duration>,
     metadata: Option<bool>,
+    on_demand: Option<bool>,
 }
 
 const MASTER: &[Field<MasterDraft>] = &[
@@ -85,6 +89,7 @@ const MASTER: &[Field<MasterDraft>] = &[
     ("password", |c, k, v, d| set(&mut d.password, c.nonempty(k, v).map(Some))),
     ("interval", |c, k, v, d| set(&mut d.interval, c.seconds(k, v).map(Some))),
     ("metadata", |c, k, v, d| set(&mut d.metadata, c.boolean(k, v).map(Some))),
+    ("on_demand", |c, k, v, d| set(&mut d.on_demand, c.boolean(k, v).map(Some))),
 ];
 
 /// The keys `[master]` accepts.
@@ -109,5 +114,6 @@ pub(super) fn master(cx: &mut Ctx<'_>, v: &Value<'_>) -> Option<MasterConfig> {
         password: d.password?,
         interval: d.interval.unwrap_or(Duration::from_secs(120)).max(Duration::from_secs(1)),
         metadata: d.metadata.unwrap_or(true),
+        on_demand: d.on_demand.unwrap_or(false),
     })
 }

@@ -572,6 +572,7 @@ retry = 5
 url = "http://127.0.0.1:9000/b"
 mount = "/b"
 metadata = false
+on_demand = true
 "#,
     );
     assert_eq!(c.relays.len(), 2);
@@ -580,6 +581,7 @@ metadata = false
     assert_eq!(c.relays[0].retry, Duration::from_secs(5));
     assert!(c.relays[0].metadata && !c.relays[1].metadata);
     assert_eq!(c.relays[1].username, None);
+    assert!(!c.relays[0].on_demand && c.relays[1].on_demand);
     let text = "[[relay]]\nurl = \"https://x/y\"\nmount = \"/a\"\n\n[[relay]]\nmount = \"/b\"\n\n[[relay]]\nurl = \"http://x/y\"\nmount = \"/b\"\n\n[[relay]]\nurl = \"http://x/z\"\nmount = \"/b\"\nmetdata = true\n";
     assert_eq!(
         where_(text),
@@ -599,7 +601,7 @@ fn a_master_is_read_and_checked() {
     assert_eq!((master.url.host.as_str(), master.url.port), ("origin", 8000));
     assert_eq!((master.username.as_str(), master.password.as_str()), ("relay", "pw"));
     assert_eq!(master.interval, Duration::from_secs(5));
-    assert!(master.metadata);
+    assert!(master.metadata && !master.on_demand);
     assert_eq!((c.auth.relay_user.as_str(), c.auth.relay_password.as_deref()), ("relay", Some("r3lay")));
     assert!(parse("").master.is_none() && parse("").auth.relay_password.is_none());
     assert!(parse("[auth]\nrelay_password = \"hackme\"\nsource_password = \"a\"\nadmin_password = \"b\"\n")
