@@ -138,6 +138,8 @@ fn keep_restart_only(old: &Config, new: &mut Config, serving_tls: bool) -> Vec<S
     new.relays.clone_from(&old.relays);
     keep("[master]", new.master != old.master);
     new.master.clone_from(&old.master);
+    keep("[[directory]]", new.directories != old.directories);
+    new.directories.clone_from(&old.directories);
     // Certificate files can change in place; turning TLS on or off cannot.
     if new.tls.is_some() != serving_tls {
         keep("[tls]", true);

@@ -10,17 +10,14 @@ use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use crate::client::{post_form, Head};
 use crate::config::UrlAuth;
 use crate::http::url::HttpUrl;
 
 /// Requests to backends in flight at once, server-wide.
 const IN_FLIGHT: usize = 32;
-/// Largest response head read from a backend.
-const MAX_HEAD: usize = 16 * 1024;
 /// How long an accepted HLS/DASH listener is not asked again.
 const REMEMBER: Duration = Duration::from_secs(60);
 /// Accepted HLS/DASH listeners remembered; past it the memory starts again.
@@ -58,7 +55,8 @@ impl UrlClient {
     pub async fn ask(&self, auth: &UrlAuth, url: &HttpUrl, form: &[(&str, String)]) -> Verdict {
         let exchange = async {
             let _turn = self.in_flight.acquire().await.map_err(|_| "shutting down".to_string())?;
-            post(auth, url, form).await
+            let credentials = auth.username.as_deref().map(|user| (user, auth.password.as_deref().unwrap_or("")));
+            post_form(url, credentials, form).await
         };
         match tokio::time::timeout(auth.timeout, exchange).await {
             Ok(Ok(head)) => verdict(auth, &head),
@@ -103,14 +101,8 @@ impl UrlClient {
     }
 }
 
-/// The response head's status and headers (names in lower case).
-struct Head {
-    status: u16,
-    headers: Vec<(String, String)>,
-}
-
 fn verdict(auth: &UrlAuth, head: &Head) -> Verdict {
-    let header = |name: &str| head.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.trim());
+    let header = |name: &str| head.header(name);
     let (name, value) = &auth.auth_header;
     if header(name) == Some(value.as_str()) {
         let time_limit = header(&auth.timelimit_header).and_then(|s| s.parse().ok()).map(Duration::from_secs);
@@ -120,64 +112,6 @@ fn verdict(auth: &UrlAuth, head: &Head) -> Verdict {
         return Verdict::Failed(format!("answered {}", head.status));
     }
     Verdict::Refused { message: header("icecast-auth-message").map(crate::escape::header_value) }
-}
-
-/// `application/x-www-form-urlencoded`.
-fn encode_form(form: &[(&str, String)]) -> String {
-    let encode = |text: &str| {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    form.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
-}
-
-async fn post(auth: &UrlAuth, url: &HttpUrl, form: &[(&str, String)]) -> Result<Head, String> {
-    let mut sock = TcpStream::connect((url.host.as_str(), url.port)).await.map_err(|e| format!("{url}: {e}"))?;
-    let body = encode_form(form);
-    let mut request = format!(
-        "POST {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-         Content-Length: {}\r\nConnection: close\r\n",
-        url.target,
-        url.host,
-        url.port,
-        crate::http::server_id::get(),
-        body.len()
-    );
-    if let Some(user) = &auth.username {
-        let value = super::basic_header(user, auth.password.as_deref().unwrap_or(""));
-        request.push_str(&format!("Authorization: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    sock.write_all(request.as_bytes()).await.map_err(|e| format!("{url}: {e}"))?;
-    let mut buf = Vec::with_capacity(1024);
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let headers = response
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
-                    .collect();
-                return Ok(Head { status: response.code.unwrap_or(0), headers });
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            Ok(httparse::Status::Partial) => return Err(format!("{url}: response head over {MAX_HEAD} bytes")),
-            Err(error) => return Err(format!("{url}: not an HTTP response ({error})")),
-        }
-        let mut chunk = [0u8; 4096];
-        let n = sock.read(&mut chunk).await.map_err(|e| format!("{url}: {e}"))?;
-        if n == 0 {
-            return Err(format!("{url}: closed before a response"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 /// Tell the mount's backend that its source started (`mount_add`) or
@@ -249,11 +183,5 @@ mod tests {
         assert_eq!(verdict(&auth, &no), Verdict::Refused { message: Some("Subscriptionexpired".into()) });
         assert!(matches!(verdict(&auth, &head(502, &[])), Verdict::Failed(_)));
         assert_eq!(verdict(&auth, &head(404, &[])), Verdict::Refused { message: None });
-    }
-
-    #[test]
-    fn forms_are_encoded() {
-        let form = [("action", "listener_add".to_string()), ("agent", "VLC/3.0 (x&y=z)".to_string())];
-        assert_eq!(encode_form(&form), "action=listener_add&agent=VLC%2F3.0%20%28x%26y%3Dz%29");
     }
 }

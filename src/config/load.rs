@@ -17,6 +17,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod directories;
 mod hint;
 mod hls;
 mod listener_auth;
@@ -409,6 +410,7 @@ fn section_keys(section: &str) -> Vec<&'static str> {
         "listener_auth" => listener_auth::keys(),
         "relay" => relays::keys(),
         "master" => relays::master_keys(),
+        "directory" => directories::keys(),
         _ => Vec::new(),
     }
 }
@@ -445,6 +447,7 @@ fn walk_root(cx: &mut Ctx<'_>, doc: &DeTable<'_>, d: &mut Draft) {
             "mount" => d.config.mounts = mounts(cx, v),
             "relay" => d.config.relays = relays::relays(cx, v),
             "master" => d.config.master = relays::master(cx, v),
+            "directory" => d.config.directories = directories::directories(cx, v),
             _ => unknown(cx, "", "", k, v.get_ref().is_table()),
         }
     }

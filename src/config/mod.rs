@@ -40,6 +40,8 @@ pub struct Config {
     pub relays: Vec<RelayConfig>,
     /// `[master]`, when this server relays another's mounts.
     pub master: Option<MasterConfig>,
+    /// `[[directory]]`: where public mounts are listed.
+    pub directories: Vec<DirectoryConfig>,
 }
 
 /// `[[relay]]`: a local mount fed by pulling a stream from another server
@@ -77,6 +79,16 @@ pub struct MasterConfig {
     pub metadata: bool,
     /// Relay each listed mount only while someone listens here. Default: false.
     pub on_demand: bool,
+}
+
+/// `[[directory]]`: a YP directory (Icecast's `<directory>`) the public
+/// mounts are listed in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectoryConfig {
+    /// Its yp-cgi (plain `http://`), e.g. `http://dir.xiph.org/cgi-bin/yp-cgi`.
+    pub url: crate::http::url::HttpUrl,
+    /// How long one request to it may take. Default: 15 s (Icecast's `yp-url-timeout`).
+    pub timeout: Duration,
 }
 
 /// `[server]`: where Floe listens and how it names itself.
@@ -529,6 +541,7 @@ impl Default for Config {
             mounts: Vec::new(),
             relays: Vec::new(),
             master: None,
+            directories: Vec::new(),
         }
     }
 }

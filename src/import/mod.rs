@@ -49,7 +49,7 @@ pub fn import(text: &str, dir: &Path) -> Result<Imported, String> {
             | "master-password"
             | "master-update-interval"
             | "relays-on-demand" => out.master.push((node.name.clone(), node.text.trim().to_string())),
-            "directory" => out.warn("<directory>: YP directory listing is not supported yet"),
+            "directory" => out.directory(node),
             other => out.warn(&format!("<{other}>: not known to Floe; ignored")),
         }
     }
@@ -68,6 +68,7 @@ struct Out {
     access: Table,
     mounts: Vec<Value>,
     relays: Vec<Value>,
+    directories: Vec<Value>,
     /// `<master-*>` and `<relays-on-demand>`, by element name, for `[master]`.
     master: Vec<(String, String)>,
     log_dir: Option<String>,
@@ -336,6 +337,22 @@ impl Out {
         self.relays.push(Value::Table(relay));
     }
 
+    /// `<directory>`: a `[[directory]]` per `<yp-url>`, with its timeout.
+    fn directory(&mut self, node: &Node) {
+        let timeout = int(node, "yp-url-timeout");
+        for child in node.children.iter().filter(|c| c.name == "yp-url") {
+            let mut directory = Table::new();
+            directory.insert("url".into(), child.text.trim().into());
+            if let Some(timeout) = timeout {
+                directory.insert("timeout".into(), timeout.max(1).into());
+            }
+            self.directories.push(Value::Table(directory));
+        }
+        if self.directories.is_empty() {
+            self.warn("<directory> without <yp-url>: skipped");
+        }
+    }
+
     /// `[master]` from Icecast's top-level `<master-server>` and friends
     /// (empty when there is no master).
     fn master_table(&mut self) -> Table {
@@ -457,6 +474,9 @@ impl Out {
         }
         if !self.relays.is_empty() {
             doc.insert("relay".into(), Value::Array(self.relays));
+        }
+        if !self.directories.is_empty() {
+            doc.insert("directory".into(), Value::Array(self.directories));
         }
         let body = toml::to_string(&doc).map_err(|e| e.to_string())?;
         let toml = format!(

@@ -241,6 +241,11 @@ impl MountHandle {
         self.0.heads.subscribe(0)
     }
 
+    /// The stream headers new listeners get first (Ogg/WebM header pages).
+    pub fn stream_headers(&self) -> Bytes {
+        self.0.stream.read().headers.clone()
+    }
+
     pub fn metadata(&self) -> Arc<Metadata> {
         self.0.stream.read().meta.clone()
     }

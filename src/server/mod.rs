@@ -40,12 +40,16 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
     }
     tasks.spawn(crate::admin::history::History::run(state.clone()));
     tasks.spawn(crate::relay::run_all(state.clone()));
+    // Not in `tasks`: at shutdown it takes the mounts off its directories.
+    let directories = tokio::spawn(crate::directory::run_all(state.clone()));
     let mut shutdown = state.shutdown.clone();
     let mut handed_over = state.handed_over.clone();
     tokio::select! {
         _ = shutdown.wait_for(|&down| down) => {}
         Ok(_) = handed_over.wait_for(|&done| done) => {
             tasks.abort_all();
+            // The new process lists the mounts now.
+            directories.abort();
             while tasks.join_next().await.is_some() {}
             state.accepts_closed.send_replace(true);
             let drain = state.config.get().limits.upgrade_drain;
@@ -75,6 +79,8 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
     // every slot is back, every connection is gone (bounded, in case a peer
     // never lets a write finish).
     state.connections.all_returned(Duration::from_secs(5)).await;
+    // Directory removals are bounded; an aborted task ends at once.
+    let _ = tokio::time::timeout(Duration::from_secs(3), directories).await;
 }
 
 async fn accept_http(listener: TcpListener, speaks: Speaks, state: AppState) {

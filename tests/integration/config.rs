@@ -128,7 +128,10 @@ fn icecast_xml_files_import() {
     assert_eq!(master["interval"].as_integer(), Some(30));
     assert_eq!(master["on_demand"].as_bool(), Some(true));
     assert_eq!(relays[0]["on_demand"].as_bool(), Some(true));
-    for element in ["<directory>", "<threadpool>", "type=\"default\""] {
+    let directory = &full["directory"][0];
+    assert_eq!(directory["url"].as_str(), Some("http://dir.xiph.org/cgi-bin/yp-cgi"));
+    assert_eq!(directory["timeout"].as_integer(), Some(15));
+    for element in ["<threadpool>", "type=\"default\""] {
         assert!(warnings.contains(element), "{element} in {warnings}");
     }
 

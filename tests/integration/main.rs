@@ -14,6 +14,7 @@ mod browser;
 mod clients;
 mod codec_isolation;
 mod config;
+mod directory;
 mod events;
 mod icy;
 mod ingest;

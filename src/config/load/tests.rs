@@ -477,6 +477,7 @@ fn example_config_documents_every_key() {
             "transcode" => "[[mount.transcode]]".to_string(),
             "variant" => "[[hls.variant]]".to_string(),
             "relay" => "[[relay]]".to_string(),
+            "directory" => "[[directory]]".to_string(),
             _ => format!("[{section}]"),
         };
         assert!(example.contains(&header), "{header}");
@@ -611,4 +612,17 @@ fn a_master_is_read_and_checked() {
         [(1, "master.password".to_string()), (4, "master.x".to_string())]
     );
     assert_eq!(where_("\n[master]\npassword = \"pw\"\nurl = \"ftp://x\"\n"), [(4, "master.url".to_string())]);
+}
+
+#[test]
+fn directories_are_read_and_checked() {
+    let c = parse("[[directory]]\nurl = \"http://dir.example/cgi-bin/yp-cgi\"\n\n[[directory]]\nurl = \"http://other:8080/yp\"\ntimeout = 3\n");
+    assert_eq!(c.directories.len(), 2);
+    assert_eq!(c.directories[0].url.target, "/cgi-bin/yp-cgi");
+    assert_eq!(c.directories[0].timeout, Duration::from_secs(15));
+    assert_eq!(c.directories[1].timeout, Duration::from_secs(3));
+    assert_eq!(
+        where_("[[directory]]\ntimeout = 3\n\n[[directory]]\nurl = \"https://x/y\"\n"),
+        [(1, "directory[1]".to_string()), (5, "directory[2].url".to_string())]
+    );
 }
