@@ -255,3 +255,92 @@ fn an_on_demand_relay_runs_only_while_someone_listens() {
     let errors = ffmpeg_decode(&edge.url("/edge.mp3"), 2);
     assert!(errors.trim().is_empty(), "a player starts it again: {errors}");
 }
+
+/// A relay tree: the edge passes the origin's bytes on as they are (no
+/// re-encoding), and makes its own renditions and HLS from them like any
+/// source's.
+#[test]
+fn an_edge_serves_the_origins_bytes_and_makes_renditions_and_hls_from_them() {
+    let origin = TestServer::start(Opts::default());
+    let _source = FfmpegSource::sine(&origin, "/live.mp3", MP3);
+    origin.wait_live("/live.mp3");
+    let rest = format!(
+        "[hls]\nmode = \"always\"\n\n[[mount]]\nname = \"/edge.mp3\"\n\n[[mount.transcode]]\nname = \"/edge.opus\"\n\
+         codec = \"opus\"\nbitrate = 48\n\n[[relay]]\nurl = \"http://{}/live.mp3\"\nmount = \"/edge.mp3\"\n",
+        origin.http
+    );
+    let edge = TestServer::start(Opts { rest: Box::leak(rest.into_boxed_str()), ..Opts::default() });
+    edge.wait_live("/edge.mp3");
+
+    // What the edge sends is a run of the origin's own bytes.
+    let mut at_origin = Listener::connect(&origin, "/live.mp3", &[]);
+    let mut at_edge = Listener::connect(&edge, "/edge.mp3", &[]);
+    at_edge.read_at_least(48_000, WAIT);
+    at_origin.read_at_least(at_origin.body.len() + 96_000, WAIT);
+    let sample = &at_edge.body[at_edge.body.len() - 8_000..];
+    assert!(find(&at_origin.body, sample).is_some(), "the edge's stream is the origin's bytes, not a re-encoding");
+
+    edge.wait_live("/edge.opus");
+    let opus = ffprobe(&edge.url("/edge.opus"));
+    assert_eq!(opus["codec_name"], "opus", "{opus}");
+    let samples = decode_mono_16k_for(&edge.url("/hls/edge.mp3/aac-128/index.m3u8"), 3);
+    let frequency = tone_frequency_of(&samples);
+    assert!((frequency - 440.0).abs() < 15.0, "the edge's HLS carries the origin's 440 Hz tone, got {frequency}");
+}
+
+/// A SHOUTcast v1 upstream (`ICY 200 OK`, ICY metadata inline), played by a
+/// fake server here: the relay takes its name, its stream and its titles.
+#[test]
+fn a_shoutcast_upstream_is_relayed_with_its_titles() {
+    // A server only for its scratch directory (where ffmpeg writes the file).
+    let scratch = TestServer::start(Opts::default());
+    let mp3 =
+        std::fs::read(ffmpeg_make(&scratch, "tone.mp3", "sine=frequency=440:duration=20", &["-b:a", "128k"])).unwrap();
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let Ok((mut sock, _)) = upstream.accept() else { return };
+        sock.set_read_timeout(Some(WAIT)).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && sock.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        assert!(String::from_utf8_lossy(&head).contains("Icy-MetaData: 1"), "the relay asks for titles");
+        let metaint = 8192;
+        let _ = sock.write_all(
+            format!(
+                "ICY 200 OK\r\nicy-name: Fake Shoutcast\r\ncontent-type: audio/mpeg\r\nicy-metaint: {metaint}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let mut title = b"StreamTitle='Shout Title';".to_vec();
+        title.resize(32, 0);
+        // About real time: two blocks (16 KB, one second at 128 kbit/s) a second.
+        for (i, block) in mp3.chunks(metaint).enumerate() {
+            let mut out = block.to_vec();
+            if i == 0 {
+                out.push(2);
+                out.extend_from_slice(&title);
+            } else {
+                out.push(0);
+            }
+            if sock.write_all(&out).is_err() {
+                return;
+            }
+            if i % 2 == 1 {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    });
+    let rest = format!("[[relay]]\nurl = \"http://{addr}/\"\nmount = \"/shout.mp3\"\n");
+    let edge = TestServer::start(Opts { rest: Box::leak(rest.into_boxed_str()), ..Opts::default() });
+    edge.wait_live("/shout.mp3");
+    eventually("the upstream's title is the mount's", WAIT, || {
+        edge.live_sources().iter().any(|s| s["title"] == "Shout Title" && s["server_name"] == "Fake Shoutcast")
+    });
+    let mut listener = Listener::connect(&edge, "/shout.mp3", &[]);
+    listener.read_at_least(16_000, WAIT);
+    assert!(mp3_frames_contiguous(&listener.body) + 2000 >= listener.body.len(), "no ICY bytes in the audio");
+}
