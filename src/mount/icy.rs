@@ -190,4 +190,56 @@ mod tests {
         expected.extend_from_slice(&b.icy_block());
         assert_eq!(bytes, expected);
     }
+
+    proptest::proptest! {
+        /// For any metaint, join-time title, burst and run of chunks and
+        /// titles: taking the blocks out again (as a relay's ingest does)
+        /// gives back exactly the audio, the first block names the title
+        /// current at the join, blocks within the rest of the burst say
+        /// nothing, and after it every title change lands where the audio's
+        /// title changed.
+        #[test]
+        fn stripping_the_blocks_gives_back_the_audio_and_titles_in_step(
+            metaint in 1usize..600,
+            chunks in proptest::collection::vec((0usize..900, 0usize..3), 0..40),
+            burst_fraction in 0.0f64..1.0,
+        ) {
+            let titles: Vec<Arc<Metadata>> =
+                (0..3).map(|i| Arc::new(Metadata::from_song(&format!("Title {i}"), None))).collect();
+            let current = Arc::new(Metadata::from_song("Current", None));
+            let total: usize = chunks.iter().map(|c| c.0).sum();
+            let burst = (total as f64 * burst_fraction) as u64;
+            let mut icy = IcyInterleaver::starting_with(metaint, current.clone(), burst);
+            let (mut out, mut audio, mut title_of_byte) = (Vec::new(), Vec::new(), Vec::new());
+            for (n, &(len, title)) in chunks.iter().enumerate() {
+                let data: Vec<u8> = (0..len).map(|i| (n * 31 + i) as u8).collect();
+                audio.extend_from_slice(&data);
+                title_of_byte.extend(std::iter::repeat_n(title, len));
+                icy.feed(&Bytes::from(data), &titles[title], &mut out);
+            }
+            let mut stripper = crate::source::icy_strip::IcyStripper::new(metaint);
+            let mut stripped = bytes::BytesMut::new();
+            let updates = stripper.push(&concat(&out), &mut stripped);
+            proptest::prop_assert_eq!(&stripped[..], &audio[..]);
+
+            let mut expected = Vec::new();
+            let mut last: Option<String> = None;
+            for at in (1..=total / metaint).map(|k| k * metaint) {
+                let title = if at == metaint {
+                    Some(current.song.clone())
+                } else if at as u64 <= burst {
+                    None
+                } else {
+                    Some(titles[title_of_byte[at - 1]].song.clone()).filter(|t| last.as_ref() != Some(t))
+                };
+                if let Some(title) = title {
+                    last = Some(title.clone());
+                    expected.push((at as u64, title));
+                }
+            }
+            let got: Vec<(u64, String)> =
+                updates.into_iter().map(|u| (u.audio_offset, u.title.unwrap_or_default())).collect();
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
 }

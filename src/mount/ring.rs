@@ -295,4 +295,85 @@ mod tests {
         assert_eq!(ring.read_from(5, 10, &mut out), 5);
         assert!(out.is_empty());
     }
+
+    /// What a run of operations does to the ring.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push { len: usize, sync: bool, headers: bool, title: usize },
+        Trim(f64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0usize..2500, any::<bool>(), proptest::bool::weighted(0.05), 0usize..3)
+                .prop_map(|(len, sync, headers, title)| Op::Push { len, sync, headers, title }),
+            1 => (0.0f64..1.2).prop_map(Op::Trim),
+        ]
+    }
+
+    proptest::proptest! {
+        /// For any run of pushes and trims: a cursor never reads evicted or
+        /// wrong data (a sequence is either its own chunk or gone), the ring
+        /// stays within its capacity (but for the newest chunk), trimming
+        /// never passes a live listener's position, and a burst always
+        /// starts on a sync chunk after the newest in-band headers.
+        #[test]
+        fn cursors_bursts_and_trims_keep_their_promises(
+            capacity in 500usize..20_000,
+            ops in proptest::collection::vec(op(), 1..120),
+            bursts in proptest::collection::vec(0usize..30_000, 4),
+        ) {
+            let titles: Vec<Arc<Metadata>> =
+                (0..3).map(|i| Arc::new(Metadata::from_song(&format!("T{i}"), None))).collect();
+            let mut ring = Ring::new(capacity);
+            // Everything ever pushed, by sequence: (bytes, start, sync, headers).
+            let mut pushed: Vec<(Vec<u8>, u64, bool, bool)> = Vec::new();
+            let mut end = 0u64;
+            for op in ops {
+                match op {
+                    Op::Push { len, sync, headers, title } => {
+                        let data: Vec<u8> = (0..len).map(|i| (pushed.len() * 7 + i) as u8).collect();
+                        ring.push(Bytes::from(data.clone()), titles[title].clone(), sync, headers);
+                        pushed.push((data, end, sync, headers));
+                        end += len as u64;
+                    }
+                    Op::Trim(fraction) => {
+                        // A listener at `to` must keep everything from there on.
+                        let (first, head) = (ring.first_seq(), ring.head_seq());
+                        let to = first + ((head - first) as f64 * fraction) as u64;
+                        ring.trim_before(to);
+                        let kept_from = to.min(head.saturating_sub(1)).max(first);
+                        proptest::prop_assert!(ring.first_seq() <= kept_from.max(first));
+                        for seq in kept_from..head {
+                            proptest::prop_assert!(ring.get(seq).is_some(), "trim passed a listener at {}", seq);
+                        }
+                    }
+                }
+                let (first, head) = (ring.first_seq(), ring.head_seq());
+                proptest::prop_assert_eq!(head, pushed.len() as u64);
+                proptest::prop_assert_eq!(ring.end(), end);
+                for seq in 0..first {
+                    proptest::prop_assert!(ring.get(seq).is_none());
+                }
+                for seq in first..head {
+                    let chunk = ring.get(seq).unwrap();
+                    let (data, start, _, _) = &pushed[seq as usize];
+                    proptest::prop_assert_eq!(&chunk.data[..], &data[..]);
+                    proptest::prop_assert_eq!(chunk.start, *start);
+                }
+                proptest::prop_assert!(ring.held() <= capacity || head - first <= 1, "{} held of {}", ring.held(), capacity);
+                for &burst in &bursts {
+                    let at = ring.burst_start(burst);
+                    proptest::prop_assert!(first <= at && at <= head);
+                    if at < head {
+                        let (_, _, sync, headers) = pushed[at as usize];
+                        proptest::prop_assert!(sync && !headers, "a burst from {} that is not a sync chunk", at);
+                    }
+                    let newest_headers = (first..head).rev().find(|&s| pushed[s as usize].3);
+                    proptest::prop_assert!(newest_headers.is_none_or(|h| at > h), "a burst before in-band headers");
+                }
+            }
+        }
+    }
 }
