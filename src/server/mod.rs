@@ -75,10 +75,12 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
         }
         mount.nudge();
     }
-    // Connection tasks see the flag and end, returning their slots: once
-    // every slot is back, every connection is gone (bounded, in case a peer
-    // never lets a write finish).
-    state.connections.all_returned(Duration::from_secs(5)).await;
+    // Connection and listener tasks see the flag and end, returning their
+    // slots (a listener's once its last write is done and it is logged):
+    // once every slot is back, every connection is gone. Bounded, in case a
+    // peer never lets a write finish.
+    let drain = Duration::from_secs(5);
+    tokio::join!(state.connections.all_returned(drain), state.clients.all_returned(drain));
     // Directory removals are bounded; an aborted task ends at once.
     let _ = tokio::time::timeout(Duration::from_secs(3), directories).await;
 }

@@ -62,3 +62,28 @@ fn access_log_combined_format() {
         "{line}"
     );
 }
+
+/// SIGTERM waits (bounded) for every listener's stream to end: each one's
+/// last write done and its access-log line written before the process
+/// exits, however many there are.
+#[test]
+fn shutdown_waits_for_listener_streams_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let server_line: &'static str = Box::leak(format!("access_log = \"{}\"\n", log.display()).into_boxed_str());
+    let mut server = TestServer::start(Opts { server: server_line, ..Opts::default() });
+    let _source = FfmpegSource::sine(&server, "/bye.mp3", MP3);
+    server.wait_live("/bye.mp3");
+    let mut listeners: Vec<Listener> = (0..40).map(|_| Listener::connect(&server, "/bye.mp3", &[])).collect();
+    for listener in &mut listeners {
+        listener.read_at_least(1000, WAIT);
+    }
+    let status = server.terminate().expect("floe exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let logged = text.lines().filter(|l| l.contains("\"GET /bye.mp3 HTTP/1.1\" 200 ")).count();
+    assert_eq!(logged, listeners.len(), "every listener's stream ended and was logged before the exit:\n{text}");
+    for listener in &mut listeners {
+        assert!(listener.closed_within(Duration::from_secs(5)));
+    }
+}
