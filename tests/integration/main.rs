@@ -15,6 +15,7 @@ mod clients;
 mod codec_isolation;
 mod config;
 mod directory;
+mod drills;
 mod events;
 mod icy;
 mod ingest;
