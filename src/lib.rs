@@ -27,6 +27,8 @@ pub mod dump;
 pub mod escape;
 pub mod events;
 pub mod format;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod hls;
 pub mod http;
 pub mod import;

@@ -321,6 +321,17 @@ impl Answer {
     }
 }
 
+/// The fuzz target's way in: a response head as an upstream sends it.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_answer(head: &[u8]) {
+    if let Ok(answer) = Answer::parse(head) {
+        for name in ["content-type", "icy-metaint", "icy-name", "ice-audio-info"] {
+            let _ = answer.header(name);
+        }
+        let _ = StreamInfo::from_headers(|name| answer.header(name));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub(crate) mod ingest;
 mod shoutcast;
 
 pub use http::serve as serve_http;
+pub use shoutcast::parse_login as parse_shoutcast_login;
 pub use shoutcast::serve as serve_shoutcast;
 
 use crate::config::{mount_name, MountNameError};

@@ -129,3 +129,53 @@ fn supervise(
 fn internal_peer() -> SocketAddr {
     ([127, 0, 0, 1], 0).into()
 }
+
+/// The fuzz target's way in: `data` (after a first byte choosing the
+/// format) decoded as a source of that format is, and what decodes fed to
+/// MP3, AAC and Ogg Opus renditions through the encoder chains the codec
+/// process runs (resampling and sanitising included). At most a second of
+/// audio is encoded per input: encoding dominates otherwise.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_codecs(data: &[u8]) {
+    use std::sync::OnceLock;
+
+    use decode::{run_decoder, DecodeStats, Input, Pcm};
+    use wire::{RenditionJob, Title};
+
+    static LADDER: OnceLock<Vec<std::sync::Arc<crate::config::TranscodeConfig>>> = OnceLock::new();
+    let ladder = LADDER.get_or_init(|| {
+        let config = crate::config::parse_str(
+            "[[mount]]\nname = \"/src\"\n\
+             [[mount.transcode]]\nname = \"/r.mp3\"\ncodec = \"mp3\"\nbitrate = 64\n\
+             [[mount.transcode]]\nname = \"/r.aac\"\ncodec = \"aac\"\nbitrate = 64\n\
+             [[mount.transcode]]\nname = \"/r.opus\"\ncodec = \"opus\"\nbitrate = 48\n",
+            "fuzz.toml",
+        )
+        .expect("the fuzz ladder parses");
+        config.mount("/src").transcode.clone()
+    });
+    let input = match data.first().map(|b| b % 3) {
+        Some(0) => Input::Mp3,
+        Some(1) => Input::Aac,
+        _ => Input::Ogg,
+    };
+    let stream = std::io::Cursor::new(data.get(1..).unwrap_or(&[]).to_vec());
+    let mut blocks: Vec<Pcm> = Vec::new();
+    let mut frames = 0usize;
+    let _ = run_decoder(input, stream, &mut DecodeStats::default(), &mut |pcm| {
+        if frames < 48_000 {
+            frames += pcm.frames();
+            blocks.push(pcm);
+        }
+    });
+    let title = Title::default();
+    for (index, config) in ladder.iter().enumerate() {
+        let job = RenditionJob { config: (**config).clone(), wanted: true };
+        let mut chain = chain::EncoderChain::rendition(index as u8, job, &title);
+        let mut out: Vec<wire::FromCodec> = Vec::new();
+        for pcm in &blocks {
+            chain.feed(pcm, 0, &mut out);
+        }
+        chain.finish(0, &mut out);
+    }
+}

@@ -61,6 +61,52 @@ fn keep_reading(server: &TestServer, path: &str, flags: &Arc<Flags>) -> JoinHand
     })
 }
 
+/// Listeners of one mount, each read on its own thread, for checking that
+/// they keep up with the source while a drill does its worst.
+struct Steady {
+    mount: String,
+    flags: Arc<Flags>,
+    readers: Vec<JoinHandle<Reading>>,
+    /// What the mount's source had sent when the readers noted theirs.
+    read_at_mark: u64,
+}
+
+impl Steady {
+    /// `n` listeners of `mount`, connected.
+    fn connect(server: &TestServer, mount: &str, n: usize) -> Steady {
+        let flags = Arc::new(Flags::default());
+        let readers: Vec<_> = (0..n).map(|_| keep_reading(server, mount, &flags)).collect();
+        eventually("the listeners are connected", WAIT, || server.mount_stat(mount, "listeners") == n as u64);
+        Steady { mount: mount.to_string(), flags, readers, read_at_mark: 0 }
+    }
+
+    /// From here on (their bursts are in) count what they get.
+    fn mark(&mut self, server: &TestServer) {
+        self.read_at_mark = server.mount_stat(&self.mount, "total_bytes_read");
+        self.flags.mark.store(true, Ordering::Relaxed);
+    }
+
+    /// Stop the readers and check that none was disconnected and each got
+    /// everything the source sent since `mark` (less a second of it: a
+    /// delivery interval, a partial frame, the readers' own timing),
+    /// `beside` whatever the drill did. Measured against the source, not
+    /// the clock, so a source slowed by a busy machine is no failure.
+    fn check(self, server: &TestServer, beside: &str) {
+        let sent = server.mount_stat(&self.mount, "total_bytes_read") - self.read_at_mark;
+        self.flags.stop.store(true, Ordering::Relaxed);
+        assert!(sent > 16_000, "the source sent {sent} bytes");
+        for (n, reader) in self.readers.into_iter().enumerate() {
+            let Reading { body, at_mark, closed } = reader.join().unwrap();
+            assert!(!closed, "listener {n} was disconnected");
+            let got = (body.len() - at_mark) as u64;
+            assert!(
+                got + 16_000 >= sent,
+                "listener {n} got {got} of the {sent} bytes the source sent, beside {beside}"
+            );
+        }
+    }
+}
+
 /// ffmpeg's complaints decoding `mp3` (empty when it decodes cleanly).
 fn decode_errors(server: &TestServer, name: &str, mp3: &[u8]) -> String {
     let path = server.dir().join(name);
@@ -192,15 +238,11 @@ fn slow_and_idle_connections_cost_listeners_nothing() {
     let server = TestServer::start(Opts { limits: "header_timeout = 4\n", ..Opts::default() });
     let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
     server.wait_live("/live.mp3");
-    let flags = Arc::new(Flags::default());
-    let readers: Vec<_> = (0..listeners).map(|_| keep_reading(&server, "/live.mp3", &flags)).collect();
-    eventually("the listeners are connected", WAIT, || server.mount_stat("/live.mp3", "listeners") == listeners as u64);
+    let mut steady = Steady::connect(&server, "/live.mp3", listeners);
 
     let idle: Vec<TcpStream> = (0..idlers).map(|_| TcpStream::connect(server.http).unwrap()).collect();
     let mut slow: Vec<TcpStream> = (0..idlers).map(|_| TcpStream::connect(server.http).unwrap()).collect();
-    // From here on (their bursts are in) listeners get the stream's own rate.
-    flags.mark.store(true, Ordering::Relaxed);
-    let started = Instant::now();
+    steady.mark(&server);
     let mut sent = 0usize;
     // One header byte per connection per second for 3 s (within the timeout).
     for second in 0..3 {
@@ -224,15 +266,105 @@ fn slow_and_idle_connections_cost_listeners_nothing() {
         assert!(!timed_out, "the header timeout closes a connection that never finishes its head");
         assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408") || rest.starts_with(b"HTTP/1.0 408"), "{rest:?}");
     }
+    steady.check(&server, &format!("{idlers} slow and {idlers} idle connections"));
+}
+
+/// A thousand title updates a second (an automation system gone wrong, or
+/// someone with the source password) never stall the mount's listeners:
+/// they keep full rate and see the titles.
+#[test]
+fn a_title_flood_does_not_stall_listeners() {
+    let server = TestServer::start(Opts::default());
+    let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.mp3");
+    let mut steady = Steady::connect(&server, "/live.mp3", 10);
+    steady.mark(&server);
+    let started = Instant::now();
+    let auth = basic("admin", "hackme");
+    let updates = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let (auth, updates, server) = (&auth, &updates, &server);
+            scope.spawn(move || {
+                let mut n = worker;
+                while started.elapsed() < Duration::from_secs(3) {
+                    let path = format!("/admin/metadata?mount=/live.mp3&mode=updinfo&song=Flood+{n}");
+                    let head = format!("GET {path} HTTP/1.0\r\nAuthorization: {auth}\r\n\r\n");
+                    assert_eq!(raw_exchange(server.http, head.as_bytes()).status, 200);
+                    updates.fetch_add(1, Ordering::Relaxed);
+                    n += 4;
+                }
+            });
+        }
+    });
     let window = started.elapsed();
+    let sent = updates.load(Ordering::Relaxed);
+    let title = server.live_sources()[0]["title"].as_str().unwrap_or("").to_string();
+    assert!(title.starts_with("Flood "), "the titles arrived: {title}");
+    steady.check(&server, &format!("{sent} title updates"));
+    println!("{sent} title updates in {window:?}");
+}
+
+/// CPU time the server has used, in clock ticks (user + system).
+fn cpu_ticks(server: &TestServer) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    fields.get(11).zip(fields.get(12)).map_or(0, |(u, s)| u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0))
+}
+
+/// Out of descriptors (EMFILE): the accept loop backs off instead of
+/// spinning, the listeners already streaming keep their stream, and the
+/// server recovers by itself once descriptors are free again.
+#[test]
+fn running_out_of_descriptors_is_survived() {
+    let server = TestServer::start(Opts { fd_limit: Some(96), limits: "header_timeout = 60\n", ..Opts::default() });
+    let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.mp3");
+    let flags = Arc::new(Flags::default());
+    let reader = keep_reading(&server, "/live.mp3", &flags);
+    // Connections that say nothing hold descriptors until the server has none.
+    let hogs: Vec<TcpStream> = (0..150).filter_map(|_| TcpStream::connect(server.http).ok()).collect();
+    eventually("the server runs out of descriptors", WAIT, || server.log().contains("accept failed"));
+    let before = cpu_ticks(&server);
+    // A measuring window, not a wait for an event: how much CPU two
+    // seconds without descriptors cost.
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks(&server) - before;
+    assert!(spent < 50, "the accept loop spun: {spent} ticks of CPU in 2 s without descriptors");
+    drop(hogs);
+    eventually("new requests are answered again", WAIT, || {
+        TcpStream::connect(server.http).is_ok() && server.get("/status-json.xsl").status == 200
+    });
     flags.stop.store(true, Ordering::Relaxed);
-    for (n, reader) in readers.into_iter().enumerate() {
-        let Reading { body, at_mark, closed } = reader.join().unwrap();
-        assert!(!closed, "listener {n} was disconnected");
-        // 128 kbit/s through the window, give or take a delivery interval
-        // and the source's own jitter.
-        let got = body.len() - at_mark;
-        let expected = 0.9 * (window.as_secs_f64() - 0.5) * 16_000.0;
-        assert!(got as f64 >= expected, "listener {n} got {got} bytes in {window:?}, expected {expected:.0}");
+    let Reading { body, closed, .. } = reader.join().unwrap();
+    assert!(!closed && body.len() > 16_000, "the listener streamed throughout ({} bytes)", body.len());
+}
+
+/// A source pushing as fast as loopback allows (hundreds of times its
+/// bitrate) does not starve another mount's listeners.
+#[test]
+fn a_runaway_source_does_not_starve_other_mounts() {
+    let server = TestServer::start(Opts::default());
+    let _steady = FfmpegSource::sine(&server, "/steady.mp3", MP3);
+    server.wait_live("/steady.mp3");
+    let mp3 = sine_mp3(&server, 10);
+    let head = format!(
+        "PUT /runaway.mp3 HTTP/1.1\r\nAuthorization: {}\r\nContent-Type: audio/mpeg\r\n\r\n",
+        basic("source", "hackme")
+    );
+    let mut steady = Steady::connect(&server, "/steady.mp3", 10);
+    let mut runaway = open_source(&server, &head);
+    steady.mark(&server);
+    let started = Instant::now();
+    let mut pushed = 0usize;
+    while started.elapsed() < Duration::from_secs(4) {
+        if runaway.write_all(&mp3).is_err() {
+            break;
+        }
+        pushed += mp3.len();
     }
+    let window = started.elapsed();
+    steady.check(&server, &format!("a source pushing {pushed} bytes"));
+    println!("the runaway source pushed {} MB in {window:?}", pushed >> 20);
 }

@@ -36,6 +36,8 @@ pub struct Opts {
     pub rest: &'static str,
     /// Files written next to the config before the server starts (name, content).
     pub files: Vec<(&'static str, Vec<u8>)>,
+    /// Open files the process may have (`prlimit --nofile`), when set.
+    pub fd_limit: Option<u32>,
 }
 
 /// A running `floe` process; killed when dropped.
@@ -58,7 +60,16 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = write_config(dir.path(), &opts);
         let stderr = std::fs::File::create(dir.path().join("floe.log")).expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
+        // prlimit execs floe itself, so the child's pid is the server's.
+        let mut command = match opts.fd_limit {
+            Some(limit) => {
+                let mut command = Command::new("prlimit");
+                command.arg(format!("--nofile={limit}:{limit}")).arg(env!("CARGO_BIN_EXE_floe"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_floe")),
+        };
+        let mut child = command
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "info")
