@@ -80,10 +80,17 @@ async fn list_in(directory: DirectoryConfig, state: AppState) {
                 }
                 Some(listing) if listing.next_touch <= now => {
                     listing.next_touch = now + listing.touch_every;
-                    if let Err(why) = touch(&directory, &state, mount, listing).await {
-                        // Icecast adds the stream again when a touch is refused.
-                        tracing::warn!(mount = mount.name(), directory = %directory.url, "YP touch failed: {why}");
-                        listed.remove(mount.name());
+                    match touch(&directory, &state, mount, listing).await {
+                        Ok(()) => {}
+                        // The directory forgot the stream: add it again, as Icecast does.
+                        Err(YpError::Refused(why)) => {
+                            tracing::warn!(mount = mount.name(), directory = %directory.url, "YP touch refused: {why}");
+                            listed.remove(mount.name());
+                        }
+                        // Unreachable for now: the listing stands, the next touch tries again.
+                        Err(YpError::Failed(why)) => {
+                            tracing::warn!(mount = mount.name(), directory = %directory.url, "YP touch failed: {why}");
+                        }
                     }
                 }
                 _ => {}
@@ -144,7 +151,7 @@ async fn add(
         ("stype", subtype(mount)),
         ("b", source.bitrate().map_or(String::new(), |b| b.to_string())),
     ];
-    let head = ask(directory, &form, directory.timeout).await?;
+    let head = ask(directory, &form, directory.timeout).await.map_err(|e| e.to_string())?;
     let sid = head.header("sid").filter(|s| !s.is_empty()).ok_or("the directory gave no SID")?;
     let touch_every = head
         .header("touchfreq")
@@ -160,7 +167,7 @@ async fn touch(
     state: &AppState,
     mount: &MountHandle,
     listing: &Listing,
-) -> Result<(), String> {
+) -> Result<(), YpError> {
     let max = mount.config().max_listeners.unwrap_or(state.config.get().limits.clients);
     let form = [
         ("action", "touch".to_string()),
@@ -181,20 +188,31 @@ async fn remove(directory: &DirectoryConfig, mount: &str, sid: &str, limit: Dura
     }
 }
 
+/// Why a request to a directory did not succeed.
+#[derive(Debug, thiserror::Error)]
+enum YpError {
+    /// It answered, and said no (`YPResponse` other than 1).
+    #[error("{0}")]
+    Refused(String),
+    /// No usable answer: unreachable, too slow, not HTTP.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// POST one request; its answer must say `YPResponse: 1`.
-async fn ask(directory: &DirectoryConfig, form: &[(&str, String)], limit: Duration) -> Result<Head, String> {
+async fn ask(directory: &DirectoryConfig, form: &[(&str, String)], limit: Duration) -> Result<Head, YpError> {
     let head = match tokio::time::timeout(limit, post_form(&directory.url, None, form)).await {
-        Ok(answer) => answer?,
-        Err(_) => return Err(format!("no answer within {} s", limit.as_secs())),
+        Ok(answer) => answer.map_err(YpError::Failed)?,
+        Err(_) => return Err(YpError::Failed(format!("no answer within {} s", limit.as_secs()))),
     };
     if head.header("ypresponse") == Some("1") {
         return Ok(head);
     }
     let message = head.header("ypmessage").map(crate::escape::escape_log);
-    Err(match message {
+    Err(YpError::Refused(match message {
         Some(message) => format!("the directory answered {}: {message}", head.status),
         None => format!("the directory answered {} without YPResponse: 1", head.status),
-    })
+    }))
 }
 
 #[cfg(test)]

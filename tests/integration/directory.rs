@@ -14,13 +14,15 @@ type Requests = Arc<Mutex<Vec<HashMap<String, String>>>>;
 
 /// A directory on 127.0.0.1 that records every form it is sent and answers
 /// as dir.xiph.org does: a SID and a touch interval of 1 s for an `add`,
-/// except for streams named "Refused".
+/// except for streams named "Refused"; after three touches it forgets a
+/// SID (as a directory does when it expires one), so the fourth is refused.
 fn fake_directory() -> (SocketAddr, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let requests: Requests = Arc::default();
     let seen = requests.clone();
     std::thread::spawn(move || {
+        let mut touches: HashMap<String, usize> = HashMap::new();
         for (n, sock) in listener.incoming().take(1000).enumerate() {
             let Ok(sock) = sock else { continue };
             sock.set_read_timeout(Some(WAIT)).unwrap();
@@ -46,6 +48,16 @@ fn fake_directory() -> (SocketAddr, Requests) {
                     // The SID handed out, kept with the request for the test.
                     form.insert("answered_sid".into(), format!("sid-{n}"));
                     format!("YPResponse: 1\r\nYPMessage: Added\r\nSID: sid-{n}\r\nTouchFreq: 1\r\n")
+                }
+                (Some("touch"), _) => {
+                    let count = touches.entry(form.get("sid").cloned().unwrap_or_default()).or_default();
+                    *count += 1;
+                    if *count > 3 {
+                        form.insert("refused".into(), "1".into());
+                        "YPResponse: 0\r\nYPMessage: SID not found\r\n".into()
+                    } else {
+                        "YPResponse: 1\r\nYPMessage: OK\r\n".into()
+                    }
                 }
                 _ => "YPResponse: 1\r\nYPMessage: OK\r\n".into(),
             };
@@ -101,12 +113,15 @@ fn public_mounts_are_listed_touched_and_removed_at_the_end() {
     let _refused = FfmpegSource::start(&server, "/refused.mp3", MP3, "sine=frequency=440", "1", &refused);
     server.wait_live("/private.mp3");
 
-    eventually("the public mount is added", WAIT, || !sent(&requests, "add").is_empty());
-    let add = sent(&requests, "add").into_iter().find(|f| f["sn"] == "Floe FM").expect("Floe FM added");
+    // The SIDs the directory gave Floe FM, oldest first.
+    let floe_fm = || -> Vec<String> {
+        sent(&requests, "add").into_iter().filter(|f| f["sn"] == "Floe FM").map(|f| f["answered_sid"].clone()).collect()
+    };
+    eventually("the public mount is added", WAIT, || !floe_fm().is_empty());
+    let add = sent(&requests, "add").into_iter().find(|f| f["sn"] == "Floe FM").unwrap();
     assert_eq!(add["genre"], "Jazz & Blues");
     assert_eq!(add["type"], "audio/mpeg");
     assert_eq!(add["listenurl"], server.url("/public.mp3"));
-    let sid = add["answered_sid"].clone();
     eventually("the refusal is logged with the directory's message", WAIT, || {
         server.log().contains("Stream name not allowed")
     });
@@ -114,20 +129,26 @@ fn public_mounts_are_listed_touched_and_removed_at_the_end() {
     assert_eq!(server.admin("/admin/metadata?mount=/public.mp3&mode=updinfo&song=Take+Five").status, 200);
     let _listener = Listener::connect(&server, "/public.mp3", &[]);
     eventually("a touch carries the title and the listener", WAIT, || {
-        sent(&requests, "touch").iter().any(|f| f["sid"] == sid && f["st"] == "Take Five" && f["listeners"] == "1")
+        let sids = floe_fm();
+        sent(&requests, "touch")
+            .iter()
+            .any(|f| sids.contains(&f["sid"]) && f["st"] == "Take Five" && f["listeners"] == "1")
     });
+    eventually("a stream the directory forgot is added again", WAIT, || floe_fm().len() >= 2);
+    assert!(sent(&requests, "touch").iter().any(|f| f.contains_key("refused")), "after a refused touch");
 
     listed.stop();
     eventually("the mount is removed when its source leaves", WAIT, || {
-        sent(&requests, "remove").iter().any(|f| f["sid"] == sid)
+        let latest = floe_fm().pop().unwrap();
+        sent(&requests, "remove").iter().any(|f| f["sid"] == latest)
     });
     // At shutdown the server takes its remaining listing off.
     eventually("the second public mount is listed", WAIT, || {
         sent(&requests, "add").iter().any(|f| f["sn"] == "Second")
     });
-    let second = sent(&requests, "add").into_iter().find(|f| f["sn"] == "Second").unwrap();
     let mut server = server;
     assert!(server.terminate().is_some_and(|status| status.success()));
+    let second = sent(&requests, "add").into_iter().rfind(|f| f["sn"] == "Second").unwrap();
     assert!(sent(&requests, "remove").iter().any(|f| f["sid"] == second["answered_sid"]), "removed at shutdown");
     let all = requests.lock().unwrap().clone();
     assert!(
