@@ -368,3 +368,80 @@ fn a_runaway_source_does_not_starve_other_mounts() {
     steady.check(&server, &format!("a source pushing {pushed} bytes"));
     println!("the runaway source pushed {} MB in {window:?}", pushed >> 20);
 }
+
+/// Garbage for every codec at once — an MP3 stream of frames decoding far
+/// past full scale cut with junk, ADTS headers over random payloads, a
+/// Vorbis setup header asking for gigabytes — on mounts with renditions,
+/// while another mount's listeners get everything their source sends.
+#[test]
+fn codec_garbage_costs_other_mounts_nothing() {
+    let server = TestServer::with_mounts(
+        "[[mount]]\nname = \"/g.mp3\"\n[[mount.transcode]]\nname = \"/g.opus\"\ncodec = \"opus\"\nbitrate = 48\n\
+         [[mount]]\nname = \"/g.aac\"\n[[mount.transcode]]\nname = \"/g-aac.mp3\"\ncodec = \"mp3\"\nbitrate = 64\n\
+         [[mount]]\nname = \"/g.ogg\"\n[[mount.transcode]]\nname = \"/g-ogg.mp3\"\ncodec = \"mp3\"\nbitrate = 64\n",
+    );
+    let _steady = FfmpegSource::sine(&server, "/steady.mp3", MP3);
+    server.wait_live("/steady.mp3");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut junk = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect()
+    };
+    // Loud frames, cut every 20 KB by 2 KB of junk.
+    let loud = hostile::loud_mp3(&sine_mp3(&server, 8), 255);
+    let mut mp3 = Vec::new();
+    for piece in loud.chunks(20_000) {
+        mp3.extend_from_slice(piece);
+        mp3.extend(junk(2_000));
+    }
+    // Every ADTS frame's payload replaced by noise, its header kept.
+    let aac_path = ffmpeg_make(&server, "garbage.aac", "sine=frequency=440:duration=8", &["-c:a", "aac", "-f", "adts"]);
+    let mut aac = std::fs::read(aac_path).unwrap();
+    let mut at = 0;
+    while at + 7 <= aac.len() && aac[at] == 0xFF && aac[at + 1] & 0xF0 == 0xF0 {
+        let len =
+            ((usize::from(aac[at + 3]) & 3) << 11) | (usize::from(aac[at + 4]) << 3) | (usize::from(aac[at + 5]) >> 5);
+        let end = (at + len.max(7)).min(aac.len());
+        let noise = junk(end - at - 7);
+        aac[at + 7..end].copy_from_slice(&noise);
+        at = end;
+    }
+    let ogg_path =
+        ffmpeg_make(&server, "garbage.ogg", "sine=frequency=440:duration=8", &["-c:a", "libvorbis", "-f", "ogg"]);
+    let ogg = hostile::vorbis_with_codebooks(&std::fs::read(ogg_path).unwrap(), &[(8, 1 << 20); 4]);
+
+    let mut steady = Steady::connect(&server, "/steady.mp3", 10);
+    steady.mark(&server);
+    std::thread::scope(|scope| {
+        for (mount, content_type, body) in
+            [("/g.mp3", "audio/mpeg", &mp3), ("/g.aac", "audio/aac", &aac), ("/g.ogg", "audio/ogg", &ogg)]
+        {
+            let server = &server;
+            scope.spawn(move || {
+                let head = format!(
+                    "PUT {mount} HTTP/1.1\r\nAuthorization: {}\r\nContent-Type: {content_type}\r\n\r\n",
+                    basic("source", "hackme")
+                );
+                let mut source = open_source(server, &head);
+                // Twice real time, so the codecs work through all of it.
+                for piece in body.chunks(32_000) {
+                    if source.write_all(piece).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1000));
+                }
+            });
+        }
+    });
+    steady.check(&server, "garbage for MP3, AAC and Vorbis decoders");
+    assert!(server.is_live("/steady.mp3"));
+    // The garbage did reach the codecs: the hostile Vorbis header ended its renditions.
+    assert!(server.server_stat("transcode_failures") >= 1, "{}", server.log());
+    assert_eq!(server.get("/status-json.xsl").status, 200, "the server answers: {}", server.log());
+}
