@@ -217,7 +217,9 @@ bitrate = 48
     )
     .unwrap();
     sock.write_all(&first[..first.len() / 4]).unwrap();
+    // Each rendition goes live when its own encoder starts: wait for both.
     server.wait_live("/c.mp3");
+    server.wait_live("/c.opus");
     let mut listeners = [Listener::connect(&server, "/c.mp3", &[]), Listener::connect(&server, "/c.opus", &[])];
     sock.write_all(&first[first.len() / 4..]).unwrap();
     for l in &mut listeners {
