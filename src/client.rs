@@ -1,6 +1,7 @@
 //! Forms Floe POSTs to other HTTP services (URL authentication backends, YP
 //! directories), and the head of their answer: plain HTTP/1.1, one request
-//! per connection, the head bounded in size. Callers bound the time.
+//! per connection, the head bounded in size. Callers bound the time. Relays
+//! read their upstreams' answers with `parse_head` too.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -14,7 +15,27 @@ const MAX_HEAD: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Head {
     pub status: u16,
+    pub reason: String,
     pub headers: Vec<(String, String)>,
+}
+
+/// The response head at the start of `bytes`: `Ok(None)` while it is
+/// incomplete, an error when it is not HTTP.
+pub fn parse_head(bytes: &[u8]) -> Result<Option<Head>, httparse::Error> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    Ok(match response.parse(bytes)? {
+        httparse::Status::Complete(_) => Some(Head {
+            status: response.code.unwrap_or(0),
+            reason: response.reason.unwrap_or("").to_string(),
+            headers: response
+                .headers
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect(),
+        }),
+        httparse::Status::Partial => None,
+    })
 }
 
 impl Head {
@@ -49,19 +70,10 @@ pub async fn post_form(
     sock.write_all(request.as_bytes()).await.map_err(|e| format!("{url}: {e}"))?;
     let mut buf = Vec::with_capacity(1024);
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let headers = response
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
-                    .collect();
-                return Ok(Head { status: response.code.unwrap_or(0), headers });
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            Ok(httparse::Status::Partial) => return Err(format!("{url}: response head over {MAX_HEAD} bytes")),
+        match parse_head(&buf) {
+            Ok(Some(head)) => return Ok(head),
+            Ok(None) if buf.len() < MAX_HEAD => {}
+            Ok(None) => return Err(format!("{url}: response head over {MAX_HEAD} bytes")),
             Err(error) => return Err(format!("{url}: not an HTTP response ({error})")),
         }
         let mut chunk = [0u8; 4096];

@@ -171,7 +171,11 @@ mod tests {
     use super::*;
 
     fn head(status: u16, headers: &[(&str, &str)]) -> Head {
-        Head { status, headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect() }
+        Head {
+            status,
+            reason: String::new(),
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        }
     }
 
     #[test]

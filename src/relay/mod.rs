@@ -282,9 +282,7 @@ async fn read_head(
 }
 
 /// A response head: its headers, once the status said 200.
-struct Answer {
-    headers: Vec<(String, String)>,
-}
+struct Answer(crate::client::Head);
 
 impl Answer {
     fn parse(head: &[u8]) -> Result<Answer, RelayError> {
@@ -297,27 +295,16 @@ impl Answer {
             }
             None => head,
         };
-        let mut storage = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut storage);
-        match response.parse(head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => return Err(RelayError::BadHead),
-        }
-        if response.code != Some(200) {
-            let status = format!("{} {}", response.code.unwrap_or(0), response.reason.unwrap_or(""));
+        let Ok(Some(head)) = crate::client::parse_head(head) else { return Err(RelayError::BadHead) };
+        if head.status != 200 {
+            let status = format!("{} {}", head.status, head.reason);
             return Err(RelayError::Status(crate::escape::escape_log(&status)));
         }
-        let headers = response
-            .headers
-            .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
-            .collect();
-        Ok(Answer { headers })
+        Ok(Answer(head))
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.0.header(&name.to_ascii_lowercase())
     }
 }
 
