@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 
 use crate::escape::escape_log;
 use crate::http::request::Request;
+use crate::http::status::Status;
 use crate::timefmt;
 
 /// Where access lines go. Clone is cheap; clones share the file, so a
@@ -50,8 +51,8 @@ impl LogFile {
 pub struct StatusClasses([AtomicU64; 6]);
 
 impl StatusClasses {
-    fn count(&self, status: u16) {
-        self.0[usize::from(status / 100).min(5)].fetch_add(1, Ordering::Relaxed);
+    fn count(&self, status: Status) {
+        self.0[usize::from(status.code() / 100).min(5)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// (`"2xx"`, count) for each class from 1xx to 5xx.
@@ -102,7 +103,7 @@ pub struct AccessEntry<'a> {
     pub ip: IpAddr,
     pub user: Option<&'a str>,
     pub request: Option<&'a RequestLine>,
-    pub status: u16,
+    pub status: Status,
     pub bytes: u64,
     pub duration: Duration,
 }
@@ -143,7 +144,7 @@ impl AccessLog {
         ip: IpAddr,
         user: Option<&str>,
         request: Option<&RequestLine>,
-        status: u16,
+        status: Status,
         bytes: u64,
         started: Instant,
     ) {
@@ -213,7 +214,7 @@ mod tests {
             ip: "127.0.0.1".parse().unwrap(),
             user: Some("ad min\n"),
             request: None,
-            status: 401,
+            status: Status::Unauthorized,
             bytes: 0,
             duration: Duration::ZERO,
         };
@@ -228,7 +229,7 @@ mod tests {
             ip: "127.0.0.1".parse().unwrap(),
             user: None,
             request: Some(&RequestLine::of(&req)),
-            status: 200,
+            status: Status::Ok,
             bytes: 1234,
             duration: Duration::from_secs(61),
         };

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use crate::http::request::Request;
 use crate::http::response::Response;
+use crate::http::status::Status;
 
 /// The status page.
 const INDEX_HTML: &str = include_str!("../web/index.html");
@@ -54,15 +55,15 @@ fn gzipped(cell: &'static OnceLock<Bytes>, plain: &'static [u8]) -> impl FnOnce(
 
 fn script(req: &Request, plain: &'static [u8], gzipped: impl FnOnce() -> Bytes) -> Option<Response> {
     if plain.is_empty() {
-        return Some(Response::text(404, "This build of Floe has no player library (npm was missing)"));
+        return Some(Response::text(Status::NotFound, "This build of Floe has no player library (npm was missing)"));
     }
     let accepts_gzip =
         req.header("Accept-Encoding").is_some_and(|a| a.split(',').any(|e| e.trim().starts_with("gzip")));
     let content_type = "application/javascript; charset=utf-8";
     let response = if accepts_gzip {
-        Response::new(200, content_type, gzipped()).with_header("Content-Encoding", "gzip")
+        Response::new(Status::Ok, content_type, gzipped()).with_header("Content-Encoding", "gzip")
     } else {
-        Response::new(200, content_type, Bytes::from_static(plain))
+        Response::new(Status::Ok, content_type, Bytes::from_static(plain))
     };
     // The page asks for them with Floe's version in the URL.
     Some(

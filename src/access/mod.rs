@@ -13,7 +13,7 @@ pub use per_ip::{PerIp, PerIpSlot};
 
 use std::net::IpAddr;
 
-use crate::http::response::Response;
+use crate::http::status::{Refusal, Status};
 
 /// Allow and deny lists, as `[access]` and each `[[mount]]` give them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,16 +28,16 @@ pub struct Rules {
 
 /// Why a request was turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum Denied {
     Address,
     UserAgent,
 }
 
 impl Rules {
-    pub fn check(&self, ip: IpAddr, user_agent: Option<&str>) -> Result<(), Refusal> {
+    pub fn check(&self, ip: IpAddr, user_agent: Option<&str>) -> Result<(), Denied> {
         let listed = |nets: &[Cidr]| nets.iter().any(|net| net.contains(ip));
         if listed(&self.deny) || (!self.allow.is_empty() && !listed(&self.allow)) {
-            return Err(Refusal::Address);
+            return Err(Denied::Address);
         }
         // Most servers have no agent list: no lower-casing per request then.
         if self.deny_user_agents.is_empty() {
@@ -45,23 +45,23 @@ impl Rules {
         }
         let agent = user_agent.unwrap_or("").to_lowercase();
         if self.deny_user_agents.iter().any(|denied| agent.contains(denied.as_str())) {
-            return Err(Refusal::UserAgent);
+            return Err(Denied::UserAgent);
         }
         Ok(())
     }
 }
 
-impl Refusal {
-    pub fn response(self) -> Response {
-        Response::text(403, &self.to_string())
+impl Refusal for Denied {
+    fn status(&self) -> Status {
+        Status::Forbidden
     }
 }
 
-impl std::fmt::Display for Refusal {
+impl std::fmt::Display for Denied {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Refusal::Address => "connections from your address are not allowed here",
-            Refusal::UserAgent => "your player is not allowed here",
+            Denied::Address => "connections from your address are not allowed here",
+            Denied::UserAgent => "your player is not allowed here",
         })
     }
 }
@@ -79,9 +79,9 @@ mod tests {
         };
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(rules.check(ip("192.0.2.1"), Some("VLC/3.0")), Ok(()));
-        assert_eq!(rules.check(ip("192.0.2.66"), None), Err(Refusal::Address));
-        assert_eq!(rules.check(ip("198.51.100.1"), None), Err(Refusal::Address));
-        assert_eq!(rules.check(ip("192.0.2.1"), Some("StreamRipper/1.64")), Err(Refusal::UserAgent));
+        assert_eq!(rules.check(ip("192.0.2.66"), None), Err(Denied::Address));
+        assert_eq!(rules.check(ip("198.51.100.1"), None), Err(Denied::Address));
+        assert_eq!(rules.check(ip("192.0.2.1"), Some("StreamRipper/1.64")), Err(Denied::UserAgent));
         assert_eq!(Rules::default().check(ip("198.51.100.1"), None), Ok(()));
     }
 }

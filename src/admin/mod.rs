@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use crate::auth::{self, Credentials, Refused};
 use crate::http::request::Request;
 use crate::http::response::Response;
+use crate::http::status::{Refusal, Status};
 use crate::mount::MountHandle;
 use crate::state::AppState;
 use doc::Elem;
@@ -50,15 +51,31 @@ pub enum AdminError {
     BadRequest(String),
 }
 
-impl AdminError {
+impl Refusal for AdminError {
+    fn status(&self) -> Status {
+        match self {
+            AdminError::Auth => Status::Unauthorized,
+            AdminError::Throttled(_) => Status::TooManyRequests,
+            AdminError::CrossSite => Status::Forbidden,
+            AdminError::BadRequest(_) => Status::BadRequest,
+        }
+    }
+
+    fn realm(&self) -> &'static str {
+        "Floe admin"
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            AdminError::Throttled(secs) => Some(*secs),
+            _ => None,
+        }
+    }
+
     fn response(&self) -> Response {
         match self {
-            AdminError::Auth => Response::unauthorized("Floe admin"),
-            AdminError::Throttled(secs) => {
-                Response::text(429, &self.to_string()).with_header("Retry-After", &secs.to_string())
-            }
-            AdminError::CrossSite => Response::text(403, &self.to_string()),
-            AdminError::BadRequest(m) => error_page(400, m),
+            AdminError::BadRequest(message) => error_page(self.status(), message),
+            _ => Response::text(self.status(), &self.to_string()).with_refusal_headers(self),
         }
     }
 }
@@ -139,7 +156,7 @@ pub fn handle(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, O
         _ => (name, Format::Xml),
     };
     let Some(command) = COMMANDS.iter().find(|c| c.name == name) else {
-        return (Response::text(404, "Unknown admin command"), None);
+        return (Response::text(Status::NotFound, "Unknown admin command"), None);
     };
     let writes = match command.effect {
         Effect::Reads => false,
@@ -183,7 +200,7 @@ fn page(name: &str, state: &AppState) -> Option<Response> {
 /// `basic_auth` in its scrape config).
 pub fn metrics(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, Option<String>) {
     match admin_user(req, peer, state) {
-        Ok(user) => (Response::new(200, metrics::CONTENT_TYPE, metrics::render(state)), Some(user)),
+        Ok(user) => (Response::new(Status::Ok, metrics::CONTENT_TYPE, metrics::render(state)), Some(user)),
         Err(response) => (response, None),
     }
 }
@@ -198,7 +215,7 @@ fn render(elem: &Elem, format: Format) -> Result<Response, AdminError> {
     Ok(match format {
         Format::Xml => Response::xml(elem.to_xml()),
         Format::Json => Response::json(elem.to_json()),
-        Format::Text => Response::new(200, "text/plain; charset=utf-8", commands::as_text(elem)),
+        Format::Text => Response::new(Status::Ok, "text/plain; charset=utf-8", commands::as_text(elem)),
     })
 }
 
@@ -264,7 +281,7 @@ pub fn ice_failure(message: &str) -> Elem {
 
 /// An error page in Icecast 2.4's shape (its `client_send_error`), so
 /// panels that show or parse Icecast's message find it where they look.
-fn error_page(status: u16, message: &str) -> Response {
+fn error_page(status: Status, message: &str) -> Response {
     let message = crate::escape::escape_xml(message);
     let body =
         format!("<html><head><title>Error {status}</title></head><body><b>{status} - {message}</b></body></html>\r\n");

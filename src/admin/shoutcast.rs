@@ -15,11 +15,13 @@ use serde_json::json;
 
 use super::commands::metadata_from_query;
 use super::doc::Elem;
+use super::AdminError;
 use std::net::SocketAddr;
 
 use crate::auth::{self, Refused};
 use crate::http::request::Request;
 use crate::http::response::Response;
+use crate::http::status::{Refusal, Status};
 use crate::mount::MountHandle;
 use crate::state::AppState;
 
@@ -45,10 +47,10 @@ fn mount_for(req: &Request, state: &AppState) -> Option<MountHandle> {
 /// `artist=`+`title=` and no `song=`, which Icecast refuses; we accept it).
 pub fn admin_cgi(req: &Request, peer: SocketAddr, state: &AppState) -> Response {
     let Some(mount) = mount_for(req, state) else {
-        return Response::text(404, "No such stream");
+        return Response::text(Status::NotFound, "No such stream");
     };
     let Some(password) = req.query("pass") else {
-        return Response::unauthorized("Floe admin");
+        return AdminError::Auth.response();
     };
     let mount_config = state.config.get().credentials_mount(mount.name());
     let allowed = || {
@@ -57,19 +59,16 @@ pub fn admin_cgi(req: &Request, peer: SocketAddr, state: &AppState) -> Response 
     };
     match auth::attempt(&state.logins, peer.ip(), "admin.cgi", allowed) {
         Ok(()) => {}
-        Err(Refused::Denied) => return Response::unauthorized("Floe admin"),
-        Err(blocked) => {
-            return Response::text(429, "Too many failed logins from this address; retry later")
-                .with_header("Retry-After", &blocked.retry_after().to_string())
-        }
+        Err(Refused::Denied) => return AdminError::Auth.response(),
+        Err(blocked) => return AdminError::Throttled(blocked.retry_after()).response(),
     }
     match req.query("mode").as_deref() {
         Some("updinfo") => {}
         Some("viewxml") => return Response::xml(view_xml(Some(&mount), state).to_xml()),
-        _ => return Response::text(400, "Unsupported mode"),
+        _ => return Response::text(Status::BadRequest, "Unsupported mode"),
     }
     let Some(meta) = metadata_from_query(req) else {
-        return Response::text(400, "No song given");
+        return Response::text(Status::BadRequest, "No song given");
     };
     tracing::info!(mount = mount.name(), song = meta.song.as_str(), "metadata updated (admin.cgi)");
     mount.set_metadata(meta);
@@ -131,7 +130,7 @@ pub fn seven_html(req: &Request, state: &AppState) -> Response {
 /// `/currentsong`: the title as plain text.
 pub fn current_song(req: &Request, state: &AppState) -> Response {
     let f = figures(mount_for(req, state).as_ref(), state);
-    Response::new(200, "text/plain; charset=utf-8", f.song)
+    Response::new(Status::Ok, "text/plain; charset=utf-8", f.song)
 }
 
 /// `/stats?sid=1` (XML) or `/stats?sid=1&json=1`.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 use crate::config::{Config, MountConfig};
-use crate::http::response::Response;
+use crate::http::status::{Refusal, Status};
 
 /// Credentials from an `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,23 +145,20 @@ pub async fn listener(
     mount: &str,
     req: &ListenerRequest<'_>,
     ip: IpAddr,
-) -> Result<Admission, Response> {
+) -> Result<Admission, ListenerRefused> {
     // The mount's own settings (HLS asks several times a second: no
     // settings built per request). A mount without a handle is neither
     // configured nor live, so it has no listener_auth and nothing to serve.
     let Some(handle) = state.mounts.get(mount) else { return Ok(Admission::default()) };
     let config = handle.config().clone();
     let creds = req.authorization.and_then(|header| parse_basic(header).ok());
-    let challenge = || Response::unauthorized("Floe listeners");
     match &config.listener_auth {
         None => Ok(Admission::default()),
         Some(crate::config::ListenerAuth::Htpasswd(file)) => {
-            let creds = creds.ok_or_else(challenge)?;
+            let creds = creds.ok_or(ListenerRefused::NeedAuth)?;
             let now = Instant::now();
             if let Some(left) = state.logins.blocked(ip, now) {
-                let retry = Refused::Blocked(left).retry_after();
-                return Err(Response::text(429, "too many failed logins from this address; retry later")
-                    .with_header("Retry-After", &retry.to_string()));
+                return Err(ListenerRefused::Throttled(Refused::Blocked(left).retry_after()));
             }
             if state.htpasswd.verify(file, &creds.user, &creds.password).await {
                 state.logins.succeeded(ip);
@@ -170,7 +167,7 @@ pub async fn listener(
             if let Some(block) = state.logins.failed(ip, now) {
                 tracing::warn!(%ip, mount, block_s = block.as_secs(), "too many failed listener logins; address refused for a while");
             }
-            Err(challenge())
+            Err(ListenerRefused::NeedAuth)
         }
         Some(crate::config::ListenerAuth::Url(auth)) => {
             let Some(add) = &auth.listener_add else { return Ok(Admission::default()) };
@@ -220,23 +217,54 @@ pub async fn listener(
                     Ok(admitted(time_limit))
                 }
                 crate::auth::url::Verdict::Refused { message } => {
-                    let text = message.unwrap_or_else(|| "Not allowed to listen".into());
-                    match req.authorization {
-                        None => Err(Response::text(401, &text)
-                            .with_header("WWW-Authenticate", "Basic realm=\"Floe listeners\"")),
-                        Some(_) => Err(Response::text(403, &text)),
-                    }
+                    let message = message.unwrap_or_else(|| "Not allowed to listen".into());
+                    Err(ListenerRefused::Backend { message, had_credentials: req.authorization.is_some() })
                 }
                 crate::auth::url::Verdict::Failed(why) => {
                     tracing::warn!(mount, %add, on_error_allow = auth.allow_on_error, "URL auth backend: {why}");
                     match auth.allow_on_error {
                         true => Ok(admitted(None)),
-                        false => {
-                            Err(Response::text(503, "The authentication service is not answering; try again later"))
-                        }
+                        false => Err(ListenerRefused::BackendDown),
                     }
                 }
             }
+        }
+    }
+}
+
+/// Why a listener was not let in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListenerRefused {
+    #[error("authentication required")]
+    NeedAuth,
+    #[error("too many failed logins from this address; retry later")]
+    Throttled(u64),
+    /// The URL auth backend said no, with its message: asked for
+    /// credentials when none were given, refused when they were.
+    #[error("{message}")]
+    Backend { message: String, had_credentials: bool },
+    #[error("the authentication service is not answering; try again later")]
+    BackendDown,
+}
+
+impl Refusal for ListenerRefused {
+    fn status(&self) -> Status {
+        match self {
+            ListenerRefused::NeedAuth | ListenerRefused::Backend { had_credentials: false, .. } => Status::Unauthorized,
+            ListenerRefused::Backend { had_credentials: true, .. } => Status::Forbidden,
+            ListenerRefused::Throttled(_) => Status::TooManyRequests,
+            ListenerRefused::BackendDown => Status::ServiceUnavailable,
+        }
+    }
+
+    fn realm(&self) -> &'static str {
+        "Floe listeners"
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ListenerRefused::Throttled(secs) => Some(*secs),
+            _ => None,
         }
     }
 }

@@ -21,6 +21,7 @@ use super::{mpd, playlist, HlsStream};
 use crate::http::body::BodySender;
 use crate::http::request::Request;
 use crate::http::response::Response;
+use crate::http::status::Status;
 
 /// What a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +97,7 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Playlists and manifests change with every part.
 const LIVE: &str = "public, max-age=1";
 
-fn text(status: u16, message: &str) -> Reply {
+fn text(status: Status, message: &str) -> Reply {
     Reply::Full(Response::text(status, message))
 }
 
@@ -110,7 +111,7 @@ pub async fn answer(req: &Request, stream: &HlsStream, mount: &str, asset: Asset
             let master = stream.document(DocumentKey::Master, playlist::master);
             let lists_variants = master.body.windows(18).any(|w| w == b"#EXT-X-STREAM-INF:");
             if !lists_variants {
-                return text(503, "The stream is starting: retry in a moment");
+                return text(Status::ServiceUnavailable, "The stream is starting: retry in a moment");
             }
             Reply::Full(document(req, PLAYLIST, &master, LIVE))
         }
@@ -124,15 +125,15 @@ pub async fn answer(req: &Request, stream: &HlsStream, mount: &str, asset: Asset
             Reply::Full(document(req, "application/dash+xml", &Document::new(body), LIVE))
         }
         Asset::Init { variant, number } => {
-            let Some(index) = variant_index(stream, &variant) else { return text(404, "No such variant") };
+            let Some(index) = variant_index(stream, &variant) else { return text(Status::NotFound, "No such variant") };
             let init = stream.read(|w| w.variants[index].inits.get(number).cloned());
             match init {
                 Some(bytes) => Reply::Full(media(bytes)),
-                None => text(404, "No such init segment"),
+                None => text(Status::NotFound, "No such init segment"),
             }
         }
         Asset::Segment { variant, msn } => {
-            let Some(index) = variant_index(stream, &variant) else { return text(404, "No such variant") };
+            let Some(index) = variant_index(stream, &variant) else { return text(Status::NotFound, "No such variant") };
             // The next segment may be asked for early (DASH's availabilityTimeOffset).
             stream
                 .wait_until(FIRST_MEDIA_WAIT, |w| w.variants[index].segment(msn).is_some() || !upcoming(w, index, msn))
@@ -141,11 +142,11 @@ pub async fn answer(req: &Request, stream: &HlsStream, mount: &str, asset: Asset
             match found {
                 Some((true, bytes)) => Reply::Full(media(bytes)),
                 Some((false, _)) => Reply::Streaming { variant: index, msn },
-                None => text(404, "Segment not in the window"),
+                None => text(Status::NotFound, "Segment not in the window"),
             }
         }
         Asset::Part { variant, msn, part } => {
-            let Some(index) = variant_index(stream, &variant) else { return text(404, "No such variant") };
+            let Some(index) = variant_index(stream, &variant) else { return text(Status::NotFound, "No such variant") };
             let have = move |w: &Window| {
                 w.variants[index].segment(msn).and_then(|s| s.parts.get(part).map(|p| p.bytes.clone()))
             };
@@ -153,7 +154,7 @@ pub async fn answer(req: &Request, stream: &HlsStream, mount: &str, asset: Asset
             stream.wait_until(FIRST_MEDIA_WAIT, |w| have(w).is_some() || !upcoming(w, index, msn)).await;
             match stream.read(have) {
                 Some(bytes) => Reply::Full(media(bytes)),
-                None => text(404, "Part not in the window"),
+                None => text(Status::NotFound, "Part not in the window"),
             }
         }
     }
@@ -171,30 +172,32 @@ fn variant_index(stream: &HlsStream, id: &str) -> Option<usize> {
 }
 
 fn media(bytes: Bytes) -> Response {
-    Response::new(200, MEDIA, bytes).with_header("Cache-Control", IMMUTABLE)
+    Response::new(Status::Ok, MEDIA, bytes).with_header("Cache-Control", IMMUTABLE)
 }
 
 /// Blocking playlist reload (`_HLS_msn`, `_HLS_part`) and delta updates
 /// (`_HLS_skip`), with the answers RFC 8216bis asks for: 400 for malformed
 /// or far-future requests, 503 when the part does not come in time.
 async fn media_playlist(req: &Request, stream: &HlsStream, variant: &str) -> Reply {
-    let Some(index) = variant_index(stream, variant) else { return text(404, "No such variant") };
+    let Some(index) = variant_index(stream, variant) else { return text(Status::NotFound, "No such variant") };
     let number = |name: &str| req.query(name).map(|v| v.parse::<u64>().map_err(|_| ()));
     let (msn, part) = match (number("_HLS_msn"), number("_HLS_part")) {
-        (Some(Err(())), _) | (_, Some(Err(()))) => return text(400, "_HLS_msn and _HLS_part must be numbers"),
-        (None, Some(_)) => return text(400, "_HLS_part needs _HLS_msn"),
+        (Some(Err(())), _) | (_, Some(Err(()))) => {
+            return text(Status::BadRequest, "_HLS_msn and _HLS_part must be numbers")
+        }
+        (None, Some(_)) => return text(Status::BadRequest, "_HLS_part needs _HLS_msn"),
         (msn, part) => (msn.and_then(Result::ok), part.and_then(Result::ok)),
     };
     let skip = match req.query("_HLS_skip").as_deref() {
         None => false,
         Some("YES") | Some("v2") => true,
-        Some(_) => return text(400, "_HLS_skip must be YES or v2"),
+        Some(_) => return text(Status::BadRequest, "_HLS_skip must be YES or v2"),
     };
     let target = stream.read(playlist::target_duration);
     if let Some(msn) = msn {
         let newest = stream.read(|w| w.variants[index].last_part().map(|(m, _)| m));
         if newest.is_some_and(|n| msn > n + 2) {
-            return text(400, "_HLS_msn is more than two segments ahead of the playlist");
+            return text(Status::BadRequest, "_HLS_msn is more than two segments ahead of the playlist");
         }
         let has = move |w: &Window| {
             let segment = w.variants[index].segment(msn);
@@ -210,7 +213,7 @@ async fn media_playlist(req: &Request, stream: &HlsStream, variant: &str) -> Rep
             }
         };
         if !stream.wait_until(Duration::from_secs(3 * target), has).await {
-            return text(503, "The requested part did not come in time");
+            return text(Status::ServiceUnavailable, "The requested part did not come in time");
         }
     } else {
         // Players that do not speak LL-HLS (ffmpeg, older ones) give up on a
@@ -219,7 +222,7 @@ async fn media_playlist(req: &Request, stream: &HlsStream, variant: &str) -> Rep
         stream.wait_until(FIRST_MEDIA_WAIT, |w| w.variants[index].segments.front().is_some_and(|s| s.complete)).await;
     }
     if stream.read(|w| w.variants[index].segments.is_empty()) {
-        return text(503, "The stream is starting: retry in a moment");
+        return text(Status::ServiceUnavailable, "The stream is starting: retry in a moment");
     }
     let key = DocumentKey::Media { variant: index, skip };
     let media = stream.document(key, |w| playlist::media(w, index, skip));
@@ -231,21 +234,21 @@ async fn media_playlist(req: &Request, stream: &HlsStream, variant: &str) -> Rep
 fn document(req: &Request, content_type: &str, document: &Document, cache: &str) -> Response {
     let etag = &document.etag;
     if req.header("If-None-Match").is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag)) {
-        return Response::new(304, content_type, Bytes::new())
+        return Response::new(Status::NotModified, content_type, Bytes::new())
             .with_header("ETag", etag)
             .with_header("Cache-Control", cache);
     }
     let gzip = req.header("Accept-Encoding").is_some_and(|a| a.split(',').any(|e| e.trim().starts_with("gzip")));
     let response = match document.gzipped().filter(|_| gzip) {
-        Some(bytes) => Response::new(200, content_type, bytes).with_header("Content-Encoding", "gzip"),
-        None => Response::new(200, content_type, document.body.clone()),
+        Some(bytes) => Response::new(Status::Ok, content_type, bytes).with_header("Content-Encoding", "gzip"),
+        None => Response::new(Status::Ok, content_type, document.body.clone()),
     };
     response.with_header("ETag", etag).with_header("Vary", "Accept-Encoding").with_header("Cache-Control", cache)
 }
 
 /// The head of a segment streamed as it is written.
 pub fn streaming_head() -> Response {
-    Response::new(200, MEDIA, Bytes::new()).with_header("Cache-Control", IMMUTABLE)
+    Response::new(Status::Ok, MEDIA, Bytes::new()).with_header("Cache-Control", IMMUTABLE)
 }
 
 /// Send segment `msn` of a variant into `body` part by part as it is
@@ -325,6 +328,6 @@ mod tests {
         assert!(gzipped.body.len() < body.len() / 4);
         assert!(gzipped.headers.iter().any(|(k, v)| k == "Content-Encoding" && v == "gzip"));
         let again = document(&req(&format!("If-None-Match: {etag}\r\n")), PLAYLIST, &doc, LIVE);
-        assert_eq!((again.status, again.body.len()), (304, 0));
+        assert_eq!((again.status, again.body.len()), (Status::NotModified, 0));
     }
 }

@@ -7,4 +7,5 @@ pub mod body;
 pub mod request;
 pub mod response;
 pub mod server_id;
+pub mod status;
 pub mod url;

@@ -5,9 +5,10 @@
 //! HTTP server because source requests have an unbounded body with no length
 //! and listener responses must be written byte-exact.
 
+use super::status::{Refusal, Status};
 use crate::config::Limits;
 
-/// Why a request head was refused. Each maps to one status in `status()`.
+/// Why a request head was refused. Each maps to one status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeadError {
     #[error("header line too long")]
@@ -22,12 +23,14 @@ pub enum HeadError {
     Timeout,
 }
 
-impl HeadError {
-    pub fn status(&self) -> u16 {
+impl Refusal for HeadError {
+    fn status(&self) -> Status {
         match self {
-            HeadError::LineTooLong | HeadError::HeadTooLarge | HeadError::TooManyHeaders => 431,
-            HeadError::Malformed(_) => 400,
-            HeadError::Timeout => 408,
+            HeadError::LineTooLong | HeadError::HeadTooLarge | HeadError::TooManyHeaders => {
+                Status::HeaderFieldsTooLarge
+            }
+            HeadError::Malformed(_) => Status::BadRequest,
+            HeadError::Timeout => Status::RequestTimeout,
         }
     }
 }

@@ -7,35 +7,36 @@ use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::body::Body;
+use super::status::{Refusal, Status};
 
 /// A response with its whole body in memory.
 #[derive(Debug, Clone)]
 pub struct Response {
-    pub status: u16,
+    pub status: Status,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
 
 impl Response {
-    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response {
+    pub fn new(status: Status, content_type: &str, body: impl Into<Bytes>) -> Response {
         Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
     }
 
     /// A short plain-text message (errors, `OK`).
-    pub fn text(status: u16, message: &str) -> Response {
+    pub fn text(status: Status, message: &str) -> Response {
         Response::new(status, "text/plain; charset=utf-8", format!("{message}\n"))
     }
 
     pub fn json(body: String) -> Response {
-        Response::new(200, "application/json; charset=utf-8", body)
+        Response::new(Status::Ok, "application/json; charset=utf-8", body)
     }
 
     pub fn xml(body: String) -> Response {
-        Response::new(200, "text/xml; charset=utf-8", body)
+        Response::new(Status::Ok, "text/xml; charset=utf-8", body)
     }
 
     pub fn html(body: impl Into<Bytes>) -> Response {
-        Response::new(200, "text/html; charset=utf-8", body)
+        Response::new(Status::Ok, "text/html; charset=utf-8", body)
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Response {
@@ -43,10 +44,21 @@ impl Response {
         self
     }
 
-    /// 401 asking for Basic credentials (libshout waits for this before it sends them).
-    pub fn unauthorized(realm: &str) -> Response {
-        Response::text(401, "Authentication required")
-            .with_header("WWW-Authenticate", &format!("Basic realm=\"{realm}\""))
+    /// Ask for Basic credentials for `realm`.
+    pub fn with_challenge(self, realm: &str) -> Response {
+        self.with_header("WWW-Authenticate", &format!("Basic realm=\"{realm}\""))
+    }
+
+    /// The headers `refusal` calls for: the challenge of a 401, `Retry-After`.
+    pub fn with_refusal_headers<R: Refusal + ?Sized>(self, refusal: &R) -> Response {
+        let mut response = self;
+        if refusal.status() == Status::Unauthorized {
+            response = response.with_challenge(refusal.realm());
+        }
+        match refusal.retry_after() {
+            Some(secs) => response.with_header("Retry-After", &secs.to_string()),
+            None => response,
+        }
     }
 
     /// The headers every complete response carries besides its own.
@@ -68,7 +80,7 @@ impl Response {
 
     /// Serialize the status line and headers (HTTP/1.0, closing).
     pub fn head_bytes(&self) -> Vec<u8> {
-        let mut head = format!("HTTP/1.0 {} {}\r\n", self.status, reason(self.status));
+        let mut head = format!("HTTP/1.0 {} {}\r\n", self.status, self.status.reason());
         for (name, value) in self.policy_headers() {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -87,7 +99,7 @@ impl Response {
 
     /// Status and headers for hyper, with a body streamed from elsewhere.
     pub fn into_hyper_with(self, body: Body) -> hyper::Response<Body> {
-        let mut builder = hyper::Response::builder().status(self.status);
+        let mut builder = hyper::Response::builder().status(self.status.code());
         for (name, value) in self.policy_headers() {
             builder = builder.header(name, value.as_ref());
         }
@@ -115,38 +127,13 @@ impl Response {
     }
 }
 
-/// Reason phrase for the statuses Floe sends.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        204 => "No Content",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        413 => "Payload Too Large",
-        415 => "Unsupported Media Type",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn head_has_length_and_close() {
-        let r = Response::text(404, "Mount not found");
+        let r = Response::text(Status::NotFound, "Mount not found");
         let head = String::from_utf8(r.head_bytes()).unwrap();
         assert!(head.starts_with("HTTP/1.0 404 Not Found\r\n"));
         assert!(head.contains("Content-Length: 16\r\n"));

@@ -1,27 +1,21 @@
-//! Listeners: the response head of a mount stream, and the task that feeds
-//! one listener from its mount's ring (cursor, ICY interleaving, slow-listener
-//! policy, fallback moves and admin kill/move).
+//! Listeners: admission (`admit`: which mount, the caps, the response head)
+//! and the task that feeds one listener from its mount's ring (cursor, ICY
+//! interleaving, slow-listener policy, fallback moves and admin kill/move).
 
+mod admit;
 mod writer;
 
+pub use admit::{admit, start, Admitted, ListenRequest, NotAdmitted, Served, Started};
 pub use writer::{try_write_pieces, write_all_pieces, Sink};
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use crate::escape::header_value;
-use crate::http::request::Request;
-use crate::http::response::Response;
-use crate::mount::{
-    listener_entry, Chunk, Head, IcyInterleaver, Lag, Metadata, MountHandle, Parked, Registration, SourceInfo, Unparked,
-};
+use crate::mount::{Chunk, Head, IcyInterleaver, Lag, Metadata, MountHandle, Parked, Registration, Unparked};
 use crate::state::AppState;
 
 /// About how many bytes one batch copies out of the ring (chunk handles, not data).
@@ -46,208 +40,6 @@ pub enum End {
     Killed,
     ClientGone,
     Shutdown,
-}
-
-/// Result of serving a mount request: status and body bytes, for the access log.
-pub struct Served {
-    pub status: u16,
-    pub bytes: u64,
-}
-
-/// What a listener asked for: the few request fields kept for the stream's life.
-#[derive(Debug, Clone)]
-pub struct ListenRequest {
-    pub head_only: bool,
-    /// `Icy-MetaData: 1`.
-    pub wants_icy: bool,
-    pub user_agent: Option<String>,
-    pub referer: Option<String>,
-    /// Ends with the mount's source instead of following its fallback (a
-    /// binary upgrade's feed: the new process has the fallback itself).
-    pub own_mount_only: bool,
-}
-
-impl ListenRequest {
-    pub fn of(req: &Request) -> ListenRequest {
-        ListenRequest {
-            head_only: req.method == "HEAD",
-            wants_icy: req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1"),
-            user_agent: req.header("User-Agent").map(str::to_string),
-            referer: req.header("Referer").map(str::to_string),
-            own_mount_only: false,
-        }
-    }
-}
-
-/// What `start` made of a listener request.
-pub enum Started {
-    /// Answered and done (refused, or `HEAD`): status and body bytes for the access log.
-    Answered(Served),
-    /// Streaming: run it (in its own task) until it ends.
-    Streaming(Box<ListenerStream>),
-}
-
-/// Admit a `GET`/`HEAD` on a mount on a connection of its own (the
-/// hand-written path): pick the live mount (or its fallback), enforce the
-/// listener caps and queue the response head. The stream that follows owns
-/// everything it needs, so the caller can give it a task of its own and free
-/// the request-handling state.
-pub async fn start(
-    mut sock: TcpStream,
-    req: ListenRequest,
-    peer: SocketAddr,
-    state: AppState,
-    requested: MountHandle,
-) -> Started {
-    let admitted = match admit(&req, peer.ip(), &state, requested) {
-        Ok(admitted) => admitted,
-        Err(response) => return Started::Answered(refuse(&mut sock, req.head_only, response).await),
-    };
-    let head = admitted.raw_head();
-    if req.head_only {
-        let _ = sock.write_all(head.as_bytes()).await;
-        return Started::Answered(Served { status: 200, bytes: 0 });
-    }
-    if let Err(error) = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER) {
-        tracing::debug!(%error, "cannot size the listener send buffer");
-    }
-    // The response head goes out with the stream headers and the burst, in
-    // one write.
-    match admitted.stream(Sink::Socket(sock), req, peer, state, Some(Bytes::from(head))) {
-        Ok(stream) => Started::Streaming(Box::new(stream)),
-        Err((sink, response)) => Started::Answered(match sink {
-            Sink::Socket(mut sock) => refuse(&mut sock, false, response).await,
-            Sink::Body(_) | Sink::Lent => Served { status: response.status, bytes: 0 },
-        }),
-    }
-}
-
-/// A listener allowed onto a mount: where, from which source, under which permit.
-pub struct Admitted {
-    mount: MountHandle,
-    home: Option<MountHandle>,
-    source: Arc<SourceInfo>,
-    metaint: Option<usize>,
-    permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-/// Pick the live mount (or its live fallback) and take a client slot.
-pub fn admit(
-    req: &ListenRequest,
-    client: std::net::IpAddr,
-    state: &AppState,
-    requested: MountHandle,
-) -> Result<Admitted, Response> {
-    if let Err(refusal) = requested.config().access.check(client, req.user_agent.as_deref()) {
-        state.stats.access_refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Err(refusal.response());
-    }
-    let not_live = || Response::text(404, "Mount not found or not live");
-    let (mount, home) = if requested.is_live() {
-        (requested, None)
-    } else if let Some(fallback) = state.mounts.live_fallback(&requested) {
-        let home = requested.config().fallback_override.then(|| requested.clone());
-        (fallback, home)
-    } else {
-        return Err(not_live());
-    };
-    let source = mount.source().ok_or_else(not_live)?;
-    let permit = state.clients.try_claim().ok_or_else(|| Response::text(503, "Server full: too many listeners"))?;
-    let metaint = (req.wants_icy && source.format.supports_icy()).then_some(mount.config().metaint);
-    Ok(Admitted { mount, home, source, metaint, permit })
-}
-
-impl Admitted {
-    /// The stream's response headers (no status line, no framing).
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        stream_headers(&self.source, self.metaint)
-    }
-
-    /// The response head as the hand-written path sends it: close-delimited
-    /// raw body, never chunked, never `ICY 200 OK` (browsers reject it).
-    fn raw_head(&self) -> String {
-        let mut head = String::from("HTTP/1.0 200 OK\r\n");
-        for (name, value) in self.headers() {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("Connection: close\r\n\r\n");
-        head
-    }
-
-    /// Join the mount's listeners and build the stream into `sink`, the raw
-    /// response head (if any) first. A full mount gives the sink back with
-    /// the refusal.
-    pub fn stream(
-        self,
-        sink: Sink,
-        req: ListenRequest,
-        peer: SocketAddr,
-        state: AppState,
-        head: Option<Bytes>,
-    ) -> Result<ListenerStream, (Sink, Response)> {
-        let id = state.mounts.next_listener_id();
-        let entry = listener_entry(id, peer.ip(), req.user_agent, req.referer);
-        let Some(registration) = self.mount.register(Arc::new(entry), false) else {
-            return Err((sink, Response::text(503, "Mount full: too many listeners")));
-        };
-        state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);
-        let head = head.unwrap_or_default();
-        let mut stream = ListenerStream::new(sink, state, registration, self.home, self.metaint, self.permit, head);
-        stream.own_mount_only = req.own_mount_only;
-        Ok(stream)
-    }
-}
-
-async fn refuse(sock: &mut TcpStream, head_only: bool, response: Response) -> Served {
-    let bytes = response.write_to(sock, head_only).await.unwrap_or(0);
-    Served { status: response.status, bytes }
-}
-
-/// The headers of a stream response. The bytes are the source's, so the
-/// browser is told not to sniff them into something else and to treat
-/// whatever it renders as a sandboxed, origin-less document.
-fn stream_headers(source: &SourceInfo, metaint: Option<usize>) -> Vec<(&'static str, String)> {
-    let mut headers = vec![
-        ("Server", crate::http::server_id::get().to_string()),
-        ("Date", crate::timefmt::http_date(std::time::SystemTime::now())),
-        ("Content-Type", source.content_type.clone()),
-        ("Cache-Control", "no-cache, no-store".into()),
-        ("X-Content-Type-Options", "nosniff".into()),
-        ("Content-Security-Policy", "sandbox".into()),
-        ("Pragma", "no-cache".into()),
-        ("Expires", "Mon, 26 Jul 1997 05:00:00 GMT".into()),
-        ("Access-Control-Allow-Origin", "*".into()),
-        ("Access-Control-Allow-Headers", "Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData".into()),
-        (
-            "Access-Control-Expose-Headers",
-            "icy-metaint, icy-br, icy-description, icy-genre, icy-name, icy-pub, icy-url".into(),
-        ),
-    ];
-    let info = &source.info;
-    let fields = [
-        ("icy-name", info.name.as_deref()),
-        ("icy-description", info.description.as_deref()),
-        ("icy-genre", info.genre.as_deref()),
-        ("icy-url", info.url.as_deref()),
-    ];
-    for (name, value) in fields {
-        if let Some(value) = value {
-            headers.push((name, header_value(value)));
-        }
-    }
-    if let Some(bitrate) = source.bitrate() {
-        headers.push(("icy-br", bitrate.to_string()));
-    }
-    if let Some(audio_info) = &info.audio_info {
-        headers.push(("ice-audio-info", header_value(audio_info)));
-    }
-    headers.push(("icy-pub", u8::from(info.public).to_string()));
-    if let Some(metaint) = metaint {
-        // Both, as Icecast sends them: some players look for the first.
-        headers.push(("icy-metadata", "1".into()));
-        headers.push(("icy-metaint", metaint.to_string()));
-    }
-    headers
 }
 
 /// A listener's socket out on loan to its mount. If the listener's task
@@ -298,7 +90,7 @@ pub struct ListenerStream {
 }
 
 impl ListenerStream {
-    fn new(
+    pub(super) fn new(
         sink: Sink,
         state: AppState,
         registration: Registration,

@@ -25,6 +25,7 @@ use crate::access_log::RequestLine;
 use crate::auth;
 use crate::http::request::{scan_head, HeadError, Request};
 use crate::http::response::Response;
+use crate::http::status::{Refusal, Status};
 use crate::listener::{self, ListenRequest, Started};
 use crate::mount::MountHandle;
 use crate::state::AppState;
@@ -149,7 +150,7 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, sl
             let asked = auth::ListenerRequest::of(&req, false);
             let admission = match auth::listener(&state, mount.name(), &asked, peer.ip()).await {
                 Ok(admission) => admission,
-                Err(response) => return answer(&mut sock, peer, &state, response, Some(&line), started).await,
+                Err(refused) => return answer(&mut sock, peer, &state, refused.response(), Some(&line), started).await,
             };
             let listen = ListenRequest::of(&req);
             // Listeners live for hours: keep nothing per connection that is not needed.
@@ -212,7 +213,7 @@ async fn listen_on(
             tokio::spawn(async move {
                 let sent = stream.run_for(admission.time_limit).await;
                 let state = stream.state();
-                state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), 200, sent, started);
+                state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), Status::Ok, sent, started);
                 admission.left(state);
                 drop(slot);
             });
@@ -243,7 +244,7 @@ async fn read_head<S: Transport>(
 async fn refuse<S: Transport>(sock: &mut S, peer: SocketAddr, state: &AppState, error: HeadError, started: Instant) {
     state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%peer, %error, "request refused");
-    let response = Response::text(error.status(), &error.to_string());
+    let response = error.response();
     answer(sock, peer, state, response, None, started).await;
 }
 

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::access::{client_addr, PerIpSlot};
 use crate::http::request::Request;
 use crate::http::response::Response;
+use crate::http::status::Refusal;
 use crate::state::AppState;
 
 /// The client this request is from, if the server's lists let it in.

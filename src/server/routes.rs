@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::admin::{self, shoutcast, status};
 use crate::http::request::Request;
 use crate::http::response::Response;
+use crate::http::status::Status;
 use crate::mount::MountHandle;
 use crate::playlist::Playlist;
 use crate::state::AppState;
@@ -33,7 +34,8 @@ pub fn route(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
         "GET" | "HEAD" => get(req, peer, state),
         "OPTIONS" => Route::Respond(options(req), None),
         _ => Route::Respond(
-            Response::text(405, "Method not allowed").with_header("Allow", "GET, HEAD, OPTIONS, PUT, SOURCE"),
+            Response::text(Status::MethodNotAllowed, "Method not allowed")
+                .with_header("Allow", "GET, HEAD, OPTIONS, PUT, SOURCE"),
             None,
         ),
     }
@@ -86,7 +88,7 @@ fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
         "/currentsong" => respond(shoutcast::current_song(req, state)),
         path if path.starts_with("/hls/") || path.starts_with("/dash/") => match crate::hls::serve::parse(path) {
             Some((mount, asset)) => Route::Adaptive(mount, asset),
-            None => respond(Response::text(404, "Not found")),
+            None => respond(Response::text(Status::NotFound, "Not found")),
         },
         "/status-events" => Route::Events(None),
         "/admin/events" => match admin::admin_user(req, peer, state) {
@@ -98,7 +100,7 @@ fn get(req: &Request, peer: SocketAddr, state: &AppState) -> Route {
             Route::Respond(response, user)
         }
         // The status page and the player libraries.
-        _ => respond(crate::web::asset(req).unwrap_or_else(|| Response::text(404, "Not found"))),
+        _ => respond(crate::web::asset(req).unwrap_or_else(|| Response::text(Status::NotFound, "Not found"))),
     }
 }
 
@@ -117,15 +119,15 @@ fn mount_or_playlist(req: &Request, state: &AppState) -> Route {
             };
             let name = mount.source().and_then(|s| s.info.name.clone()).unwrap_or_else(|| mount.name().to_string());
             let body = kind.render(&url, &name, &mount.metadata().song);
-            return Route::Respond(Response::new(200, kind.content_type(), body), None);
+            return Route::Respond(Response::new(Status::Ok, kind.content_type(), body), None);
         }
     }
-    Route::Respond(Response::text(404, "Mount not found"), None)
+    Route::Respond(Response::text(Status::NotFound, "Mount not found"), None)
 }
 
 /// `OPTIONS *` (libshout's probe) and CORS preflight for web players.
 fn options(req: &Request) -> Response {
-    let mut response = Response::new(204, "text/plain", "")
+    let mut response = Response::new(Status::NoContent, "text/plain", "")
         .with_header("Allow", "GET, HEAD, OPTIONS, PUT, SOURCE")
         .with_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
         .with_header(
@@ -138,7 +140,7 @@ fn options(req: &Request) -> Response {
         )
         .with_header("Access-Control-Max-Age", "86400");
     if req.path == "*" {
-        response.status = 200;
+        response.status = Status::Ok;
     }
     response
 }

@@ -22,6 +22,7 @@ use crate::hls::serve::{self as adaptive, Asset, Reply};
 use crate::http::body::Body;
 use crate::http::request::Request;
 use crate::http::response::Response;
+use crate::http::status::{Refusal, Status};
 use crate::listener::{self, ListenRequest, Sink};
 use crate::mount::MountHandle;
 use crate::state::AppState;
@@ -91,7 +92,7 @@ async fn serve(
         Ok(req) => Request { secure, ..req },
         Err(error) => {
             state.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-            let response = Response::text(error.status(), &error.to_string());
+            let response = error.response();
             state.access_log.finished(peer.ip(), None, None, response.status, response.body.len() as u64, started);
             return Ok(response.into_hyper());
         }
@@ -121,7 +122,7 @@ async fn serve(
             let asked = auth::ListenerRequest::of(&req, true);
             let user = match auth::listener(&state, &mount, &asked, peer.ip()).await {
                 Ok(admission) => admission.user,
-                Err(response) => return complete(response, None),
+                Err(refused) => return complete(refused.response(), None),
             };
             if let Some(relayed) = state.mounts.get(&mount) {
                 crate::relay::demand(&state, &relayed).await;
@@ -133,7 +134,7 @@ async fn serve(
                     let state = state.clone();
                     tokio::spawn(async move {
                         let sent = adaptive::stream_segment(sender, stream, variant, msn).await;
-                        state.access_log.finished(peer.ip(), None, Some(&line), 200, sent, started);
+                        state.access_log.finished(peer.ip(), None, Some(&line), Status::Ok, sent, started);
                     });
                     Ok(adaptive::streaming_head().into_hyper_with(body))
                 }
@@ -145,7 +146,7 @@ async fn serve(
                     crate::relay::demand(&state, &mount).await;
                     Ok(listen(&req, line, (peer, admission), state.clone(), mount, started))
                 }
-                Err(response) => complete(response, None),
+                Err(refused) => complete(refused.response(), None),
             }
         }
         Route::Events(user) => {
@@ -155,15 +156,17 @@ async fn serve(
             let audience = if user.is_some() { Audience::Admin } else { Audience::Public };
             tokio::spawn(async move {
                 let sent = feed(state.clone(), sender, audience).await;
-                state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), 200, sent, started);
+                state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), Status::Ok, sent, started);
             });
-            let head = Response::new(200, "text/event-stream; charset=utf-8", "")
+            let head = Response::new(Status::Ok, "text/event-stream; charset=utf-8", "")
                 .with_header("Cache-Control", "no-cache")
                 .with_header("X-Accel-Buffering", "no");
             Ok(head.into_hyper_with(body))
         }
         // A source's body is an endless stream hyper would not hand over.
-        Route::Source => complete(Response::text(400, "Sources must send their request on a new connection"), None),
+        Route::Source => {
+            complete(Response::text(Status::BadRequest, "Sources must send their request on a new connection"), None)
+        }
     }
 }
 
@@ -176,7 +179,10 @@ async fn answer_adaptive(
     asset: Asset,
 ) -> Result<Response, (Arc<crate::hls::HlsStream>, usize, u64)> {
     let Some(stream) = state.hls.get(mount) else {
-        return Ok(Response::text(404, "This mount is not offered as HLS or DASH (or its source is not live)"));
+        return Ok(Response::text(
+            Status::NotFound,
+            "This mount is not offered as HLS or DASH (or its source is not live)",
+        ));
     };
     match adaptive::answer(req, &stream, mount, asset).await {
         Reply::Full(response) => Ok(response),
@@ -198,15 +204,15 @@ fn listen(
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     let listen = ListenRequest::of(req);
     let user = admission.user.clone();
-    let finished = |status: u16, admission: &mut auth::Admission| {
+    let finished = |status: Status, admission: &mut auth::Admission| {
         state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), status, 0, started);
         admission.left(&state);
     };
     let admitted = match listener::admit(&listen, peer.ip(), &state, mount) {
         Ok(admitted) => admitted,
-        Err(response) => {
-            finished(response.status, &mut admission);
-            return response.into_hyper();
+        Err(refused) => {
+            finished(refused.status(), &mut admission);
+            return refused.response().into_hyper();
         }
     };
     let mut head = hyper::Response::builder().status(200);
@@ -214,17 +220,17 @@ fn listen(
         head = head.header(name, value);
     }
     if listen.head_only {
-        finished(200, &mut admission);
-        return head
-            .body(Body::full(bytes::Bytes::new()))
-            .unwrap_or_else(|_| Response::text(500, "The stream's headers could not be sent").into_hyper());
+        finished(Status::Ok, &mut admission);
+        return head.body(Body::full(bytes::Bytes::new())).unwrap_or_else(|_| {
+            Response::text(Status::InternalServerError, "The stream's headers could not be sent").into_hyper()
+        });
     }
     let (sender, body) = Body::channel();
     let mut stream = match admitted.stream(Sink::Body(sender), listen, peer, state.clone(), None) {
         Ok(stream) => stream,
-        Err((_, response)) => {
-            finished(response.status, &mut admission);
-            return response.into_hyper();
+        Err((_, refused)) => {
+            finished(refused.status(), &mut admission);
+            return refused.response().into_hyper();
         }
     };
     match head.body(body) {
@@ -232,15 +238,15 @@ fn listen(
             tokio::spawn(async move {
                 let sent = stream.run_for(admission.time_limit).await;
                 let state = stream.state();
-                state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), 200, sent, started);
+                state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), Status::Ok, sent, started);
                 admission.left(state);
             });
             response
         }
         // Dropping the stream leaves the mount.
         Err(_) => {
-            let response = Response::text(500, "The stream's headers could not be sent");
-            finished(500, &mut admission);
+            let response = Response::text(Status::InternalServerError, "The stream's headers could not be sent");
+            finished(Status::InternalServerError, &mut admission);
             response.into_hyper()
         }
     }

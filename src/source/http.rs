@@ -15,13 +15,13 @@ use super::ingest::{self, Body};
 use super::SourceError;
 use crate::auth::{self, AuthError, Refused};
 use crate::http::request::Request;
-use crate::http::response::Response;
+use crate::http::status::{Refusal, Status};
 use crate::mount::{SourceInfo, StreamInfo};
 use crate::state::AppState;
 
 /// Outcome of a source request for the access log.
 pub struct SourceOutcome {
-    pub status: u16,
+    pub status: Status,
     pub user: Option<String>,
     pub bytes: u64,
 }
@@ -49,20 +49,14 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let attached = match accepted {
         Ok(attached) => attached,
         Err(error) => {
-            let response = match error {
-                SourceError::NeedAuth | SourceError::BadAuth => Response::unauthorized("Floe source"),
-                SourceError::Throttled(secs) => {
-                    Response::text(429, &error.to_string()).with_header("Retry-After", &secs.to_string())
-                }
-                other => Response::text(other.status(), &other.to_string()),
-            };
+            let response = error.response();
             tracing::info!(path = req.path.as_str(), %peer, %error, "source refused");
             let bytes = response.write_to(sock, false).await.unwrap_or(0);
             return SourceOutcome { status: error.status(), user, bytes };
         }
     };
     if sock.write_all(accept_head(req).as_bytes()).await.is_err() {
-        return SourceOutcome { status: 200, user, bytes: 0 };
+        return SourceOutcome { status: Status::Ok, user, bytes: 0 };
     }
     let chunked = req.header("Transfer-Encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
     let body = if chunked { Body::Chunked(ChunkedDecoder::new()) } else { Body::Identity };
@@ -70,7 +64,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let end = ingest::run(sock, leftover, body, metaint, &attached, state).await;
     let bytes = attached.mount.stats().bytes_read.load(std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(mount = attached.mount.name(), ?end, "source ended");
-    SourceOutcome { status: 200, user, bytes }
+    SourceOutcome { status: Status::Ok, user, bytes }
 }
 
 /// `backend`: what the mount's `stream_auth` URL said, which replaces the

@@ -14,6 +14,7 @@ pub use shoutcast::parse_login as parse_shoutcast_login;
 pub use shoutcast::serve as serve_shoutcast;
 
 use crate::config::{mount_name, MountNameError};
+use crate::http::status::{Refusal, Status};
 
 /// Check a mount name a source asked for.
 fn check_mount_name(name: &str) -> Result<(), SourceError> {
@@ -108,23 +109,34 @@ pub enum SourceError {
     #[error("too many failed logins from this address; retry later")]
     Throttled(u64),
     #[error("{0}")]
-    Refused(crate::access::Refusal),
+    Refused(crate::access::Denied),
 }
 
-impl SourceError {
-    pub fn status(self) -> u16 {
+impl Refusal for SourceError {
+    fn status(&self) -> Status {
         match self {
-            SourceError::NeedAuth | SourceError::BadAuth => 401,
-            SourceError::BadMount => 400,
+            SourceError::NeedAuth | SourceError::BadAuth => Status::Unauthorized,
+            SourceError::BadMount => Status::BadRequest,
             SourceError::MountInUse
             | SourceError::HeldByFeed
             | SourceError::NoContentType
             | SourceError::Derived
             | SourceError::ReservedMount
             | SourceError::UnsupportedType
-            | SourceError::Refused(_) => 403,
-            SourceError::Limit => 503,
-            SourceError::Throttled(_) => 429,
+            | SourceError::Refused(_) => Status::Forbidden,
+            SourceError::Limit => Status::ServiceUnavailable,
+            SourceError::Throttled(_) => Status::TooManyRequests,
+        }
+    }
+
+    fn realm(&self) -> &'static str {
+        "Floe source"
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            SourceError::Throttled(secs) => Some(*secs),
+            _ => None,
         }
     }
 }

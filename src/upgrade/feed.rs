@@ -48,7 +48,7 @@ async fn feed(state: &AppState, mount: MountHandle, to: SocketAddr, token: &str)
         own_mount_only: true,
     };
     let admitted = listener::admit(&request, to.ip(), state, mount.clone())
-        .map_err(|refused| io::Error::other(format!("the mount refused its feed ({})", refused.status)))?;
+        .map_err(|refused| io::Error::other(format!("the mount refused its feed ({refused})")))?;
     let mut head = format!(
         "PUT {} HTTP/1.1\r\nHost: {to}\r\nAuthorization: {}\r\nUser-Agent: {USER}\r\n",
         mount.name(),
@@ -71,7 +71,7 @@ async fn feed(state: &AppState, mount: MountHandle, to: SocketAddr, token: &str)
     }
     let mut stream = admitted
         .stream(Sink::Socket(sock), request, to, state.clone(), None)
-        .map_err(|(_, refused)| io::Error::other(format!("the mount refused its feed ({})", refused.status)))?;
+        .map_err(|(_, refused)| io::Error::other(format!("the mount refused its feed ({refused})")))?;
     let (_, bytes) = stream.run_to_end().await;
     Ok(bytes)
 }
