@@ -115,7 +115,7 @@ pub fn framers(data: &[u8]) {
 /// A configuration file, and an Icecast one to import.
 pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Err(error) = crate::config::parse_str(&text, "fuzz.toml") {
+    if let Err(error) = crate::config::parse_str(&text, "fuzz.toml", &crate::transcode::ENCODERS) {
         for problem in &error.problems {
             assert!(problem.line <= text.lines().count() + 1, "a problem's line is in the file");
         }

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         return import_icecast(file);
     }
     if let Some(Command::CheckConfig { file }) = &cli.command {
-        return match config::load_file(file) {
+        return match config::load_file(file, &floe::transcode::ENCODERS) {
             Ok(_) => {
                 println!("{}: OK", file.display());
                 ExitCode::SUCCESS
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         };
     }
     let config = match &cli.config {
-        Some(path) => match config::load_file(path) {
+        Some(path) => match config::load_file(path, &floe::transcode::ENCODERS) {
             Ok(config) => config,
             Err(error) => {
                 eprintln!("{error}");

@@ -77,7 +77,7 @@ pub fn reload(state: &AppState) -> Result<Reloaded, ReloadError> {
 
 fn load_and_apply(state: &AppState) -> Result<Reloaded, ReloadError> {
     let file = state.config.file().ok_or(ReloadError::NoFile)?;
-    let mut new = config::load_file(file).map_err(ReloadError::Invalid)?;
+    let mut new = config::load_file(file, &crate::transcode::ENCODERS).map_err(ReloadError::Invalid)?;
     let old = state.config.get();
     let kept = keep_restart_only(&old, &mut new, state.tls.is_some());
     // Everything that can fail is done before anything changes.

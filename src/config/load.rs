@@ -79,13 +79,23 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// What the encoders accept, asked of each rendition and HLS variant while
+/// loading, so that a bitrate an encoder would refuse is a problem with a
+/// file, line and key rather than a rendition failing at run time. The
+/// loader runs no codec itself: the binary passes the real encoders' rules
+/// (`transcode::ENCODERS`).
+pub trait EncoderRules {
+    fn rendition(&self, rendition: &super::TranscodeConfig) -> Result<(), String>;
+    fn variant(&self, variant: &super::HlsVariant) -> Result<(), String>;
+}
+
 /// Reads and parses the configuration file at `path`.
 ///
 /// A file that cannot be read yields a single problem naming the file.
-pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+pub fn load_file(path: &Path, rules: &dyn EncoderRules) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_str(&text, &file),
+        Ok(text) => parse_str(&text, &file, rules),
         Err(err) => Err(ConfigError {
             problems: vec![Problem {
                 file,
@@ -98,9 +108,9 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Parses configuration text; `file` is only used to label problems.
-pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+pub fn parse_str(text: &str, file: &str, rules: &dyn EncoderRules) -> Result<Config, ConfigError> {
     let (doc, errors) = DeTable::parse_recoverable(text);
-    let mut cx = Ctx::new(text, file);
+    let mut cx = Ctx::new(text, file, rules);
     for err in &errors {
         cx.syntax(err);
     }
@@ -124,6 +134,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 struct Ctx<'a> {
     text: &'a str,
     file: &'a str,
+    rules: &'a dyn EncoderRules,
     /// Byte offset at which each line starts.
     line_starts: Vec<usize>,
     problems: Vec<Problem>,
@@ -132,11 +143,12 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(text: &'a str, file: &'a str) -> Ctx<'a> {
+    fn new(text: &'a str, file: &'a str, rules: &'a dyn EncoderRules) -> Ctx<'a> {
         let breaks = text.match_indices('\n').map(|(i, _)| i + 1);
         Ctx {
             text,
             file,
+            rules,
             line_starts: std::iter::once(0).chain(breaks).collect(),
             problems: Vec::new(),
             syntax_lines: Vec::new(),

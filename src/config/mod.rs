@@ -12,7 +12,7 @@ pub mod mount_name;
 
 pub use live::LiveConfig;
 
-pub use load::{load_file, parse_str, ConfigError, Problem};
+pub use load::{load_file, parse_str, ConfigError, EncoderRules, Problem};
 pub use mount_name::MountNameError;
 
 use std::net::SocketAddr;

@@ -79,7 +79,7 @@ fn encoder_spec(config: &TranscodeConfig, input_rate: u32, input_channels: u8) -
 
 /// Would the encoder accept `config`? Asked at config load time, for a
 /// typical 44.1 kHz stereo source unless the rendition fixes rate or channels.
-pub fn check(config: &TranscodeConfig) -> Result<(), String> {
+fn check(config: &TranscodeConfig) -> Result<(), String> {
     encode::validate(&encoder_spec(config, 44100, 2))
 }
 
@@ -98,8 +98,25 @@ pub(super) fn variant_spec(variant: &HlsVariant, input_channels: u8) -> EncoderS
 
 /// Would the encoder accept `variant`? Asked at config load time, for a
 /// stereo source unless the variant fixes its channels.
-pub fn check_variant(variant: &HlsVariant) -> Result<(), String> {
+fn check_variant(variant: &HlsVariant) -> Result<(), String> {
     encode::validate(&variant_spec(variant, 2))
+}
+
+/// The encoders' rules, for the config loader: the one the binary passes
+/// when it loads (and reloads) the configuration.
+pub struct Encoders;
+
+/// The rules of the encoders this build has.
+pub const ENCODERS: Encoders = Encoders;
+
+impl crate::config::EncoderRules for Encoders {
+    fn rendition(&self, rendition: &TranscodeConfig) -> Result<(), String> {
+        check(rendition)
+    }
+
+    fn variant(&self, variant: &HlsVariant) -> Result<(), String> {
+        check_variant(variant)
+    }
 }
 
 /// What a chain encodes: a rendition's settings, or a CMAF variant's.

@@ -30,7 +30,7 @@ use crate::config::HlsMode;
 use crate::format::Format;
 use crate::mount::MountHandle;
 use crate::state::AppState;
-pub use chain::{check, check_variant};
+pub use chain::{Encoders, ENCODERS};
 use output::RenditionOutput;
 use supervisor::Supervisor;
 
@@ -150,6 +150,7 @@ pub fn fuzz_codecs(data: &[u8]) {
              [[mount.transcode]]\nname = \"/r.aac\"\ncodec = \"aac\"\nbitrate = 64\n\
              [[mount.transcode]]\nname = \"/r.opus\"\ncodec = \"opus\"\nbitrate = 48\n",
             "fuzz.toml",
+            &ENCODERS,
         )
         .expect("the fuzz ladder parses");
         config.mount("/src").transcode.clone()

@@ -103,7 +103,7 @@ fn variants(cx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<Vec<HlsVariant
                 }
                 let mut variant = HlsVariant::encoded(codec, d.bitrate.unwrap_or(default_bitrate(codec)));
                 variant.channels = d.channels;
-                if let Err(message) = crate::transcode::check_variant(&variant) {
+                if let Err(message) = cx.rules.variant(&variant) {
                     cx.report(Some(item.span()), &prefix, message);
                     continue;
                 }

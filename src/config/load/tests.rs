@@ -8,14 +8,14 @@ mod relays;
 mod security;
 
 fn parse(text: &str) -> Config {
-    match parse_str(text, "test.toml") {
+    match parse_str(text, "test.toml", &crate::transcode::ENCODERS) {
         Ok(config) => config,
         Err(err) => panic!("unexpected problems:\n{err}"),
     }
 }
 
 fn problems(text: &str) -> Vec<Problem> {
-    match parse_str(text, "test.toml") {
+    match parse_str(text, "test.toml", &crate::transcode::ENCODERS) {
         Ok(config) => panic!("expected problems, parsed {config:?}"),
         Err(err) => err.problems,
     }
@@ -179,7 +179,12 @@ metaint = 70000
 
 #[test]
 fn display_is_one_line_per_problem_with_file_name() {
-    let err = parse_str("[limits]\nclients = 0\n\n[auth]\nadmin_password = \"\"\n", "/etc/floe.toml").unwrap_err();
+    let err = parse_str(
+        "[limits]\nclients = 0\n\n[auth]\nadmin_password = \"\"\n",
+        "/etc/floe.toml",
+        &crate::transcode::ENCODERS,
+    )
+    .unwrap_err();
     let text = err.to_string();
     let lines: Vec<_> = text.lines().collect();
     assert_eq!(
@@ -422,13 +427,13 @@ fn load_file_reads_and_names_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("floe.toml");
     std::fs::write(&path, "[limits]\nclients = 7\n").unwrap();
-    assert_eq!(load_file(&path).unwrap().limits.clients, 7);
+    assert_eq!(load_file(&path, &crate::transcode::ENCODERS).unwrap().limits.clients, 7);
     std::fs::write(&path, "[limits]\nclients = 0\n").unwrap();
-    let text = load_file(&path).unwrap_err().to_string();
+    let text = load_file(&path, &crate::transcode::ENCODERS).unwrap_err().to_string();
     assert_eq!(text, format!("{}:2: limits.clients: must be at least 1, got 0", path.display()));
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let err = load_file(&dir.join("missing.toml")).unwrap_err();
+    let err = load_file(&dir.join("missing.toml"), &crate::transcode::ENCODERS).unwrap_err();
     assert_eq!(err.problems.len(), 1);
     let p = &err.problems[0];
     assert_eq!((p.line, p.key.as_str()), (0, ""));
@@ -518,6 +523,7 @@ rendition = "/a.opus"
 name = "/b.mp3"
 "#,
         "f.toml",
+        &crate::transcode::ENCODERS,
     )
     .expect("valid");
     let a = c.mount("/a.mp3");
@@ -550,6 +556,7 @@ rendition = "/a.aac"
 codec = "opus"
 "#,
         "f.toml",
+        &crate::transcode::ENCODERS,
     )
     .expect_err("invalid");
     let text = err.to_string();
@@ -557,4 +564,29 @@ codec = "opus"
     assert!(text.contains("unknown mode \"sometimes\""), "{text}");
     assert!(text.contains("/a.aac cannot be a variant"), "{text}");
     assert!(text.contains("needs an AAC-LC variant"), "{text}");
+}
+
+/// The loader runs no codec: what the encoders accept comes from the rules
+/// it is given, and their verdicts land on the rendition's or variant's table.
+#[test]
+fn encoder_rules_are_the_callers() {
+    struct OnlyLow;
+    impl EncoderRules for OnlyLow {
+        fn rendition(&self, rendition: &crate::config::TranscodeConfig) -> Result<(), String> {
+            (rendition.bitrate <= 64).then_some(()).ok_or_else(|| format!("{} kbit/s is too many", rendition.bitrate))
+        }
+        fn variant(&self, variant: &crate::config::HlsVariant) -> Result<(), String> {
+            (variant.bitrate <= 64).then_some(()).ok_or_else(|| "variant too rich".to_string())
+        }
+    }
+    let text = "[[mount]]\nname = \"/a\"\n[[mount.transcode]]\nname = \"/a.mp3\"\ncodec = \"mp3\"\nbitrate = 320\n\
+                [[mount.hls.variant]]\ncodec = \"aac\"\nbitrate = 64\n[[mount.hls.variant]]\ncodec = \"opus\"\nbitrate = 96\n";
+    let err = parse_str(text, "t.toml", &OnlyLow).unwrap_err();
+    let found: Vec<_> = err.problems.iter().map(|p| (p.line, p.key.as_str(), p.message.as_str())).collect();
+    assert_eq!(
+        found,
+        [(3, "mount[1].transcode[1]", "320 kbit/s is too many"), (10, "mount[1].hls.variant[2]", "variant too rich")]
+    );
+    // The same file under the real encoders' rules: 320 kbit/s MP3 is fine.
+    assert!(parse_str(text, "t.toml", &crate::transcode::ENCODERS).is_ok());
 }

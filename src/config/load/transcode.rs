@@ -1,5 +1,5 @@
 //! `[[mount.transcode]]` tables: parsing (the codec/bitrate/sample-rate
-//! rules are the encoders' own, asked through `transcode::check`), and the
+//! rules are the encoders' own, passed in as `EncoderRules`), and the
 //! derived mounts they create.
 
 use std::sync::Arc;
@@ -124,7 +124,7 @@ pub(super) fn transcodes(cx: &mut Ctx<'_>, key: &str, v: &Value<'_>) -> Option<V
             fallback_mount: d.fallback_mount,
             fallback_override: d.fallback_override,
         };
-        if let Err(message) = crate::transcode::check(&t) {
+        if let Err(message) = cx.rules.rendition(&t) {
             cx.report(Some(item.span()), &prefix, message);
             continue;
         }
