@@ -11,8 +11,6 @@
 
 use std::sync::atomic::Ordering;
 
-use serde_json::json;
-
 use super::commands::metadata_from_query;
 use super::doc::Elem;
 use super::AdminError;
@@ -140,16 +138,51 @@ pub fn stats(req: &Request, state: &AppState) -> Response {
     if req.query("json").as_deref() != Some("1") {
         return Response::xml(server_elem(f).to_xml());
     }
-    let body = json!({
-        "currentlisteners": f.listeners, "peaklisteners": f.peak, "maxlisteners": f.max,
-        "uniquelisteners": f.listeners, "averagetime": 0,
-        "servergenre": f.info.genre.unwrap_or_default(), "serverurl": f.info.url.unwrap_or_default(),
-        "servertitle": f.info.name.unwrap_or_default(), "songtitle": f.song,
-        "streamhits": f.hits, "streamstatus": u8::from(f.live), "backupstatus": 0, "streamlisted": 0,
-        "streampath": f.path, "streamuptime": f.uptime, "bitrate": f.bitrate.to_string(),
-        "content": f.content, "version": &*crate::http::server_id::get(),
-    });
-    Response::json(body.to_string())
+    let version = crate::http::server_id::get().to_string();
+    let body = StatsJson {
+        currentlisteners: f.listeners,
+        peaklisteners: f.peak,
+        maxlisteners: f.max,
+        uniquelisteners: f.listeners,
+        averagetime: 0,
+        servergenre: f.info.genre.unwrap_or_default(),
+        serverurl: f.info.url.unwrap_or_default(),
+        servertitle: f.info.name.unwrap_or_default(),
+        songtitle: f.song,
+        streamhits: f.hits,
+        streamstatus: u8::from(f.live),
+        backupstatus: 0,
+        streamlisted: 0,
+        streampath: f.path,
+        streamuptime: f.uptime,
+        bitrate: f.bitrate.to_string(),
+        content: f.content,
+        version,
+    };
+    Response::json(serde_json::to_string(&body).unwrap_or_default())
+}
+
+/// `/stats?json=1` in SHOUTcast 2's names (its bitrate is a string).
+#[derive(serde::Serialize)]
+struct StatsJson {
+    currentlisteners: u64,
+    peaklisteners: u64,
+    maxlisteners: u64,
+    uniquelisteners: u64,
+    averagetime: u64,
+    servergenre: String,
+    serverurl: String,
+    servertitle: String,
+    songtitle: String,
+    streamhits: u64,
+    streamstatus: u8,
+    backupstatus: u8,
+    streamlisted: u8,
+    streampath: String,
+    streamuptime: u64,
+    bitrate: String,
+    content: String,
+    version: String,
 }
 
 /// `admin.cgi?mode=viewxml` (LibreTime and AzuraCast read listener counts

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use super::doc::Elem;
 use crate::mount::{Metadata, MountHandle};
@@ -25,76 +25,130 @@ pub fn visible_live_mounts(state: &AppState) -> Vec<MountHandle> {
 /// Icecast does, an unknown, hidden or idle mount gives a document without
 /// `source` (widgets and "is my mount live?" checks read it that way).
 pub fn status_json(state: &AppState, only: Option<&str>) -> String {
-    let mut icestats = Map::new();
-    icestats.insert("admin".into(), json!(state.config.get().server.admin_email));
-    icestats.insert("host".into(), json!(state.config.get().server.hostname));
-    icestats.insert("location".into(), json!(state.config.get().server.location));
-    icestats.insert("server_id".into(), json!(&*crate::http::server_id::get()));
-    icestats.insert("server_start".into(), json!(timefmt::rfc2822(state.started)));
-    icestats.insert("server_start_iso8601".into(), json!(timefmt::iso8601(state.started)));
-    let mut sources: Vec<Value> = visible_live_mounts(state)
+    let config = state.config.get();
+    let sources: Vec<SourceStatus> = visible_live_mounts(state)
         .iter()
         .filter(|m| only.is_none_or(|name| m.name() == name))
-        .filter_map(|m| source_json(state, m))
+        .filter_map(|m| SourceStatus::of(state, m))
         .collect();
-    // Icecast's quirk that existing consumers rely on: one source is an object.
-    match sources.len() {
-        0 => {}
-        1 => {
-            icestats.insert("source".into(), sources.remove(0));
-        }
-        _ => {
-            icestats.insert("source".into(), Value::Array(sources));
-        }
-    }
-    json!({ "icestats": icestats }).to_string()
+    let document = StatusJson {
+        icestats: IceStats {
+            admin: &config.server.admin_email,
+            host: &config.server.hostname,
+            location: &config.server.location,
+            server_id: crate::http::server_id::get().to_string(),
+            server_start: timefmt::rfc2822(state.started),
+            server_start_iso8601: timefmt::iso8601(state.started),
+            source: Sources::of(sources),
+        },
+    };
+    serde_json::to_string(&document).unwrap_or_else(|error| {
+        tracing::error!(%error, "status document not serialisable");
+        "{}".into()
+    })
 }
 
-fn source_json(state: &AppState, mount: &MountHandle) -> Option<Value> {
-    let source = mount.source()?;
-    let meta = mount.metadata();
-    let stats = mount.stats();
-    let mut obj = Map::new();
-    let mut put = |k: &str, v: Value| {
-        obj.insert(k.to_string(), v);
-    };
-    if let Some(audio_info) = source.audio_info() {
-        put("audio_info", json!(audio_info));
+/// `/status-json.xsl`'s document, in Icecast's shape and key names.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    icestats: IceStats<'a>,
+}
+
+#[derive(Serialize)]
+struct IceStats<'a> {
+    admin: &'a str,
+    host: &'a str,
+    location: &'a str,
+    server_id: String,
+    server_start: String,
+    server_start_iso8601: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Sources>,
+}
+
+/// Icecast's quirk that existing consumers rely on: one source is an
+/// object, several an array, none no `source` at all.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Sources {
+    One(Box<SourceStatus>),
+    Many(Vec<SourceStatus>),
+}
+
+impl Sources {
+    fn of(mut sources: Vec<SourceStatus>) -> Option<Sources> {
+        match sources.len() {
+            0 => None,
+            1 => sources.pop().map(|one| Sources::One(Box::new(one))),
+            _ => Some(Sources::Many(sources)),
+        }
     }
-    if let Some(bitrate) = source.bitrate() {
-        put("bitrate", json!(bitrate));
+}
+
+/// One live mount in `/status-json.xsl`. Fields the source did not give are
+/// left out, as Icecast leaves them out; `dummy` is Icecast's trailing null.
+#[derive(Serialize)]
+struct SourceStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio_info: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bitrate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    genre: Option<String>,
+    listener_peak: u64,
+    listeners: u64,
+    listenurl: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hls_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dash_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_name: Option<String>,
+    server_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_url: Option<String>,
+    stream_start: String,
+    stream_start_iso8601: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artist: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    dummy: (),
+}
+
+impl SourceStatus {
+    fn of(state: &AppState, mount: &MountHandle) -> Option<SourceStatus> {
+        let source = mount.source()?;
+        let meta = mount.metadata();
+        let stats = mount.stats();
+        let info = &source.info;
+        let adaptive = state.hls.get(mount.name()).is_some().then(|| {
+            let base = format!("http://{}:{}", state.config.get().server.hostname, state.http_port);
+            (format!("{base}/hls{}/master.m3u8", mount.name()), format!("{base}/dash{}/manifest.mpd", mount.name()))
+        });
+        let (hls_url, dash_url) = adaptive.unzip();
+        Some(SourceStatus {
+            audio_info: source.audio_info(),
+            bitrate: source.bitrate(),
+            genre: info.genre.clone(),
+            listener_peak: stats.listener_peak.load(Ordering::Relaxed),
+            listeners: stats.listeners.load(Ordering::Relaxed),
+            listenurl: listen_url(state, mount.name()),
+            hls_url,
+            dash_url,
+            server_description: info.description.clone(),
+            server_name: info.name.clone(),
+            server_type: source.content_type.clone(),
+            server_url: info.url.clone(),
+            stream_start: timefmt::rfc2822(source.started),
+            stream_start_iso8601: timefmt::iso8601(source.started),
+            artist: meta.artist.clone(),
+            title: (!meta.song.is_empty()).then(|| shown_title(&meta).to_string()),
+            dummy: (),
+        })
     }
-    if let Some(genre) = &source.info.genre {
-        put("genre", json!(genre));
-    }
-    put("listener_peak", json!(stats.listener_peak.load(Ordering::Relaxed)));
-    put("listeners", json!(stats.listeners.load(Ordering::Relaxed)));
-    put("listenurl", json!(listen_url(state, mount.name())));
-    if state.hls.get(mount.name()).is_some() {
-        let base = format!("http://{}:{}", state.config.get().server.hostname, state.http_port);
-        put("hls_url", json!(format!("{base}/hls{}/master.m3u8", mount.name())));
-        put("dash_url", json!(format!("{base}/dash{}/manifest.mpd", mount.name())));
-    }
-    if let Some(description) = &source.info.description {
-        put("server_description", json!(description));
-    }
-    if let Some(name) = &source.info.name {
-        put("server_name", json!(name));
-    }
-    put("server_type", json!(source.content_type));
-    if let Some(url) = &source.info.url {
-        put("server_url", json!(url));
-    }
-    put("stream_start", json!(timefmt::rfc2822(source.started)));
-    put("stream_start_iso8601", json!(timefmt::iso8601(source.started)));
-    if let Some(artist) = &meta.artist {
-        put("artist", json!(artist));
-    }
-    if !meta.song.is_empty() {
-        put("title", json!(shown_title(&meta)));
-    }
-    put("dummy", Value::Null);
-    Some(Value::Object(obj))
 }
 
 /// The `title` the status documents show. A source that sent artist and
@@ -208,4 +262,64 @@ pub fn stats_elem(state: &AppState, only: Option<&MountHandle>) -> Elem {
                 .filter(|m| m.is_live() && only.is_none_or(|o| o.same(m)))
                 .map(|m| source_elem(state, m)),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn source(name: &str, title: Option<&str>) -> SourceStatus {
+        SourceStatus {
+            audio_info: None,
+            bitrate: Some(128),
+            genre: None,
+            listener_peak: 3,
+            listeners: 2,
+            listenurl: format!("http://h:8000{name}"),
+            hls_url: None,
+            dash_url: None,
+            server_description: None,
+            server_name: Some("Name \"quoted\"".into()),
+            server_type: "audio/mpeg".into(),
+            server_url: None,
+            stream_start: "s".into(),
+            stream_start_iso8601: "i".into(),
+            artist: None,
+            title: title.map(str::to_string),
+            dummy: (),
+        }
+    }
+
+    fn document(sources: Vec<SourceStatus>) -> Value {
+        let doc = StatusJson {
+            icestats: IceStats {
+                admin: "a",
+                host: "h",
+                location: "l",
+                server_id: "Floe".into(),
+                server_start: "s".into(),
+                server_start_iso8601: "i".into(),
+                source: Sources::of(sources),
+            },
+        };
+        serde_json::from_str(&serde_json::to_string(&doc).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn one_source_is_an_object_several_an_array_none_absent() {
+        assert!(document(vec![]).pointer("/icestats/source").is_none());
+        let one = document(vec![source("/a", Some("T"))]);
+        let a = one.pointer("/icestats/source").unwrap();
+        assert_eq!(a["listenurl"], "http://h:8000/a");
+        assert_eq!((a["bitrate"].as_u64(), a["title"].as_str()), (Some(128), Some("T")));
+        assert_eq!(a["server_name"], "Name \"quoted\"");
+        assert!(a.get("dummy").is_some_and(Value::is_null), "Icecast's trailing null");
+        assert!(a.get("genre").is_none() && a.get("hls_url").is_none(), "what the source did not give is left out");
+        let two = document(vec![source("/a", None), source("/b", None)]);
+        let list = two.pointer("/icestats/source").and_then(Value::as_array).unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list[0].get("title").is_none(), "no title before the first one");
+    }
 }
