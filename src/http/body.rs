@@ -13,7 +13,7 @@ use hyper::body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
 /// Pieces a streamed body may hold between its producer and the socket.
-const CHANNEL_PIECES: usize = 32;
+pub const CHANNEL_PIECES: usize = 32;
 
 pub enum Body {
     Full(Option<Bytes>),

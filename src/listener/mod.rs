@@ -3,6 +3,8 @@
 //! interleaving, slow-listener policy, fallback moves and admin kill/move).
 
 mod admit;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 pub use admit::{admit, start, Admitted, ListenRequest, NotAdmitted, Served, Started};

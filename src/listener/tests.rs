@@ -1,0 +1,132 @@
+//! The slow-listener policy and `client_timeout`, in process under tokio's
+//! paused clock: a source pushing 16 KB/s, a listener whose client reads at
+//! a chosen pace, and exact virtual times instead of wall-clock windows.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{admit, End, ListenRequest, Sink};
+use crate::access_log::AccessLog;
+use crate::config::LiveConfig;
+use crate::format::Unit;
+use crate::http::body::{Body, CHANNEL_PIECES};
+use crate::mount::{MountHandle, SourceInfo, StreamInfo};
+use crate::state::AppState;
+
+/// What the source pushes every `TICK`: 128 kbit/s.
+const PIECE: usize = 1600;
+const TICK: Duration = Duration::from_millis(100);
+
+struct Setup {
+    state: AppState,
+    mount: MountHandle,
+    shutdown: watch::Sender<bool>,
+}
+
+/// A server state with one live mount `/t` under `limits` (TOML lines).
+fn live_mount(limits: &str) -> Setup {
+    let text = format!("[limits]\ndelivery_interval_ms = 0\nburst_size = 0\n{limits}\n[[mount]]\nname = \"/t\"\n");
+    let config = crate::config::parse_str(&text, "test.toml", &crate::transcode::ENCODERS).expect("valid");
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let state = AppState::new(LiveConfig::new(config, None), AccessLog::default(), 0, shutdown_rx);
+    let mount = state.mounts.get_or_create("/t");
+    let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let source = SourceInfo::new("audio/mpeg".into(), StreamInfo::default(), peer, None);
+    mount.attach_source(Arc::new(source)).expect("attach");
+    Setup { state, mount, shutdown }
+}
+
+/// Push a piece every `TICK` for as long as the test runs.
+fn feed(mount: MountHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        for _ in 0..100_000 {
+            tick.tick().await;
+            mount.push_units(&mut vec![Unit::Data { bytes: Bytes::from(vec![0x55; PIECE]), sync: true }]);
+        }
+    })
+}
+
+/// Start a listener on `/t` whose client takes one piece of the body every
+/// `read_every` (never, with `None`). Returns how the stream ended and when.
+async fn listen(setup: &Setup, read_every: Option<Duration>) -> (End, Duration) {
+    let request =
+        ListenRequest { head_only: false, wants_icy: false, user_agent: None, referer: None, own_mount_only: false };
+    let peer: SocketAddr = "127.0.0.1:10".parse().unwrap();
+    let admitted = admit(&request, peer.ip(), &setup.state, setup.mount.clone()).expect("admitted");
+    let (sender, body) = Body::channel();
+    let mut stream =
+        admitted.stream(Sink::Body(sender), request, peer, setup.state.clone(), None).ok().expect("joined");
+    let client = tokio::spawn(async move {
+        let Body::Channel(mut pieces) = body else { unreachable!("a channel body") };
+        let Some(every) = read_every else {
+            // Holds the body open and reads nothing.
+            std::future::pending::<()>().await;
+            return;
+        };
+        while pieces.recv().await.is_some() {
+            tokio::time::sleep(every).await;
+        }
+    });
+    let started = Instant::now();
+    let (end, _) = stream.run_to_end().await;
+    client.abort();
+    (end, started.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_reads_nothing_is_dropped_at_client_timeout() {
+    let setup = live_mount("client_timeout = 10\nqueue_size = 10000000");
+    let feeder = feed(setup.mount.clone());
+    let (end, after) = listen(&setup, None).await;
+    feeder.abort();
+    assert_eq!(end, End::Stalled);
+    // The body holds CHANNEL_PIECES pieces, one per tick: the write of the
+    // next one blocks, and the listener goes exactly client_timeout later.
+    assert_eq!(after, TICK * CHANNEL_PIECES as u32 + Duration::from_secs(10));
+    assert_eq!(setup.state.stats.slow_listeners.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_reading_too_slowly_is_dropped_as_slow_before_it_stalls() {
+    // Reads a piece a second (never silent for client_timeout) while the
+    // source makes ten: it falls behind by about 14 KB a second, so it
+    // passes queue_size (64 KiB) within seconds of the body filling up.
+    let setup = live_mount("client_timeout = 10\nqueue_size = 65536");
+    let feeder = feed(setup.mount.clone());
+    let (end, after) = listen(&setup, Some(Duration::from_secs(1))).await;
+    feeder.abort();
+    assert_eq!(end, End::Slow, "after {after:?}");
+    // Dropped for its lag once the body is full, well before a stall could
+    // be timed (it never stays silent for client_timeout).
+    assert!(after > TICK * CHANNEL_PIECES as u32, "dropped after {after:?}");
+    assert!(after < TICK * CHANNEL_PIECES as u32 + Duration::from_secs(10), "dropped after {after:?}");
+    assert_eq!(setup.mount.stats().slow_listeners.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(setup.state.stats.slow_listeners.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_keeps_up_stays_for_good() {
+    // A client reading faster than the source, a tight queue and timeout:
+    // ten virtual minutes later it is still there, and leaves only when the
+    // server shuts down.
+    let setup = live_mount("client_timeout = 2\nqueue_size = 8192");
+    let feeder = feed(setup.mount.clone());
+    let (shutdown, mount) = (setup.shutdown.clone(), setup.mount.clone());
+    let stop = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        shutdown.send_replace(true);
+        // Wake the listener, as the server's shutdown does.
+        mount.nudge();
+    });
+    let (end, after) = listen(&setup, Some(TICK / 4)).await;
+    feeder.abort();
+    stop.await.unwrap();
+    assert_eq!((end, after), (End::Shutdown, Duration::from_secs(600)));
+    assert_eq!(setup.mount.stats().slow_listeners.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
