@@ -260,3 +260,6 @@ async fn answer<S: Transport>(
     let bytes = response.write_to(sock, false).await.unwrap_or(0);
     state.access_log.finished(peer.ip(), None, line, response.status, bytes, started);
 }
+
+#[cfg(test)]
+mod tests;
