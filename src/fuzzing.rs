@@ -134,3 +134,67 @@ pub fn relay_answer(data: &[u8]) {
 pub fn codecs(data: &[u8]) {
     crate::transcode::fuzz_codecs(data);
 }
+
+/// A whole request through the routing table of a running server's state:
+/// source sniffing (which requests become sources, which listener streams)
+/// and every answer the server gives itself, admin commands included. The
+/// first byte's low bit adds the admin's credentials, so commands run
+/// rather than stop at the login. Every answer's head must serialise with
+/// one header per line: an outside string that smuggled a line break into
+/// a header would be a response-splitting bug.
+pub fn routes(data: &[u8]) {
+    use std::sync::{Arc, OnceLock};
+
+    use crate::server::routes::{route, stream_target, Route};
+
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime =
+        RUNTIME.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime"));
+    let Some((&flags, rest)) = data.split_first() else { return };
+    let limits = Limits::default();
+    let Ok(Some(len)) = crate::http::request::scan_head(rest, &limits) else { return };
+    let mut head = rest[..len].to_vec();
+    if flags & 1 == 1 {
+        // "admin:hackme", inserted before the blank line that ends the head.
+        let at = head.len() - if head.ends_with(b"\r\n\r\n") { 2 } else { 1 };
+        head.splice(at..at, b"Authorization: Basic YWRtaW46aGFja21l\r\n".iter().copied());
+    }
+    let Ok(req) = crate::http::request::Request::parse(&head, limits.max_headers) else { return };
+    runtime.block_on(async {
+        let text = "[auth]\nadmin_password = \"hackme\"\n\
+                    [[mount]]\nname = \"/live.mp3\"\nfallback_mount = \"/backup.mp3\"\n\
+                    [[mount]]\nname = \"/backup.mp3\"\n";
+        let config = crate::config::parse_str(text, "fuzz.toml", &crate::transcode::ENCODERS).expect("valid");
+        let (_shutdown, shutdown) = tokio::sync::watch::channel(false);
+        let live = crate::config::LiveConfig::new(config, None);
+        let state = crate::state::AppState::new(live, crate::access_log::AccessLog::default(), 8000, shutdown);
+        let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().expect("an address");
+        let source = crate::mount::SourceInfo::new(
+            "audio/mpeg".into(),
+            crate::mount::StreamInfo { name: Some("Floe <\"&'>".into()), ..Default::default() },
+            peer,
+            Some("fuzz".into()),
+        );
+        let mount = state.mounts.get_or_create("/live.mp3");
+        mount.attach_source(Arc::new(source)).expect("a free mount");
+        mount.set_metadata(crate::mount::Metadata::from_song("A\r\nB - <t>", None));
+        let streams = stream_target(&req, &state).is_some();
+        match route(&req, peer, &state) {
+            Route::Source => assert!(matches!(req.method.as_str(), "SOURCE" | "PUT")),
+            Route::Stream(_) => assert!(streams, "routing and sniffing agree on streams"),
+            Route::Respond(response, _) => {
+                assert!(!streams, "a stream request is never answered as a page");
+                let head = response.head_bytes();
+                let text = String::from_utf8_lossy(&head);
+                let (fields, rest) = text.split_once("\r\n\r\n").expect("a head ends with a blank line");
+                assert!(rest.is_empty(), "nothing after the head: {text:?}");
+                for line in fields.split("\r\n").skip(1) {
+                    let header = line.split_once(": ").map(|(name, _)| name);
+                    assert!(header.is_some_and(|name| !name.is_empty()), "a header line: {line:?}");
+                    assert!(!line.contains(['\r', '\n']), "one header per line: {line:?}");
+                }
+            }
+            Route::Adaptive(..) | Route::Events(_) => {}
+        }
+    });
+}

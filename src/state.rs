@@ -123,5 +123,5 @@ const PENDING_FACTOR: usize = 2;
 
 /// How many connections of any kind may be open at once.
 pub fn connection_cap(limits: &crate::config::Limits) -> usize {
-    (limits.clients + limits.sources).saturating_mul(PENDING_FACTOR) + 1024
+    limits.connections.unwrap_or_else(|| (limits.clients + limits.sources).saturating_mul(PENDING_FACTOR) + 1024)
 }

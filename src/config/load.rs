@@ -245,6 +245,7 @@ const SERVER: &[Field<ServerConfig>] = &[
 const LIMITS: &[Field<Limits>] = &[
     ("clients", |c, k, v, l| set(&mut l.clients, c.size(k, v, 1..=MAX_COUNT, ""))),
     ("sources", |c, k, v, l| set(&mut l.sources, c.size(k, v, 1..=MAX_COUNT, ""))),
+    ("connections", |c, k, v, l| set(&mut l.connections, c.size(k, v, 2..=MAX_COUNT, "").map(Some))),
     ("queue_size", |c, k, v, l| set(&mut l.queue_size, c.size(k, v, MIN_QUEUE..=MAX_BUFFER, "bytes"))),
     ("burst_size", |c, k, v, l| set(&mut l.burst_size, c.size(k, v, 0..=MAX_BUFFER, "bytes"))),
     ("header_timeout", |c, k, v, l| set(&mut l.header_timeout, c.seconds(k, v))),

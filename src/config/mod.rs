@@ -120,6 +120,11 @@ pub struct Limits {
     pub clients: usize,
     /// Concurrent sources. Default: 100.
     pub sources: usize,
+    /// Open connections of any kind at once (listeners, sources, requests
+    /// still arriving, pages, admin), on every port; one over is closed as
+    /// soon as it is accepted. Default (`None`): twice clients and sources,
+    /// plus 1024.
+    pub connections: Option<usize>,
     /// Bytes a listener may fall behind the live edge before it is dropped. Default: 524288.
     pub queue_size: usize,
     /// Bytes of recent audio a new listener receives at once. Default: 65536.
@@ -551,6 +556,7 @@ impl Default for Limits {
         Limits {
             clients: 10000,
             sources: 100,
+            connections: None,
             queue_size: 524_288,
             burst_size: 65_536,
             header_timeout: Duration::from_secs(15),

@@ -28,6 +28,7 @@ use crate::http::response::Response;
 use crate::http::status::{Refusal, Status};
 use crate::listener::{self, ListenRequest, Started};
 use crate::mount::MountHandle;
+use crate::slots::Slot;
 use crate::state::AppState;
 use crate::tls::{Tls, HANDSHAKE_RECORD};
 
@@ -70,21 +71,31 @@ impl Transport for TlsStream<TcpStream> {
     }
 }
 
+/// What an open connection holds until the last thing it serves has
+/// ended (a listener's stream included): its slot of `[limits] connections`
+/// and of its address's `max_connections_per_ip`.
+#[allow(dead_code, reason = "never read: held for their drop, which returns the slots")]
+pub struct Held {
+    pub connection: Slot,
+    pub per_ip: Option<PerIpSlot>,
+}
+
 /// A connection just accepted on a port that speaks `speaks`.
 ///
-/// `slot` is the connection's claim on its address's connection cap; it is
+/// `held` is the connection's claim on the server's and its address's
+/// connection caps; it is
 /// kept until the last thing the connection serves has ended.
-pub async fn accept(mut sock: TcpStream, peer: SocketAddr, state: AppState, speaks: Speaks, slot: Option<PerIpSlot>) {
+pub async fn accept(mut sock: TcpStream, peer: SocketAddr, state: AppState, speaks: Speaks, held: Held) {
     let started = Instant::now();
     let limit = state.config.get().limits.header_timeout;
     let tls = match speaks {
-        Speaks::Plain => return handle(sock, peer, state, slot).await,
+        Speaks::Plain => return handle(sock, peer, state, held).await,
         Speaks::Tls(tls) => tls,
         Speaks::Either(tls) => {
             let mut first = [0u8; 1];
             match tokio::time::timeout(limit, sock.peek(&mut first)).await {
                 Ok(Ok(1)) if first[0] == HANDSHAKE_RECORD => tls,
-                Ok(Ok(1)) => return handle(sock, peer, state, slot).await,
+                Ok(Ok(1)) => return handle(sock, peer, state, held).await,
                 // Closed or failed before a byte: a port probe.
                 Ok(_) => return,
                 Err(_) => return refuse(&mut sock, peer, &state, HeadError::Timeout, started).await,
@@ -92,12 +103,12 @@ pub async fn accept(mut sock: TcpStream, peer: SocketAddr, state: AppState, spea
         }
     };
     match tls.accept(sock, limit).await {
-        Ok(stream) => handle(stream, peer, state, slot).await,
+        Ok(stream) => handle(stream, peer, state, held).await,
         Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
     }
 }
 
-async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, slot: Option<PerIpSlot>) {
+async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, held: Held) {
     let started = Instant::now();
     let limits = &state.config.get().limits;
     let mut buf = BytesMut::with_capacity(1024);
@@ -109,7 +120,7 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, sl
         Err(_) => return refuse(&mut sock, peer, &state, HeadError::Timeout, started).await,
     };
     if head.starts_with(H2_PREFACE) {
-        return hand_to_hyper(sock, head, buf, peer, state, slot).await;
+        return hand_to_hyper(sock, head, buf, peer, state, held).await;
     }
     let req = match Request::parse(&head, limits.max_headers) {
         Ok(req) => req,
@@ -120,7 +131,7 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, sl
     let Some(mount) = stream_target(&req, &state) else {
         if !matches!(req.method.as_str(), "SOURCE" | "PUT") {
             drop(req);
-            return hand_to_hyper(sock, head, buf, peer, state, slot).await;
+            return hand_to_hyper(sock, head, buf, peer, state, held).await;
         }
         let line = RequestLine::of(&req);
         let peer = match gate::admit(&req, peer, &state) {
@@ -155,11 +166,11 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, sl
             let listen = ListenRequest::of(&req);
             // Listeners live for hours: keep nothing per connection that is not needed.
             drop((req, head, buf));
-            listen_on(sock, listen, line, Client { peer, admission, slot }, state, mount, started).await;
+            listen_on(sock, listen, line, Client { peer, admission, held }, state, mount, started).await;
         }
         Err(sock) => {
             drop((req, mount));
-            hand_to_hyper(sock, head, buf, peer, state, slot).await;
+            hand_to_hyper(sock, head, buf, peer, state, held).await;
         }
     }
 }
@@ -172,11 +183,11 @@ async fn hand_to_hyper<S: Transport>(
     rest: BytesMut,
     peer: SocketAddr,
     state: AppState,
-    slot: Option<PerIpSlot>,
+    held: Held,
 ) {
     head.unsplit(rest);
     service::serve_connection(Rewound::new(head, sock), peer, state, S::SECURE).await;
-    drop(slot);
+    drop(held);
 }
 
 /// A listener: admitted here, then streamed in a task of its own that holds
@@ -187,7 +198,7 @@ struct Client {
     peer: SocketAddr,
     /// What authentication said (`listener_auth`).
     admission: auth::Admission,
-    slot: Option<PerIpSlot>,
+    held: Held,
 }
 
 async fn listen_on(
@@ -199,7 +210,7 @@ async fn listen_on(
     mount: MountHandle,
     started: Instant,
 ) {
-    let Client { peer, mut admission, slot } = client;
+    let Client { peer, mut admission, held } = client;
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     crate::relay::demand(&state, &mount).await;
     match listener::start(sock, listen, peer, state.clone(), mount).await {
@@ -215,7 +226,7 @@ async fn listen_on(
                 let state = stream.state();
                 state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), Status::Ok, sent, started);
                 admission.left(state);
-                drop(slot);
+                drop(held);
             });
         }
     }

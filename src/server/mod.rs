@@ -6,7 +6,7 @@
 mod conn;
 mod gate;
 mod rewind;
-mod routes;
+pub(crate) mod routes;
 mod service;
 
 pub use conn::Speaks;
@@ -107,10 +107,8 @@ async fn accept_http(listener: TcpListener, speaks: Speaks, state: AppState) {
         };
         let _ = sock.set_nodelay(true);
         let (state, speaks) = (state.clone(), speaks.clone());
-        tokio::spawn(async move {
-            conn::accept(sock, peer, state, speaks, slot).await;
-            drop(permit);
-        });
+        let held = conn::Held { connection: permit, per_ip: slot };
+        tokio::spawn(conn::accept(sock, peer, state, speaks, held));
     }
 }
 
@@ -119,13 +117,14 @@ async fn accept_shoutcast(listener: TcpListener, state: AppState) {
         match listener.accept().await {
             Ok((sock, peer)) => {
                 state.stats.connections.fetch_add(1, Ordering::Relaxed);
-                // A slot of the same cap as the HTTP ports: this port is no
-                // way around it.
+                // The same caps as the HTTP ports (all connections, and
+                // per address): this port is no way around them.
                 let Some(permit) = state.connections.try_claim() else { continue };
+                let Ok(slot) = gate::claim(peer, &state) else { continue };
                 let state = state.clone();
                 tokio::spawn(async move {
                     crate::source::serve_shoutcast(sock, peer, state).await;
-                    drop(permit);
+                    drop((permit, slot));
                 });
             }
             Err(error) => {

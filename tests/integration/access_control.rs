@@ -117,6 +117,13 @@ fn connections_per_address_are_capped() {
 
     let over = status_json_from_here(&server);
     assert_eq!(over.status, 0, "closed without an answer: {}", over.head);
+    // The SHOUTcast source port counts against the same cap.
+    let mut shout = std::net::TcpStream::connect(server.shoutcast).unwrap();
+    shout.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = shout.write_all(b"hackme\r\n");
+    let mut answer = Vec::new();
+    let _ = shout.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "closed without an answer: {answer:?}");
     assert_eq!(head_from(FRIEND, server.http, &get("/live.mp3", "mpv")).status, 200, "another address is fine");
     let held = second.body.len();
     second.read_at_least(held + 8000, WAIT);

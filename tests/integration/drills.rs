@@ -463,3 +463,63 @@ fn codec_garbage_costs_other_mounts_nothing() {
     assert!(server.server_stat("transcode_failures") >= 1, "{}", server.log());
     assert_eq!(server.get("/status-json.xsl").status, 200, "the server answers: {}", server.log());
 }
+
+/// Every class of connection has a cap, and reaching one costs the others
+/// nothing: sources (`sources`, on the HTTP and the SHOUTcast port alike),
+/// listeners (`clients`), and connections of any kind (`connections`, on
+/// every port: one over is closed at once, unanswered). A listener streams
+/// on throughout, and the server answers again once connections close.
+#[test]
+fn every_connection_class_has_a_cap() {
+    let server = TestServer::start(Opts { limits: "clients = 2\nsources = 1\nconnections = 8\n", ..Opts::default() });
+    // Connection 1 of 8, source 1 of 1.
+    let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
+    server.wait_live("/live.mp3");
+    // Connection 2, listener 1 of 2.
+    let mut steady = Steady::connect(&server, "/live.mp3", 1);
+    steady.mark(&server);
+
+    let put = format!(
+        "PUT /other.mp3 HTTP/1.1\r\nAuthorization: {}\r\nContent-Type: audio/mpeg\r\n\r\n",
+        basic("source", "hackme")
+    );
+    let refused = raw_exchange(server.http, put.as_bytes());
+    assert_eq!((refused.status, refused.text().trim()), (503, "too many sources"));
+    let mut shout = TcpStream::connect(server.shoutcast).unwrap();
+    shout.set_read_timeout(Some(WAIT)).unwrap();
+    shout.write_all(b"hackme\r\nicy-name:Over\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = shout.read_to_end(&mut answer);
+    assert!(answer.starts_with(b"OK2"), "{answer:?}");
+    assert!(!server.is_live("/stream"), "the SHOUTcast source was let go, not attached");
+
+    // Connection 3, listener 2 of 2; a third listener is turned away.
+    let mut second = Listener::connect(&server, "/live.mp3", &[]);
+    second.read_at_least(1000, WAIT);
+    let full = server.get("/live.mp3");
+    assert_eq!((full.status, full.text().trim()), (503, "Server full: too many listeners"));
+
+    // Connections 4 to 8 say nothing; the ninth, on either port, is closed.
+    let hogs: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(server.http).unwrap()).collect();
+    eventually("a connection over the cap is closed unanswered", WAIT, || {
+        let mut sock = TcpStream::connect(server.http).unwrap();
+        sock.set_read_timeout(Some(WAIT)).unwrap();
+        let _ = sock.write_all(b"GET /status-json.xsl HTTP/1.0\r\n\r\n");
+        let mut data = Vec::new();
+        let _ = sock.read_to_end(&mut data);
+        data.is_empty()
+    });
+    let mut shout = TcpStream::connect(server.shoutcast).unwrap();
+    shout.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = shout.write_all(b"hackme\r\n");
+    let mut answer = Vec::new();
+    let _ = shout.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "the SHOUTcast port is under the same cap: {answer:?}");
+    // Two seconds of audio go out while every cap is reached.
+    let held = second.body.len();
+    second.read_at_least(held + 32_000, WAIT);
+
+    drop(hogs);
+    eventually("requests are answered again", WAIT, || server.get("/status-json.xsl").status == 200);
+    steady.check(&server, "every cap reached");
+}
