@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use floe::access_log::AccessLog;
 use floe::config::{self, Config, LiveConfig};
 use floe::server::{self, Acceptors, Speaks};
-use floe::state::AppState;
+use floe::state::{AppState, Shared};
 use floe::tls::Tls;
 use floe::upgrade::sockets::Role;
 use floe::upgrade::Upgrader;
@@ -178,12 +178,13 @@ async fn serve(live: LiveConfig, startup: Startup) -> ExitCode {
     let http_port = bound.iter().find(|(_, s)| !matches!(s, Speaks::Tls(_))).map_or(0, |(a, _)| a.port());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (handover_tx, handover_rx) = watch::channel(false);
-    let mut state = AppState::new(live, access_log, http_port, shutdown_rx.clone()).with_tls(tls.clone());
-    state.handed_over = handover_rx;
+    let mut shared = Shared::new(live, access_log, http_port, shutdown_rx.clone()).with_tls(tls.clone());
+    shared.handed_over = handover_rx;
     if let Some(token) = startup.handover_token {
         tracing::info!(pid = std::process::id(), "took the listening sockets over from the previous process");
-        state.handover_token = Some(token.into());
+        shared.handover_token = Some(token.into());
     }
+    let state = AppState::from(shared);
     let roles =
         http.iter().map(|(l, speaks)| (role_of(speaks), l)).chain(shoutcast.iter().map(|l| (Role::Shoutcast, l)));
     match (Upgrader::new(roles.collect()), usr2) {
