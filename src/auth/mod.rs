@@ -90,7 +90,8 @@ pub struct Admission {
     pub user: Option<String>,
     /// `icecast-auth-timelimit`: the stream ends after this long.
     pub time_limit: Option<Duration>,
-    leave: Option<Leave>,
+    /// Boxed: held for a listener's whole stream, and most have none.
+    leave: Option<Box<Leave>>,
 }
 
 /// A `listener_remove` to send when the listener leaves.
@@ -106,9 +107,9 @@ impl Admission {
     /// backend, with how long it stayed. Once.
     pub fn left(&mut self, state: &crate::state::AppState) {
         if let Some(leave) = self.leave.take() {
-            let mut form = leave.form;
-            form.push(("duration", leave.since.elapsed().as_secs().to_string()));
-            state.url_auth.tell(leave.auth, leave.url, form);
+            let Leave { auth, url, mut form, since } = *leave;
+            form.push(("duration", since.elapsed().as_secs().to_string()));
+            state.url_auth.tell(auth, url, form);
         }
     }
 }
@@ -197,7 +198,7 @@ pub async fn listener(
                     let mut form = form.clone();
                     form[0].1 = "listener_remove".into();
                     form.truncate(9);
-                    Leave { auth: auth.clone(), url, form, since: Instant::now() }
+                    Box::new(Leave { auth: auth.clone(), url, form, since: Instant::now() })
                 });
                 Admission { user: user_name.clone(), time_limit, leave }
             };

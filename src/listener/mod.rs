@@ -170,7 +170,9 @@ impl ListenerStream {
     pub async fn run_for(&mut self, limit: Option<std::time::Duration>) -> u64 {
         match limit {
             None => self.run_to_end().await.1,
-            Some(limit) => match tokio::time::timeout(limit, self.run_to_end()).await {
+            // Boxed: the timer exists only for listeners with a time limit,
+            // not in the state of every other listener's task.
+            Some(limit) => match Box::pin(tokio::time::timeout(limit, self.run_to_end())).await {
                 Ok((_, sent)) => sent,
                 Err(_) => {
                     tracing::debug!(mount = self.registration.mount().name(), "listener's time limit reached");
