@@ -79,7 +79,7 @@ pub struct ListenerStream {
     home: Option<(MountHandle, watch::Receiver<Head>)>,
     cursor: u64,
     head: watch::Receiver<Head>,
-    icy: Option<IcyInterleaver>,
+    icy: Option<Box<IcyInterleaver>>,
     /// Chunk handles of the batch being sent (empty between batches).
     batch: Vec<Chunk>,
     pieces: VecDeque<Bytes>,
@@ -113,8 +113,9 @@ impl ListenerStream {
             }),
             cursor: subscription.cursor,
             head: subscription.head,
-            icy: metaint
-                .map(|metaint| IcyInterleaver::starting_with(metaint, subscription.meta.clone(), subscription.burst)),
+            icy: metaint.map(|metaint| {
+                Box::new(IcyInterleaver::starting_with(metaint, subscription.meta.clone(), subscription.burst))
+            }),
             batch: Vec::new(),
             pieces: VecDeque::new(),
             sent: 0,
@@ -348,7 +349,7 @@ impl ListenerStream {
             // The set let go of the socket without handing it back.
             return Some(End::ClientGone);
         };
-        let Unparked { sock, cursor, icy, sent, pending, position, failed } = unparked;
+        let Unparked { sock, cursor, icy, sent, pending, position, failed } = *unparked;
         self.sink = Sink::Socket(sock);
         self.cursor = cursor;
         self.icy = icy;

@@ -47,11 +47,15 @@ pub struct Parked {
     pub sock: TcpStream,
     /// Sequence of the next chunk to send.
     pub cursor: u64,
-    pub icy: Option<IcyInterleaver>,
+    /// Boxed, here and in the listener: most listeners have none, and this
+    /// state is held per listener for hours.
+    pub icy: Option<Box<IcyInterleaver>>,
     /// Bytes written while parked.
     pub sent: u64,
-    /// Where the socket goes back to.
-    pub back: oneshot::Sender<Unparked>,
+    /// Where the socket goes back to. The channel carries a box: its
+    /// storage is allocated with every parking and is held while parked,
+    /// and the listener comes back rarely.
+    pub back: oneshot::Sender<Box<Unparked>>,
 }
 
 /// A parked listener handed back to its task.
@@ -59,7 +63,7 @@ pub struct Parked {
 pub struct Unparked {
     pub sock: TcpStream,
     pub cursor: u64,
-    pub icy: Option<IcyInterleaver>,
+    pub icy: Option<Box<IcyInterleaver>>,
     /// Bytes written while parked (already counted in the entry and the mount).
     pub sent: u64,
     /// Bytes taken from the ring that the socket did not accept.
@@ -95,7 +99,7 @@ impl Parked {
             failed: why.failed,
         };
         // A task that is gone (its time limit ended it) drops the socket here.
-        let _ = self.back.send(back);
+        let _ = self.back.send(Box::new(back));
     }
 }
 
@@ -306,7 +310,7 @@ impl MountHandle {
             if scratch.next == parked.cursor {
                 break;
             }
-            plan(parked.icy.as_mut(), scratch);
+            plan(parked.icy.as_deref_mut(), scratch);
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let count = scratch.plan.len().min(MAX_SLICES);
             for (slot, &slice) in slices.iter_mut().zip(&scratch.plan) {

@@ -243,14 +243,15 @@ fn parked(
     m: &MountHandle,
     sock: tokio::net::TcpStream,
     icy: Option<usize>,
-) -> (Registration, tokio::sync::oneshot::Receiver<Unparked>) {
+) -> (Registration, tokio::sync::oneshot::Receiver<Box<Unparked>>) {
     let entry = Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None));
     let registration = m.register(entry.clone(), true).unwrap();
     // Caught up: at the head.
     let cursor = m.head().seq;
     entry.cursor.store(cursor, std::sync::atomic::Ordering::Relaxed);
     let (back, returned) = tokio::sync::oneshot::channel();
-    let parked = Parked { entry, sock, cursor, icy: icy.map(IcyInterleaver::new), sent: 0, back };
+    let parked =
+        Parked { entry, sock, cursor, icy: icy.map(|metaint| Box::new(IcyInterleaver::new(metaint))), sent: 0, back };
     assert!(m.park(parked).is_ok(), "a caught-up listener parks");
     (registration, returned)
 }
