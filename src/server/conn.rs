@@ -219,33 +219,17 @@ async fn listen_on(
             state.access_log.finished(peer.ip(), user, Some(&line), served.status, served.bytes, started);
             admission.left(&state);
         }
-        Started::Streaming(stream) => {
+        Started::Streaming(mut stream) => {
             drop(state);
-            let leaving = Box::new(Leaving { peer, admission, held, line, started });
-            tokio::spawn(stream_until_gone(stream, leaving));
+            tokio::spawn(async move {
+                let sent = stream.run_for(admission.time_limit).await;
+                let state = stream.state();
+                state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), Status::Ok, sent, started);
+                admission.left(state);
+                drop(held);
+            });
         }
     }
-}
-
-/// What a listener's access-log line and its leaving need once its stream
-/// has ended, boxed beside the stream: a task's captured values are held
-/// twice in its state (as captures and as locals), and this task lives as
-/// long as the listener.
-struct Leaving {
-    peer: SocketAddr,
-    admission: auth::Admission,
-    held: Held,
-    line: RequestLine,
-    started: Instant,
-}
-
-async fn stream_until_gone(mut stream: Box<listener::ListenerStream>, leaving: Box<Leaving>) {
-    let sent = stream.run_for(leaving.admission.time_limit).await;
-    let Leaving { peer, mut admission, held, line, started } = *leaving;
-    let state = stream.state();
-    state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), Status::Ok, sent, started);
-    admission.left(state);
-    drop(held);
 }
 
 /// Read until the end of the head; the head is split off `buf`, leaving any
