@@ -417,7 +417,8 @@ impl ListenerStream {
     /// `queue_size` behind, stalls for `client_timeout` or is killed.
     async fn flush_blocked(&mut self, position: Option<u64>) -> Result<(), End> {
         let mount = self.mount().clone();
-        let control = self.registration.entry().control.clone();
+        let entry = self.registration.entry().clone();
+        let control = &entry.control;
         let deadline = tokio::time::sleep(self.state.config.get().limits.client_timeout);
         tokio::pin!(deadline);
         let outcome = {

@@ -64,7 +64,8 @@ pub struct ListenerEntry {
     pub user_agent: Option<String>,
     pub referer: Option<String>,
     pub connected: Instant,
-    pub control: Arc<ListenerControl>,
+    /// In the entry, not beside it: one allocation per listener fewer.
+    pub control: ListenerControl,
     /// The ring sequence this listener reads next on its current mount, so
     /// the ring can let go of what every listener has read. 0 while it
     /// (re)subscribes, which holds trimming until its real cursor is known.

@@ -387,10 +387,10 @@ impl MountHandle {
     pub fn park(&self, parked: Parked) -> Result<(), Parked> {
         let group = Heads::group_of(parked.entry.id);
         let cursor = parked.cursor;
-        let control = parked.entry.control.clone();
+        let entry = parked.entry.clone();
         self.0.deliveries.park(group, parked, || {
             let head = self.0.heads.of(group);
-            head.live && head.seq <= cursor && !control.pending()
+            head.live && head.seq <= cursor && !entry.control.pending()
         })
     }
 
@@ -625,7 +625,7 @@ pub fn listener_entry(id: u64, ip: IpAddr, user_agent: Option<String>, referer: 
         user_agent,
         referer,
         connected: Instant::now(),
-        control: Arc::default(),
+        control: ListenerControl::default(),
         cursor: AtomicU64::new(0),
         sent: AtomicU64::new(0),
     }
