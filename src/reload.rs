@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use crate::access_log::LogFile;
 use crate::config::{self, Config, ConfigError};
 use crate::mount::MountChanges;
-use crate::state::{connection_cap, AppState};
+use crate::state::AppState;
 use crate::tls::NewPairs;
 
 /// Two reloads (a SIGHUP during an admin's click) run one after the other.
@@ -106,7 +106,7 @@ fn load_and_apply(state: &AppState) -> Result<Reloaded, ReloadError> {
     let limits = &new.limits;
     state.clients.resize(limits.clients);
     state.sources.resize(limits.sources);
-    state.connections.resize(connection_cap(limits));
+    state.connections.resize(limits.connection_cap());
     let mounts = state.mounts.apply(&new);
     // The HLS/DASH window of a removed mount goes with it once it is gone.
     for name in &mounts.removed {

@@ -75,7 +75,7 @@ pub struct Shared {
     pub clients: Slots,
     /// Source slots (`limits.sources`).
     pub sources: Slots,
-    /// Open connections of any kind (see `connection_cap`).
+    /// Open connections of any kind (see `Limits::connection_cap`).
     pub connections: Slots,
     /// Failed logins per address (sources, admin, SHOUTcast).
     pub logins: Arc<crate::auth::Throttle>,
@@ -121,7 +121,7 @@ impl Shared {
             access_log,
             clients: Slots::new(limits.clients),
             sources: Slots::new(limits.sources),
-            connections: Slots::new(connection_cap(&limits)),
+            connections: Slots::new(limits.connection_cap()),
             logins: Arc::default(),
             per_ip: crate::access::PerIp::default(),
             htpasswd: Arc::default(),
@@ -142,13 +142,4 @@ impl Shared {
     pub fn with_tls(self, tls: Option<Arc<crate::tls::Tls>>) -> Shared {
         Shared { tls, ..self }
     }
-}
-
-/// Open connections beyond listeners and sources: status requests, admin,
-/// connections still sending their head. Each holds a slot of this cap.
-const PENDING_FACTOR: usize = 2;
-
-/// How many connections of any kind may be open at once.
-pub fn connection_cap(limits: &crate::config::Limits) -> usize {
-    limits.connections.unwrap_or_else(|| (limits.clients + limits.sources).saturating_mul(PENDING_FACTOR) + 1024)
 }
