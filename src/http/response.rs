@@ -44,16 +44,13 @@ impl Response {
         self
     }
 
-    /// Ask for Basic credentials for `realm`.
-    pub fn with_challenge(self, realm: &str) -> Response {
-        self.with_header("WWW-Authenticate", &format!("Basic realm=\"{realm}\""))
-    }
-
     /// The headers `refusal` calls for: the challenge of a 401, `Retry-After`.
     pub fn with_refusal_headers<R: Refusal + ?Sized>(self, refusal: &R) -> Response {
         let mut response = self;
         if refusal.status() == Status::Unauthorized {
-            response = response.with_challenge(refusal.realm());
+            // libshout waits for the challenge before it sends credentials.
+            let challenge = format!("Basic realm=\"{}\"", refusal.realm());
+            response = response.with_header("WWW-Authenticate", &challenge);
         }
         match refusal.retry_after() {
             Some(secs) => response.with_header("Retry-After", &secs.to_string()),

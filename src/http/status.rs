@@ -61,10 +61,6 @@ impl Status {
             Status::ServiceUnavailable => "Service Unavailable",
         }
     }
-
-    pub fn is_success(self) -> bool {
-        (200..300).contains(&self.code())
-    }
 }
 
 impl fmt::Display for Status {
@@ -157,6 +153,5 @@ mod tests {
         assert_eq!(Status::HeaderFieldsTooLarge.code(), 431);
         assert_eq!(Status::HeaderFieldsTooLarge.reason(), "Request Header Fields Too Large");
         assert_eq!(Status::NotModified.to_string(), "304");
-        assert!(Status::NoContent.is_success() && !Status::NotModified.is_success());
     }
 }
