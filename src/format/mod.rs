@@ -8,9 +8,6 @@
 mod adts;
 mod mp3;
 mod ogg;
-
-/// Ogg's page CRC, shared with the transcoder's page filter.
-pub(crate) use ogg::page_crc as ogg_page_crc;
 mod opaque;
 mod sync;
 mod webm;

@@ -9,7 +9,7 @@
 //! a player that already has the headers, or tolerates their absence, copes,
 //! and dropping them would silence such a source for good.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use self::codec::identify;
 use self::page::{complete_packets, ends_open, garbage_len, parse_page, segment_table, Page, Parse, FLAG_BOS};
@@ -18,7 +18,6 @@ use super::{AudioInfo, Framer, Unit};
 mod codec;
 mod page;
 
-pub(crate) use page::page_crc;
 #[cfg(test)]
 mod tests;
 
@@ -32,8 +31,9 @@ const MAX_GROUP_STREAMS: usize = 16;
 /// Frames an Ogg byte stream on page boundaries and captures its headers.
 pub struct OggFramer {
     buf: BytesMut,
-    /// Data pages framed during the current push.
-    pending: BytesMut,
+    /// Data pages framed during the current push, each its own unit: the
+    /// transcoder reads them as they are, without finding pages again.
+    pending: Vec<Bytes>,
     /// Header capture of the current group, until its headers are complete.
     capture: Option<Capture>,
     /// Whether any unit went out yet (later headers are then in-band).
@@ -73,7 +73,7 @@ impl OggFramer {
     pub fn new() -> Self {
         OggFramer {
             buf: BytesMut::new(),
-            pending: BytesMut::new(),
+            pending: Vec::new(),
             capture: None,
             emitted: false,
             skipped: 0,
@@ -186,7 +186,7 @@ impl OggFramer {
     }
 
     fn data_page(&mut self, bytes: BytesMut) {
-        self.pending.unsplit(bytes);
+        self.pending.push(bytes.freeze());
         self.emitted = true;
     }
 
@@ -206,9 +206,7 @@ impl OggFramer {
     }
 
     fn flush(&mut self, out: &mut Vec<Unit>) {
-        if !self.pending.is_empty() {
-            out.push(Unit::Data { bytes: self.pending.split().freeze(), sync: true });
-        }
+        out.extend(self.pending.drain(..).map(|bytes| Unit::Data { bytes, sync: true }));
     }
 
     fn drop_bytes(&mut self, n: usize) {
@@ -233,7 +231,7 @@ impl Framer for OggFramer {
     }
 
     fn buffered(&self) -> usize {
-        self.buf.len() + self.pending.len() + self.capture.as_ref().map_or(0, |c| c.pages.len())
+        self.buf.len() + self.capture.as_ref().map_or(0, |c| c.pages.len())
     }
 
     fn skipped_bytes(&self) -> u64 {

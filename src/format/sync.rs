@@ -9,7 +9,7 @@
 
 use std::marker::PhantomData;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::{AudioInfo, Framer, Unit};
 
@@ -52,8 +52,9 @@ pub(super) trait FrameSyntax {
 pub(super) struct SyncFramer<S> {
     /// Input not yet framed.
     buf: BytesMut,
-    /// Complete frames framed during the current push.
-    pending: BytesMut,
+    /// Complete frames framed during the current push, each its own unit:
+    /// the transcoder decodes them as they are, without framing them again.
+    pending: Vec<Bytes>,
     /// Key of the stream we are locked on; `None` while scanning.
     key: Option<u32>,
     /// Bytes of a tag still to be dropped (tags can be larger than a read).
@@ -64,14 +65,11 @@ pub(super) struct SyncFramer<S> {
 }
 
 impl<S: FrameSyntax> Framer for SyncFramer<S> {
-    /// Frame `input`; all frames completed by it go out as one `Data` unit.
+    /// Frame `input`; every frame completed by it goes out as a `Data` unit.
     fn push(&mut self, input: &[u8], out: &mut Vec<Unit>) {
         self.buf.extend_from_slice(input);
         while self.step() {}
-        if !self.pending.is_empty() {
-            let bytes = self.pending.split().freeze();
-            out.push(Unit::Data { bytes, sync: true });
-        }
+        out.extend(self.pending.drain(..).map(|bytes| Unit::Data { bytes, sync: true }));
     }
 
     /// Bytes dropped so far (garbage and tags).
@@ -80,7 +78,7 @@ impl<S: FrameSyntax> Framer for SyncFramer<S> {
     }
 
     fn buffered(&self) -> usize {
-        self.buf.len() + self.pending.len()
+        self.buf.len()
     }
 
     /// Parameters of the last frame framed.
@@ -94,7 +92,7 @@ impl<S: FrameSyntax> SyncFramer<S> {
     pub(super) fn new() -> Self {
         SyncFramer {
             buf: BytesMut::new(),
-            pending: BytesMut::new(),
+            pending: Vec::new(),
             key: None,
             tag_left: 0,
             skipped: 0,
@@ -185,8 +183,7 @@ impl<S: FrameSyntax> SyncFramer<S> {
 
     fn take(&mut self, header: FrameHeader) {
         self.info = Some(header.info);
-        let frame = self.buf.split_to(header.len);
-        self.pending.unsplit(frame);
+        self.pending.push(self.buf.split_to(header.len).freeze());
     }
 
     /// Drop garbage up to the next byte that could start a header or tag.

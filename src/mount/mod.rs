@@ -343,10 +343,6 @@ impl MountHandle {
             let mut stream = self.0.stream.write();
             for unit in units.drain(..) {
                 match unit {
-                    Unit::Data { bytes, sync } if interval.is_zero() => {
-                        let meta = stream.meta.clone();
-                        stream.ring.push(bytes, meta, sync, false);
-                    }
                     Unit::Data { bytes, sync } => stream.hold(&bytes, sync),
                     // Headers also go into the ring, even at the start of a
                     // stream: a listener may already be waiting there (it
@@ -359,6 +355,11 @@ impl MountHandle {
                         stream.ring.push(bytes, meta, true, true);
                     }
                 }
+            }
+            if interval.is_zero() {
+                // Framers hand out one unit per frame or page; without a
+                // delivery interval a push's frames still make one chunk.
+                stream.release_held();
             }
             self.due_groups(&mut stream, now)
         };

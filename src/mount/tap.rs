@@ -94,6 +94,13 @@ impl TapReceiver {
         self.queued.fetch_sub(message.data_len(), Ordering::Relaxed);
         Some(message)
     }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Tapped> {
+        let message = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(message.data_len(), Ordering::Relaxed);
+        Some(message)
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +117,11 @@ mod tests {
         assert!(tap.offer(data(4)));
         assert!(matches!(rx.recv().await, Some(Tapped::Data(b, _)) if b.len() == 6));
         assert!(tap.offer(data(6)), "room again once received");
+        assert!(matches!(rx.try_recv(), Some(Tapped::Title(_))));
+        assert!(matches!(rx.try_recv(), Some(Tapped::Data(b, _)) if b.len() == 4));
+        assert!(matches!(rx.try_recv(), Some(Tapped::Data(b, _)) if b.len() == 6));
+        assert!(rx.try_recv().is_none());
+        assert!(tap.offer(data(10)), "all of it received");
         assert!(tap.is(&tap.id()));
         let (other, _) = channel(1);
         assert!(!tap.is(&other.id()));

@@ -35,6 +35,18 @@ fn without_interval_every_push_is_published() {
 }
 
 #[test]
+fn without_interval_a_push_of_frames_is_one_chunk() {
+    // Framers hand out a unit per frame; the ring still gets a chunk per push.
+    let m = mount(0);
+    let mut frames: Vec<Unit> = (1..=3).flat_map(|byte| data(byte, 4)).collect();
+    m.push_units(&mut frames);
+    assert_eq!(m.head().seq, 1);
+    let chunks = read_all(&m);
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(&chunks[0].data[..], &[[1u8; 4], [2; 4], [3; 4]].concat()[..]);
+}
+
+#[test]
 fn interval_holds_data_and_publishes_it_as_one_chunk() {
     let m = mount(10_000);
     m.push_units(&mut data(1, 10)); // first push publishes at once

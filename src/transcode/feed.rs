@@ -1,16 +1,18 @@
 //! The codec process's input: framed messages from the server on stdin,
-//! read through a blocking `Read` that the decoder pulls source bytes from.
-//! Title changes and on-demand switches travel in the same pipe at their
-//! place in the stream, and are handed to the encoding loop ([`Pending`])
-//! once the decoder has read past them.
+//! each data message one frame or page the source mount cut, which the
+//! decoder pulls one at a time ([`Frames`]). Title changes and on-demand
+//! switches travel in the same pipe at their place in the stream, and are
+//! handed to the encoding loop ([`Pending`]) once the decoder has read past
+//! them.
 
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::decode::Frames;
 use super::wire::{self, Target, Title, ToCodec};
 
 /// What the decoder has read past and the encoding loop has not seen yet.
@@ -46,11 +48,10 @@ impl Shared {
     }
 }
 
-/// A blocking reader of the source bytes in the server's messages; EOF when
+/// A blocking reader of the frames in the server's messages; it ends when
 /// the server closes the pipe (the source ended).
 pub struct FeedReader<R> {
     input: R,
-    current: Bytes,
     pending: Shared,
     /// Called after every message read: lets the server know we are alive.
     heartbeat: Box<dyn FnMut() + Send>,
@@ -58,39 +59,44 @@ pub struct FeedReader<R> {
 
 impl<R: Read> FeedReader<R> {
     pub fn new(input: R, pending: Shared, heartbeat: Box<dyn FnMut() + Send>) -> FeedReader<R> {
-        FeedReader { input, current: Bytes::new(), pending, heartbeat }
+        FeedReader { input, pending, heartbeat }
     }
 }
 
-impl<R: Read> Read for FeedReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
+impl<R: Read + Send + 'static> Frames for FeedReader<R> {
+    fn next_frame(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
             let waiting = Instant::now();
             let frame = wire::read_frame(&mut self.input);
             let mut pending = self.pending.0.lock();
             pending.waited_ns += waiting.elapsed().as_nanos() as u64;
             let message = match frame {
-                Ok(None) => return Ok(0),
+                Ok(None) => return Ok(None),
                 Ok(Some((tag, payload))) => ToCodec::decode(tag, payload),
                 Err(error) => Err(error),
             };
-            match message {
+            let data = match message {
                 Ok(ToCodec::Data { arrived_us, bytes }) => {
                     pending.arrived_us = arrived_us;
-                    self.current = bytes;
+                    Some(bytes)
                 }
-                Ok(ToCodec::Title(title)) => pending.title = Some(title),
-                Ok(ToCodec::Want { target, wanted }) => pending.wants.push((target, wanted)),
+                Ok(ToCodec::Title(title)) => {
+                    pending.title = Some(title);
+                    None
+                }
+                Ok(ToCodec::Want { target, wanted }) => {
+                    pending.wants.push((target, wanted));
+                    None
+                }
                 Ok(ToCodec::Job(_)) => return Err(io::Error::new(io::ErrorKind::InvalidData, "a second job")),
                 Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error.to_string())),
-            }
+            };
             drop(pending);
             (self.heartbeat)();
+            if let Some(bytes) = data.filter(|b| !b.is_empty()) {
+                return Ok(Some(bytes));
+            }
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current.advance(n);
-        Ok(n)
     }
 }
 
@@ -99,7 +105,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_data_and_collects_what_travels_with_it() {
+    fn reads_frames_and_collects_what_travels_with_it() {
         let mut wire = Vec::new();
         ToCodec::Data { arrived_us: 5, bytes: Bytes::from_static(b"abc") }.encode(&mut wire);
         ToCodec::Title(Title { song: "S".into(), ..Title::default() }).encode(&mut wire);
@@ -108,10 +114,13 @@ mod tests {
         let pending = Shared::default();
         let beats = Arc::new(Mutex::new(0));
         let counter = beats.clone();
-        let mut reader = FeedReader::new(&wire[..], pending.clone(), Box::new(move || *counter.lock() += 1));
-        let mut all = Vec::new();
-        reader.read_to_end(&mut all).expect("reads");
-        assert_eq!(all, b"abcde");
+        let mut reader =
+            FeedReader::new(io::Cursor::new(wire), pending.clone(), Box::new(move || *counter.lock() += 1));
+        let mut frames = Vec::new();
+        while let Some(frame) = reader.next_frame().expect("reads") {
+            frames.push(frame);
+        }
+        assert_eq!(frames, [&b"abc"[..], &b"de"[..]]);
         let (title, wants, arrived) = pending.take();
         assert_eq!(title.map(|t| t.song).as_deref(), Some("S"));
         assert_eq!(wants, vec![(Target::Rendition(1), false)]);
@@ -121,7 +130,8 @@ mod tests {
 
     #[test]
     fn garbage_from_the_server_is_an_error() {
-        let mut reader = FeedReader::new(&[3u8, 0, 0, 0, 99, 1, 2][..], Shared::default(), Box::new(|| {}));
-        assert!(reader.read(&mut [0u8; 8]).is_err());
+        let mut reader =
+            FeedReader::new(io::Cursor::new(vec![3u8, 0, 0, 0, 99, 1, 2]), Shared::default(), Box::new(|| {}));
+        assert!(reader.next_frame().is_err());
     }
 }

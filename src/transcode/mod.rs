@@ -131,7 +131,8 @@ fn internal_peer() -> SocketAddr {
 }
 
 /// The fuzz target's way in: `data` (after a first byte choosing the
-/// format) decoded as a source of that format is, and what decodes fed to
+/// format) framed by the mount's framer and decoded as the codec process
+/// decodes a source of that format, and what decodes fed to
 /// MP3, AAC and Ogg Opus renditions through the encoder chains the codec
 /// process runs (resampling and sanitising included). At most a second of
 /// audio is encoded per input: encoding dominates otherwise.
@@ -155,17 +156,22 @@ pub fn fuzz_codecs(data: &[u8]) {
         .expect("the fuzz ladder parses");
         config.mount("/src").transcode.clone()
     });
-    let input = match data.first().map(|b| b % 3) {
-        Some(0) => Input::Mp3,
-        Some(1) => Input::Aac,
-        _ => Input::Ogg,
+    let (input, format) = match data.first().map(|b| b % 3) {
+        Some(0) => (Input::Mp3, Format::Mp3),
+        Some(1) => (Input::Aac, Format::Aac),
+        _ => (Input::Ogg, Format::Ogg),
     };
-    let stream = std::io::Cursor::new(data.get(1..).unwrap_or(&[]).to_vec());
+    // What the codec process is handed: the frames or pages the mount's framer cut.
+    let mut units = Vec::new();
+    format.framer().push(data.get(1..).unwrap_or(&[]), &mut units);
+    let frames: Vec<bytes::Bytes> = (units.into_iter())
+        .map(|(crate::format::Unit::Data { bytes, .. } | crate::format::Unit::Headers { bytes, .. })| bytes)
+        .collect();
     let mut blocks: Vec<Pcm> = Vec::new();
-    let mut frames = 0usize;
-    let _ = run_decoder(input, stream, &mut DecodeStats::default(), &mut |pcm| {
-        if frames < 48_000 {
-            frames += pcm.frames();
+    let mut frames_decoded = 0usize;
+    let _ = run_decoder(input, frames.into_iter(), &mut DecodeStats::default(), &mut |pcm| {
+        if frames_decoded < 48_000 {
+            frames_decoded += pcm.frames();
             blocks.push(pcm);
         }
     });

@@ -22,6 +22,8 @@ use crate::mount::{TapId, Tapped};
 /// Source bytes the feed may hold for a codec process that falls behind
 /// (tens of seconds of audio; the process runs far faster than real time).
 const FEED_BYTES: usize = 1 << 20;
+/// Most bytes of waiting messages written to the process at once.
+const WRITE_BATCH: usize = 64 * 1024;
 /// A process that leaves input unanswered this long is stalled.
 const STALL_AFTER: Duration = Duration::from_secs(10);
 /// A process that uses this many cores on average over `CPU_WINDOW` runs away.
@@ -335,20 +337,29 @@ async fn feed_codec(
     if stdin.write_all(&frame).await.is_err() {
         return;
     }
+    let to_codec = |tapped| match tapped {
+        Tapped::Data(bytes, arrived) | Tapped::Headers(bytes, arrived) => {
+            ToCodec::Data { arrived_us: session.micros(arrived), bytes }
+        }
+        Tapped::Title(meta) => ToCodec::Title(Title::of(&meta)),
+    };
     loop {
         let msg = tokio::select! {
             biased;
             Some(msg) = control.recv() => msg,
             tapped = feed.recv() => match tapped {
-                Some(Tapped::Data(bytes, arrived) | Tapped::Headers(bytes, arrived)) => {
-                    ToCodec::Data { arrived_us: session.micros(arrived), bytes }
-                }
-                Some(Tapped::Title(meta)) => ToCodec::Title(Title::of(&meta)),
+                Some(tapped) => to_codec(tapped),
                 None => break,
             },
         };
         frame.clear();
         msg.encode(&mut frame);
+        // Each frame of the source is a message: those already waiting go
+        // in the same write.
+        while frame.len() < WRITE_BATCH {
+            let Some(tapped) = feed.try_recv() else { break };
+            to_codec(tapped).encode(&mut frame);
+        }
         session.stall.sent();
         if stdin.write_all(&frame).await.is_err() {
             break;

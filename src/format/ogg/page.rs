@@ -87,7 +87,7 @@ pub(super) fn ends_open(table: &[u8]) -> bool {
 
 /// Ogg CRC-32: polynomial 0x04c11db7, MSB first, initial value 0, no final
 /// xor, computed with the page's CRC field zeroed.
-pub(crate) fn page_crc(page: &[u8]) -> u32 {
+pub(super) fn page_crc(page: &[u8]) -> u32 {
     let (before, rest) = page.split_at(22.min(page.len()));
     let after = rest.get(4..).unwrap_or(&[]);
     crc_update(crc_update(crc_update(0, before), &[0; 4]), after)

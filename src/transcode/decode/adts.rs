@@ -1,11 +1,10 @@
-//! AAC in ADTS: our own framer feeding symphonia's `AacDecoder`.
+//! AAC in ADTS: the mount's frames feeding symphonia's `AacDecoder`.
 //!
-//! symphonia's `AdtsReader` strips the ADTS header and only reads the first one for the track
-//! parameters, so a mid-stream change of sample rate or channel layout would go unnoticed and be
-//! decoded with the wrong tables. The ADTS header is simple enough to parse here, which lets us
-//! rebuild the decoder whenever a frame announces new parameters.
-
-use std::io::{self, Read};
+//! Each frame's header is read here for what the decoder needs: where the payload starts and
+//! the stream parameters. symphonia's `AdtsReader` only reads the first header, so a mid-stream
+//! change of sample rate or channel layout would go unnoticed and be decoded with the wrong
+//! tables; reading every header lets us rebuild the decoder whenever a frame announces new
+//! parameters.
 
 use symphonia::core::audio::layouts::{CHANNEL_LAYOUT_MONO, CHANNEL_LAYOUT_STEREO};
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
@@ -13,9 +12,8 @@ use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder};
 use symphonia::core::packet::Packet;
 use symphonia::core::units::{Duration, Timestamp};
 
-use super::lookahead::Lookahead;
 use super::symphonia::{decode_packet, make_decoder};
-use super::{DecodeError, DecodeStats, ErrorStreak, Pcm};
+use super::{DecodeError, DecodeStats, ErrorStreak, Frames, Pcm};
 
 /// MPEG-4 sampling frequency table, indexed by the ADTS `sampling_frequency_index`.
 const SAMPLE_RATES: [u32; 13] =
@@ -68,61 +66,6 @@ impl AdtsHeader {
     }
 }
 
-/// Splits a byte stream into ADTS frames, resynchronising after junk.
-struct Framer<R> {
-    input: Lookahead<R>,
-    /// Whether the previous frame ended exactly where this one starts.
-    synced: bool,
-}
-
-/// One ADTS frame.
-struct Frame {
-    header: AdtsHeader,
-    /// The raw data block(s) after the header (and CRC).
-    payload: Vec<u8>,
-    /// Junk bytes skipped before this frame.
-    skipped: usize,
-}
-
-impl<R: Read> Framer<R> {
-    fn new(reader: R) -> Self {
-        Self { input: Lookahead::new(reader, 4096), synced: false }
-    }
-
-    /// Returns the next frame, or `None` at the end of the input (a truncated last frame is
-    /// dropped).
-    fn next_frame(&mut self) -> io::Result<Option<Frame>> {
-        let mut skipped = 0;
-        loop {
-            if !self.input.fill(7)? {
-                return Ok(None);
-            }
-            let Some(header) = AdtsHeader::parse(self.input.available()) else {
-                self.input.consume(1);
-                skipped += 1;
-                self.synced = false;
-                continue;
-            };
-            // After junk (or at the very start) a syncword may be a coincidence: only accept it
-            // if another header follows right after the frame (or the input ends there).
-            let confirm = !self.synced;
-            let complete = self.input.fill(header.frame_len + if confirm { 7 } else { 0 })?;
-            if self.input.available().len() < header.frame_len {
-                return Ok(None);
-            }
-            if confirm && complete && AdtsHeader::parse(&self.input.available()[header.frame_len..]).is_none() {
-                self.input.consume(1);
-                skipped += 1;
-                continue;
-            }
-            let payload = self.input.available()[header.header_len..header.frame_len].to_vec();
-            self.input.consume(header.frame_len);
-            self.synced = true;
-            return Ok(Some(Frame { header, payload, skipped }));
-        }
-    }
-}
-
 /// A decoder, or why the stream's parameters cannot be decoded.
 type MaybeDecoder = Result<Box<dyn AudioDecoder>, String>;
 
@@ -142,23 +85,27 @@ fn make_aac_decoder(spec: AdtsSpec) -> Result<Box<dyn AudioDecoder>, DecodeError
     make_decoder(&params, false)
 }
 
-/// Decodes an ADTS stream.
-pub(super) fn run(reader: impl Read, stats: &mut DecodeStats, on_pcm: &mut dyn FnMut(Pcm)) -> Result<(), DecodeError> {
-    let mut framer = Framer::new(reader);
+/// Decodes the ADTS frames the mount cut.
+pub(super) fn run(
+    mut frames: impl Frames,
+    stats: &mut DecodeStats,
+    on_pcm: &mut dyn FnMut(Pcm),
+) -> Result<(), DecodeError> {
     // The parameters of the current decoder, and the decoder (or why there is none).
     let mut current: Option<(AdtsSpec, MaybeDecoder)> = None;
     let mut unsupported_run = 0;
     let mut streak = ErrorStreak::default();
     let mut ts: i64 = 0;
 
-    while let Some(frame) = framer.next_frame()? {
-        if frame.skipped > 0 {
-            // One count per junk run, however long.
+    while let Some(frame) = frames.next_frame()? {
+        stats.packets += 1;
+        // The mount only hands on frames whose header parses; anything else is not ADTS.
+        let Some(header) = AdtsHeader::parse(&frame).filter(|h| h.frame_len == frame.len()) else {
             stats.corrupt_packets += 1;
             streak.fail()?;
-        }
-        stats.packets += 1;
-        let spec = frame.header.spec;
+            continue;
+        };
+        let spec = header.spec;
         if current.as_ref().is_none_or(|(cur, _)| *cur != spec) {
             if current.is_some() {
                 stats.resets += 1;
@@ -182,9 +129,10 @@ pub(super) fn run(reader: impl Read, stats: &mut DecodeStats, on_pcm: &mut dyn F
         unsupported_run = 0;
         // symphonia only takes one raw data block per packet (the common case); frames with
         // several blocks carry their offsets in the CRC area and are skipped.
-        let packet = Packet::new(0, Timestamp::new(ts), Duration::new(FRAME_SAMPLES), frame.payload);
+        let payload = &frame[header.header_len..];
+        let packet = Packet::new(0, Timestamp::new(ts), Duration::new(FRAME_SAMPLES), payload);
         ts = ts.saturating_add(FRAME_SAMPLES as i64);
-        if frame.header.raw_blocks == 1 && decode_packet(&mut **decoder, &packet, on_pcm) {
+        if header.raw_blocks == 1 && decode_packet(&mut **decoder, &packet, on_pcm) {
             streak.ok();
         } else {
             stats.corrupt_packets += 1;

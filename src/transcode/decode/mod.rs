@@ -1,16 +1,22 @@
 //! Source decoding for the transcoder: compressed source bytes in, PCM blocks out.
 //!
 //! One source mount is decoded once (on a dedicated OS thread, everything here is blocking) and
-//! the PCM is re-encoded into the derived mounts. [`run_decoder`] reads the source stream until
-//! EOF and hands every decoded block to a callback; [`Resampler`] converts those blocks to the
+//! the PCM is re-encoded into the derived mounts. [`run_decoder`] reads the source's frames until
+//! they end and hands every decoded block to a callback; [`Resampler`] converts those blocks to the
 //! rate and channel count an encoder wants.
 //!
+//! The input is what the source mount has already framed: one whole MP3 frame, ADTS frame or Ogg
+//! page at a time ([`Frames`]), each checked by the mount's framer (sync confirmed, CRC valid,
+//! junk and ID3 tags gone). Nothing here looks for frame boundaries again.
+//!
 //! Supported inputs:
-//! * MP3 — symphonia's `MpaReader` + `MpaDecoder`;
-//! * AAC in ADTS — our own ADTS framer (see `adts.rs` for why) + symphonia's `AacDecoder`;
-//! * Ogg — symphonia's `OggReader` with the Vorbis and FLAC decoders; Opus packets, which
-//!   symphonia demuxes but cannot decode, go to libopus through the `opus` crate. A page filter
-//!   (`ogg_pages.rs`) in front of the reader drops junk and pages with bad CRCs.
+//! * MP3 — each frame straight into symphonia's `MpaDecoder`;
+//! * AAC in ADTS — each frame's payload into symphonia's `AacDecoder` (see `adts.rs` for why
+//!   the header is read here);
+//! * Ogg — the pages as a byte stream through symphonia's `OggReader` (which assembles packets
+//!   and follows chains) into the Vorbis and FLAC decoders; Opus packets, which symphonia demuxes
+//!   but cannot decode, go to libopus through the `opus` crate. Vorbis setup headers are checked
+//!   before the decoder sees them (`ogg_input.rs`).
 //!
 //! The decoder is built for live input: the reader is never seeked, corrupt or truncated packets
 //! are skipped and counted, and parameter changes mid-stream (chained Ogg streams, an MP3 or ADTS
@@ -18,16 +24,15 @@
 //! simply carry the new format from then on.
 
 use std::io::{self, Read};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use ::symphonia::core::audio::GenericAudioBufferRef;
 use ::symphonia::core::errors::Error as SymphoniaError;
 use ::symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource};
+use bytes::Bytes;
 
 mod adts;
-mod lookahead;
-mod ogg_pages;
+mod ogg_input;
 mod opus;
 pub mod resample;
 mod symphonia;
@@ -91,29 +96,37 @@ pub enum DecodeError {
     Stalled(u64),
 }
 
-/// Decodes everything `reader` yields until it ends (EOF), calling `on_pcm` for each decoded block.
+/// The decoder's input: the frames (MP3, ADTS) or pages (Ogg) the source mount cut, in order,
+/// each whole. `Ok(None)` when the source has ended; it may block until the next one arrives.
+pub trait Frames: Send + 'static {
+    fn next_frame(&mut self) -> io::Result<Option<Bytes>>;
+}
+
+/// Frames already at hand (tests, fuzzing).
+impl Frames for std::vec::IntoIter<Bytes> {
+    fn next_frame(&mut self) -> io::Result<Option<Bytes>> {
+        Ok(self.next())
+    }
+}
+
+/// Decodes every frame `frames` yields until it ends, calling `on_pcm` for each decoded block.
 ///
-/// `reader` may block until data arrives (it is fed from a channel by the server); a read of 0
-/// bytes means the source has ended. It need not be `Sync` (an `mpsc::Receiver` wrapper is
-/// fine). The stream must start at a frame (MP3, ADTS) or page (Ogg) boundary; for Ogg, at the
-/// beginning-of-stream pages. Corrupt data is skipped and counted in `stats`; only I/O errors,
-/// unsupported codecs and hopeless streams end decoding early.
+/// For Ogg the first pages must be the beginning-of-stream and header pages. Undecodable frames
+/// are skipped and counted in `stats`; only I/O errors, unsupported codecs and hopeless streams
+/// end decoding early.
 pub fn run_decoder(
     input: Input,
-    reader: impl Read + Send + 'static,
+    frames: impl Frames,
     stats: &mut DecodeStats,
     on_pcm: &mut dyn FnMut(Pcm),
 ) -> Result<(), DecodeError> {
-    let reader = LiveReader(Mutex::new(reader));
     match input {
-        Input::Aac => adts::run(reader, stats, on_pcm),
+        Input::Aac => adts::run(frames, stats, on_pcm),
+        Input::Mp3 => self::symphonia::run_mp3(frames, stats, on_pcm),
         // Live input: wrapped in `ReadOnlySource` so symphonia never tries to seek (it only
-        // rewinds inside its own ring buffer, which MP3 and Ogg resync rely on).
-        Input::Mp3 => self::symphonia::run_mp3(media_stream(reader), stats, on_pcm),
+        // rewinds inside its own ring buffer).
         Input::Ogg => {
-            let dropped = Arc::new(AtomicU64::new(0));
-            let pages = ogg_pages::PageFilter::new(reader, dropped.clone());
-            self::symphonia::run_ogg(media_stream(pages), &dropped, stats, on_pcm)
+            self::symphonia::run_ogg(media_stream(LiveReader(Mutex::new(ogg_input::Pages::new(frames)))), stats, on_pcm)
         }
     }
 }
@@ -156,7 +169,7 @@ enum ReaderError {
 fn classify(err: SymphoniaError) -> ReaderError {
     match err {
         SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => ReaderError::End,
-        // The page filter refused the stream (a hostile Vorbis setup header).
+        // The page reader refused the stream (a hostile Vorbis setup header).
         SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::InvalidData => {
             ReaderError::Fatal(DecodeError::Unsupported(e.to_string()))
         }

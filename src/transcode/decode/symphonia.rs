@@ -1,19 +1,18 @@
-//! MP3 and Ogg decoding through symphonia's format readers.
+//! MP3 and Ogg decoding with symphonia's decoders (and its Ogg demuxer).
 //!
 //! Symphonia 0.6 behaviour this module works around (checked against the 0.6.1 sources):
 //! * `OggReader` follows chains itself: on a new beginning-of-stream page it rebuilds its track
 //!   list and returns `Error::ResetRequired`, after which we pick the audio track again and build
 //!   a fresh decoder. It also demuxes Opus (track codec `CODEC_ID_OPUS`, `OpusHead` as extra
 //!   data) although symphonia has no Opus decoder, so Opus packets go to [`OpusDecoder`].
-//! * `MpaReader` does not notice sample-rate or channel changes; `MpaDecoder` then rejects every
-//!   packet ("invalid audio buffer signal spec"). We watch the frame headers ourselves and
-//!   rebuild the decoder when two consecutive frames agree on new parameters.
-//! * The MP3 decoder is built with `gapless = false`: `MpaReader` trims packets against the frame
-//!   count of a Xing/LAME tag, which on a live stream (or a stream made of concatenated files)
-//!   would silently drop everything after the first file's length. Ogg keeps gapless trimming,
+//! * MP3 frames go to `MpaDecoder` without symphonia's `MpaReader`: the mount has cut them
+//!   already. The decoder cannot follow a change of sample rate or channel count (it rejects
+//!   every later packet), so it is rebuilt whenever a frame's parameters change; the mount's
+//!   framer only lets such a change through once two consecutive frames agree on it.
+//! * The MP3 decoder is built with `gapless = false`: a Xing/LAME tag's frame count describes
+//!   one file, and a live stream (or a stream made of concatenated files) goes on past it. The
+//!   tag frames themselves are dropped, as `MpaReader` drops them. Ogg keeps gapless trimming,
 //!   which comes from page granule positions and is exact even for chains.
-
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use symphonia::core::codecs::audio::well_known::{CODEC_ID_MP3, CODEC_ID_OPUS};
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
@@ -21,10 +20,11 @@ use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::packet::Packet;
-use symphonia::default::formats::{MpaReader, OggReader};
+use symphonia::core::units::{Duration, Timestamp};
+use symphonia::default::formats::OggReader;
 
 use super::opus::OpusDecoder;
-use super::{classify, emit, DecodeError, DecodeStats, ErrorStreak, Pcm, ReaderError};
+use super::{classify, emit, DecodeError, DecodeStats, ErrorStreak, Frames, Pcm, ReaderError};
 
 /// Makes a symphonia decoder, mapping failure to [`DecodeError::Unsupported`]. With `gapless`,
 /// the decoder honours the packets' trim (encoder delay/padding) information.
@@ -108,83 +108,91 @@ impl MpaSpec {
     fn is_layer3(self) -> bool {
         (self.0 >> 17) & 0b11 == 0b01
     }
+
+    fn is_mpeg1(self) -> bool {
+        (self.0 >> 19) & 0b11 == 0b11
+    }
+
+    fn is_mono(self) -> bool {
+        self.0 & 1 == 1
+    }
+
+    /// Samples per channel in one layer III frame.
+    fn frame_samples(self) -> u64 {
+        if self.is_mpeg1() {
+            1152
+        } else {
+            576
+        }
+    }
 }
 
-/// Decodes an MP3 stream.
+/// Whether a layer III frame is a Xing/Info or VBRI tag rather than audio: the tag's name right
+/// after the (all-zero) side information, or at the fixed VBRI offset.
+fn is_tag_frame(frame: &[u8], spec: MpaSpec) -> bool {
+    let side_info = match (spec.is_mpeg1(), spec.is_mono()) {
+        (true, false) => 32,
+        (true, true) | (false, false) => 17,
+        (false, true) => 9,
+    };
+    let crc = if frame.get(1).is_some_and(|b| b & 1 == 0) { 2 } else { 0 };
+    let at = 4 + side_info;
+    let xing = matches!(frame.get(at..at + 4), Some(b"Xing" | b"Info"))
+        && frame.get(4 + crc..at).is_some_and(|side| side.iter().all(|&b| b == 0));
+    xing || frame.get(36..40) == Some(b"VBRI")
+}
+
+/// Decodes the MP3 frames the mount cut.
 pub(super) fn run_mp3(
-    mss: MediaSourceStream<'static>,
+    mut frames: impl Frames,
     stats: &mut DecodeStats,
     on_pcm: &mut dyn FnMut(Pcm),
 ) -> Result<(), DecodeError> {
-    let Some(mut reader) = open(MpaReader::try_new(mss, FormatOptions::default()), "MPEG audio")? else {
-        return Ok(());
-    };
-    let params = reader
-        .tracks()
-        .first()
-        .and_then(|t| t.codec_params.as_ref())
-        .and_then(|p| p.audio())
-        .cloned()
-        .ok_or_else(|| DecodeError::Unsupported("MPEG audio stream without a track".into()))?;
-    if params.codec != CODEC_ID_MP3 {
-        return Err(DecodeError::Unsupported("MPEG audio layer I/II (only layer III is enabled)".into()));
-    }
-    let mut decoder = make_decoder(&params, false)?;
-    let mut current: Option<MpaSpec> = None;
-    // A frame with new parameters waits here until the next frame confirms them, so a false
-    // sync inside junk cannot throw away the decoder state (and the bit reservoir).
-    let mut pending: Option<(MpaSpec, Packet)> = None;
+    let mut params = AudioCodecParameters::new();
+    params.for_codec(CODEC_ID_MP3);
+    let mut current: Option<(MpaSpec, Box<dyn AudioDecoder>)> = None;
     let mut streak = ErrorStreak::default();
+    let mut ts: i64 = 0;
 
-    loop {
-        let packet = match next_packet(&mut reader, stats, &mut streak)? {
-            Next::Packet(packet) => packet,
-            // MpaReader never asks for a reset.
-            Next::Reset => continue,
-            Next::End => return Ok(()),
-        };
+    while let Some(frame) = frames.next_frame()? {
         stats.packets += 1;
-        let Some(spec) = MpaSpec::of(&packet.data).filter(|s| s.is_layer3()) else {
+        let Some(spec) = MpaSpec::of(&frame) else {
             stats.corrupt_packets += 1;
             streak.fail()?;
             continue;
         };
-        let mut packets = Vec::with_capacity(2);
-        match current {
-            Some(cur) if cur != spec => match pending.take() {
-                Some((candidate, first)) if candidate == spec => {
-                    decoder = make_decoder(&params, false)?;
+        if !spec.is_layer3() {
+            if current.is_none() {
+                return Err(DecodeError::Unsupported("MPEG audio layer I/II (only layer III is enabled)".into()));
+            }
+            stats.corrupt_packets += 1;
+            streak.fail()?;
+            continue;
+        }
+        if is_tag_frame(&frame, spec) {
+            continue;
+        }
+        let decoder = match &mut current {
+            Some((cur, decoder)) if *cur == spec => decoder,
+            slot => {
+                if slot.is_some() {
                     stats.resets += 1;
                     tracing::debug!(?spec, "MPEG audio parameters changed, decoder rebuilt");
-                    current = Some(spec);
-                    packets.push(first);
-                    packets.push(packet);
                 }
-                stale => {
-                    if stale.is_some() {
-                        stats.corrupt_packets += 1;
-                        streak.fail()?;
-                    }
-                    pending = Some((spec, packet));
-                }
-            },
-            _ => {
-                if pending.take().is_some() {
-                    stats.corrupt_packets += 1;
-                }
-                current = Some(spec);
-                packets.push(packet);
+                &mut slot.insert((spec, make_decoder(&params, false)?)).1
             }
-        }
-        for packet in &packets {
-            if decode_packet(&mut *decoder, packet, on_pcm) {
-                streak.ok();
-            } else {
-                stats.corrupt_packets += 1;
-                streak.fail()?;
-            }
+        };
+        let duration = spec.frame_samples();
+        let packet = Packet::new(0, Timestamp::new(ts), Duration::new(duration), &frame[..]);
+        ts = ts.saturating_add(duration as i64);
+        if decode_packet(&mut **decoder, &packet, on_pcm) {
+            streak.ok();
+        } else {
+            stats.corrupt_packets += 1;
+            streak.fail()?;
         }
     }
+    Ok(())
 }
 
 /// The decoder for the selected track of an Ogg stream.
@@ -222,12 +230,8 @@ fn select_track(reader: &OggReader<'_>) -> Result<(u32, TrackDecoder), DecodeErr
 }
 
 /// Decodes an Ogg stream (Vorbis, FLAC or Opus; chained streams are followed).
-///
-/// `dropped` counts the junk runs and damaged pages the page filter in front of the reader
-/// removed; they are added to `corrupt_packets`.
 pub(super) fn run_ogg(
     mss: MediaSourceStream<'static>,
-    dropped: &AtomicU64,
     stats: &mut DecodeStats,
     on_pcm: &mut dyn FnMut(Pcm),
 ) -> Result<(), DecodeError> {
@@ -238,9 +242,7 @@ pub(super) fn run_ogg(
     let mut streak = ErrorStreak::default();
 
     loop {
-        let next = next_packet(&mut reader, stats, &mut streak)?;
-        stats.corrupt_packets += dropped.swap(0, Ordering::Relaxed);
-        let packet = match next {
+        let packet = match next_packet(&mut reader, stats, &mut streak)? {
             Next::Packet(packet) => packet,
             Next::Reset => {
                 // A new chain link (beginning-of-stream page): new codec setup, maybe a new codec.
