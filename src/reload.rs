@@ -108,10 +108,11 @@ fn load_and_apply(state: &AppState) -> Result<Reloaded, ReloadError> {
     state.sources.resize(limits.sources);
     state.connections.resize(limits.connection_cap());
     let mounts = state.mounts.apply(&new);
-    // The HLS/DASH window of a removed mount goes with it once it is gone.
+    // The HLS/DASH window and counters of a removed mount go with it once
+    // it is gone.
     for name in &mounts.removed {
         if state.mounts.get(name).is_none() {
-            state.hls.remove(name);
+            state.forget_mount(name);
         }
     }
     Ok(Reloaded { mounts, kept })

@@ -69,6 +69,8 @@ pub struct Shared {
     pub mounts: Mounts,
     /// Every mount's HLS/DASH window.
     pub hls: crate::hls::HlsStreams,
+    /// Every transcoded mount's counters.
+    pub transcoding: crate::transcode::Counters,
     pub stats: Arc<ServerStats>,
     pub access_log: AccessLog,
     /// Listener slots (`limits.clients`); one moves into each listener task.
@@ -117,6 +119,7 @@ impl Shared {
         Shared {
             mounts: Mounts::new(config.clone(), crate::events::Events::default()),
             hls: crate::hls::HlsStreams::default(),
+            transcoding: crate::transcode::Counters::default(),
             stats: Arc::default(),
             access_log,
             clients: Slots::new(limits.clients),
@@ -141,5 +144,13 @@ impl Shared {
 
     pub fn with_tls(self, tls: Option<Arc<crate::tls::Tls>>) -> Shared {
         Shared { tls, ..self }
+    }
+
+    /// Let go of what the server keeps by a mount's name beside the mount:
+    /// its HLS/DASH window and its transcoding counters (a dynamic mount's
+    /// source left, a reload removed a configured one).
+    pub fn forget_mount(&self, name: &str) {
+        self.hls.remove(name);
+        self.transcoding.remove(name);
     }
 }

@@ -12,6 +12,7 @@ use crate::escape::prometheus_label;
 use crate::hls::serve::Asset;
 use crate::mount::MountHandle;
 use crate::state::AppState;
+use crate::transcode::TranscodeStats;
 
 /// What a scraper is told it gets.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -85,7 +86,7 @@ fn mounts(out: &mut Exposition, state: &AppState) {
     let hls_bytes = |m: &MountHandle| state.hls.get(m.name()).map_or(0, |h| h.held_bytes() as u64);
     let hls_seconds = |m: &MountHandle| state.hls.get(m.name()).map_or(0.0, |h| h.held_seconds());
     type Value = fn(&MountHandle) -> u64;
-    let families: [(&str, Kind, &str, Value); 13] = [
+    let families: [(&str, Kind, &str, Value); 10] = [
         ("floe_mount_listeners", Gauge, "Listeners connected.", |m| load(&m.stats().listeners)),
         ("floe_mount_listener_peak", Gauge, "Most listeners at once.", |m| load(&m.stats().listener_peak)),
         ("floe_mount_source_connected", Gauge, "1 while a source streams.", |m| u64::from(m.is_live())),
@@ -104,18 +105,23 @@ fn mounts(out: &mut Exposition, state: &AppState) {
             load(&m.stats().slow_listeners)
         }),
         ("floe_mount_held_bytes", Gauge, "Bytes the mount's ring holds.", |m| m.held_bytes() as u64),
-        ("floe_mount_corrupt_packets_total", Counter, "Packets the decoder could not decode.", |m| {
-            load(&m.stats().corrupt_packets)
-        }),
-        ("floe_mount_transcode_failures_total", Counter, "Times transcoding failed and restarted.", |m| {
-            load(&m.stats().transcode_failures)
-        }),
-        ("floe_mount_encoding", Gauge, "1 while a rendition's encoder runs.", |m| load(&m.stats().encoding)),
     ];
     for (name, kind, help, value) in families {
         out.family(name, kind, help);
         for mount in &all {
             out.sample(&[("mount", mount.name())], value(mount));
+        }
+    }
+    type Counted = fn(&TranscodeStats) -> &AtomicU64;
+    let transcoding: [(&str, Kind, &str, Counted); 3] = [
+        ("floe_mount_corrupt_packets_total", Counter, "Packets the decoder could not decode.", |t| &t.corrupt_packets),
+        ("floe_mount_transcode_failures_total", Counter, "Times transcoding failed and restarted.", |t| &t.failures),
+        ("floe_mount_encoding", Gauge, "1 while a rendition's encoder runs.", |t| &t.encoding),
+    ];
+    for (name, kind, help, field) in transcoding {
+        out.family(name, kind, help);
+        for mount in &all {
+            out.sample(&[("mount", mount.name())], state.transcoding.load(mount.name(), field));
         }
     }
     out.family(
@@ -124,7 +130,8 @@ fn mounts(out: &mut Exposition, state: &AppState) {
         "CPU time decoding (sources) or encoding (renditions).",
     );
     for mount in &all {
-        out.sample(&[("mount", mount.name())], Seconds(load(&mount.stats().transcode_ns) as f64 / 1e9));
+        let busy_ns = state.transcoding.load(mount.name(), |t| &t.busy_ns);
+        out.sample(&[("mount", mount.name())], Seconds(busy_ns as f64 / 1e9));
     }
     out.family("floe_mount_hls_held_bytes", Gauge, "Bytes the mount's HLS/DASH window holds.");
     for mount in &all {

@@ -10,6 +10,7 @@ use super::doc::Elem;
 use crate::mount::{Metadata, MountHandle};
 use crate::state::AppState;
 use crate::timefmt;
+use crate::transcode::TranscodeStats;
 
 /// `http://hostname:port/mount`, the URL listeners use.
 pub fn listen_url(state: &AppState, mount: &str) -> String {
@@ -167,6 +168,8 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
     let stats = mount.stats();
     let meta = mount.metadata();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let transcoding =
+        |field: fn(&TranscodeStats) -> &std::sync::atomic::AtomicU64| state.transcoding.load(mount.name(), field);
     let mut elem = Elem::item("source")
         .attr("mount", mount.name())
         .field("listeners", load(&stats.listeners))
@@ -180,17 +183,17 @@ pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
         .field("dump_bytes", load(&stats.dump_bytes))
         .field("hls_held_bytes", state.hls.get(mount.name()).map_or(0, |h| h.held_bytes()))
         .field("hls_held_ms", state.hls.get(mount.name()).map_or(0, |h| (h.held_seconds() * 1000.0) as u64))
-        .field("transcode_cpu_ms", load(&stats.transcode_ns) / 1_000_000)
-        .field("corrupt_packets", load(&stats.corrupt_packets))
-        .field("transcode_failures", load(&stats.transcode_failures))
-        .field("transcode_delay_ms", load(&stats.transcode_delay_us) / 1000)
-        .field("transcode_delay_max_ms", load(&stats.transcode_delay_max_us) / 1000)
+        .field("transcode_cpu_ms", transcoding(|t| &t.busy_ns) / 1_000_000)
+        .field("corrupt_packets", transcoding(|t| &t.corrupt_packets))
+        .field("transcode_failures", transcoding(|t| &t.failures))
+        .field("transcode_delay_ms", transcoding(|t| &t.delay_us) / 1000)
+        .field("transcode_delay_max_ms", transcoding(|t| &t.delay_max_us) / 1000)
         .field("title", shown_title(&meta))
         .opt("artist", meta.artist.clone())
         .opt("fallback", mount.fallback());
     if mount.config().derived_from.is_some() {
         // Renditions: whether the encoder runs (on-demand ones idle without listeners).
-        elem = elem.field("encoding", load(&stats.encoding));
+        elem = elem.field("encoding", transcoding(|t| &t.encoding));
     }
     if let Some(source) = mount.source() {
         let info = &source.info;

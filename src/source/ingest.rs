@@ -76,10 +76,10 @@ impl Drop for Attached {
             crate::auth::url::tell_mount(&self.state, self.mount.name(), false);
         }
         self.state.mounts.forget_if_idle(&self.mount);
-        // A dynamic mount's HLS window goes with it; a configured mount's
-        // stays for listeners still seeking back in it.
+        // A dynamic mount's HLS window and counters go with it; a
+        // configured mount's stay (listeners still seek back in the window).
         if self.mount.is_dynamic() {
-            self.state.hls.remove(self.mount.name());
+            self.state.forget_mount(self.mount.name());
         } else if let Some(fallback) = self.state.mounts.live_fallback(&self.mount) {
             if self.state.hls.get(self.mount.name()).is_some() {
                 let task = crate::transcode::follow_fallback(self.state.clone(), self.mount.clone(), fallback);

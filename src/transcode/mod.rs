@@ -13,6 +13,7 @@
 
 mod chain;
 pub mod codec_process;
+mod counters;
 mod decode;
 mod encode;
 mod feed;
@@ -31,6 +32,7 @@ use crate::format::Format;
 use crate::mount::MountHandle;
 use crate::state::AppState;
 pub use chain::{Encoders, ENCODERS};
+pub use counters::{Counters, TranscodeStats};
 use output::RenditionOutput;
 use supervisor::Supervisor;
 
@@ -58,7 +60,10 @@ pub fn start(state: &AppState, mount: &MountHandle) -> Option<Ladder> {
     }
     let input = decodable(mount, !config.transcode.is_empty())?;
     let outputs: Vec<RenditionOutput> = (config.transcode.iter())
-        .filter_map(|config| state.mounts.get(&config.name).map(|m| RenditionOutput::new(config.clone(), m)))
+        .filter_map(|config| {
+            let mount = state.mounts.get(&config.name)?;
+            Some(RenditionOutput::new(config.clone(), mount, state.transcoding.of(&config.name)))
+        })
         .collect();
     let hls = ladder.then(|| state.hls.get_or_create(mount.name(), &config.hls).writer());
     Some(supervise(state, mount, input, outputs, hls))
@@ -117,6 +122,7 @@ fn supervise(
         outputs,
         hls,
         stop: stop_rx,
+        stats: state.transcoding.of(input_mount.name()),
         server_stats: state.stats.clone(),
         delivery_interval: state.config.get().limits.delivery_interval,
         memory_limit: state.config.get().limits.transcode_memory,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::chain::codec_of;
+use super::counters::TranscodeStats;
 use super::encode;
 use crate::config::TranscodeConfig;
 use crate::format::{AudioInfo, Framer, Unit};
@@ -20,6 +21,7 @@ const ON_DEMAND_LINGER: Duration = Duration::from_secs(5);
 pub struct RenditionOutput {
     config: Arc<TranscodeConfig>,
     mount: MountHandle,
+    stats: Arc<TranscodeStats>,
     /// Set while attached: the source the mount knows this rendition as.
     source: Option<Arc<SourceInfo>>,
     framer: Box<dyn Framer>,
@@ -31,12 +33,13 @@ pub struct RenditionOutput {
 }
 
 impl RenditionOutput {
-    pub fn new(config: Arc<TranscodeConfig>, mount: MountHandle) -> RenditionOutput {
+    pub fn new(config: Arc<TranscodeConfig>, mount: MountHandle, stats: Arc<TranscodeStats>) -> RenditionOutput {
         let (codec, container) = codec_of(&config);
         let format = crate::format::Format::from_content_type(encode::content_type(codec, container));
         RenditionOutput {
             config,
             mount,
+            stats,
             source: None,
             framer: format.framer(),
             units: Vec::new(),
@@ -80,7 +83,7 @@ impl RenditionOutput {
     pub fn detach(&mut self) {
         let Some(source) = self.source.take() else { return };
         self.mount.publish_now();
-        self.mount.stats().encoding.store(0, Ordering::Relaxed);
+        self.stats.set_encoding(false);
         self.mount.detach_source(&source);
     }
 
@@ -106,7 +109,7 @@ impl RenditionOutput {
         if !self.is_attached() {
             return;
         }
-        self.mount.stats().encoding.store(1, Ordering::Relaxed);
+        self.stats.set_encoding(true);
         // What the encoder makes, not what the framer reads back: an HE-AAC
         // header states the half-rate core.
         self.mount.set_audio_info(Some(AudioInfo { sample_rate, channels, bitrate: self.config.bitrate }));
@@ -122,12 +125,9 @@ impl RenditionOutput {
         self.framer.push(bytes, &mut self.units);
         let any = !self.units.is_empty();
         self.mount.push_units(&mut self.units);
-        let stats = self.mount.stats();
-        stats.transcode_ns.fetch_add(busy_ns, Ordering::Relaxed);
+        self.stats.busy_ns.fetch_add(busy_ns, Ordering::Relaxed);
         if any {
-            let delay = delay.as_micros() as u64;
-            stats.transcode_delay_us.store(delay, Ordering::Relaxed);
-            stats.transcode_delay_max_us.fetch_max(delay, Ordering::Relaxed);
+            self.stats.delayed(delay.as_micros() as u64);
         }
     }
 
@@ -136,7 +136,7 @@ impl RenditionOutput {
     pub fn idle(&mut self) {
         if let Some(source) = &self.source {
             self.mount.publish_now();
-            self.mount.stats().encoding.store(0, Ordering::Relaxed);
+            self.stats.set_encoding(false);
             self.framer = source.format.framer();
             self.mount.restart_stream();
             tracing::info!(mount = self.name(), "rendition idle: no listeners");
@@ -146,7 +146,7 @@ impl RenditionOutput {
     /// This rendition's encoder failed: it ends visibly, the others go on.
     pub fn failed(&mut self, error: &str) {
         tracing::error!(mount = self.name(), error, "rendition failed and stopped");
-        self.mount.stats().transcode_failures.fetch_add(1, Ordering::Relaxed);
+        self.stats.failures.fetch_add(1, Ordering::Relaxed);
         self.detach();
     }
 

@@ -258,8 +258,8 @@ impl Supervisor {
                 }
             }
             FromCodec::Progress { decode_ns, corrupt_packets } => {
-                let stats = self.mount.stats();
-                stats.transcode_ns.fetch_add(decode_ns.saturating_sub(progress.decode_ns), Ordering::Relaxed);
+                let stats = &self.stats;
+                stats.busy_ns.fetch_add(decode_ns.saturating_sub(progress.decode_ns), Ordering::Relaxed);
                 stats.corrupt_packets.fetch_add(corrupt_packets.saturating_sub(progress.corrupt), Ordering::Relaxed);
                 progress.decode_ns = progress.decode_ns.max(decode_ns);
                 progress.corrupt = progress.corrupt.max(corrupt_packets);

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::counters::TranscodeStats;
 use super::decode::Input;
 use super::output::RenditionOutput;
 use crate::hls::HlsWriter;
@@ -45,6 +46,8 @@ pub struct Supervisor {
     pub hls: Option<HlsWriter>,
     /// Flips to true when the source leaves.
     pub stop: watch::Receiver<bool>,
+    /// The source mount's transcoding counters.
+    pub stats: Arc<TranscodeStats>,
     pub server_stats: Arc<ServerStats>,
     pub delivery_interval: Duration,
     pub memory_limit: u64,
@@ -83,7 +86,7 @@ impl Supervisor {
                     for output in &mut self.outputs {
                         output.detach();
                     }
-                    self.mount.stats().transcode_failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     self.server_stats.transcode_failures.fetch_add(1, Ordering::Relaxed);
                     if started.elapsed() >= STABLE {
                         backoff = BACKOFF_FIRST;
