@@ -13,3 +13,20 @@ export function launchChromium() {
     ],
   });
 }
+
+// Run `visit(browser)` in a fresh Chromium and report what it returns as
+// the scripts do: one JSON line on stdout, exit status 0 only when it says
+// `ok`. An exception is reported as a failed result.
+export async function report(visit) {
+  const browser = await launchChromium();
+  let result;
+  try {
+    result = await visit(browser);
+  } catch (e) {
+    result = { ok: false, exception: String(e) };
+  } finally {
+    await browser.close();
+  }
+  console.log(JSON.stringify(result));
+  process.exit(result.ok ? 0 : 1);
+}

@@ -2,14 +2,12 @@
 // <audio> element and report whether playback advanced.
 // Usage: node play.mjs http://127.0.0.1:PORT/ /live.mp3
 // Prints one JSON line; exits 0 only when currentTime advanced past 1 s.
-import { launchChromium } from './chromium.mjs';
+import { report } from './chromium.mjs';
 
 const [page_url, mount] = process.argv.slice(2);
 const deadline = Date.now() + 30000;
 
-const browser = await launchChromium();
-let result = { ok: false };
-try {
+await report(async (browser) => {
   const page = await browser.newPage();
   await page.goto(page_url, { timeout: 15000 });
   const audio = page.locator(`[data-mount="${mount}"] audio.player`);
@@ -24,11 +22,5 @@ try {
     if (state.currentTime > 1.0) break;
     await page.waitForTimeout(200);
   }
-  result = { ok: state.currentTime > 1.0, ...state };
-} catch (e) {
-  result = { ok: false, exception: String(e) };
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+  return { ok: state.currentTime > 1.0, ...state };
+});

@@ -41,7 +41,7 @@ fn load_tool_listeners_smoke() {
     assert_eq!(result["failed"], 0);
     assert_eq!(result["dropped"], 0);
     assert!(result["latency_ms"]["samples"].as_u64().unwrap() > 40 * 50, "{result}");
-    // Over a 2 s window one delivery interval shifts the count by up to 5 %,
+    // Over a 2 s window one delivery interval (250 ms) shifts the count by up to 12.5 %,
     // and a loaded test machine can delay the source a little more.
     assert!(result["throughput_pct"]["p1"].as_f64().unwrap() > 80.0, "{result}");
     assert!(result["latency_ms"]["p50"].as_f64().unwrap() < 1000.0, "{result}");
