@@ -7,8 +7,9 @@
 //!   data) although symphonia has no Opus decoder, so Opus packets go to [`OpusDecoder`].
 //! * MP3 frames go to `MpaDecoder` without symphonia's `MpaReader`: the mount has cut them
 //!   already. The decoder cannot follow a change of sample rate or channel count (it rejects
-//!   every later packet), so it is rebuilt whenever a frame's parameters change; the mount's
-//!   framer only lets such a change through once two consecutive frames agree on it.
+//!   every later packet), so it is rebuilt whenever a frame's parameters change. A new version,
+//!   layer or rate only gets through once the mount's framer has locked onto two agreeing
+//!   frames; mono and stereo may alternate frame by frame (concatenated files do).
 //! * The MP3 decoder is built with `gapless = false`: a Xing/LAME tag's frame count describes
 //!   one file, and a live stream (or a stream made of concatenated files) goes on past it. The
 //!   tag frames themselves are dropped, as `MpaReader` drops them. Ogg keeps gapless trimming,
