@@ -12,6 +12,7 @@ mod service;
 pub use conn::Speaks;
 pub use routes::{route, stream_target, Route};
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -97,19 +98,23 @@ async fn accept_http(listener: TcpListener, speaks: Speaks, state: AppState) {
             }
         };
         state.stats.connections.fetch_add(1, Ordering::Relaxed);
-        let Some(permit) = state.connections.try_claim() else {
-            drop(sock);
-            continue;
-        };
-        let Ok(slot) = gate::claim(peer, &state) else {
+        let Some(held) = hold(peer, &state) else {
             drop(sock);
             continue;
         };
         let _ = sock.set_nodelay(true);
         let (state, speaks) = (state.clone(), speaks.clone());
-        let held = conn::Held { connection: permit, per_ip: slot };
         tokio::spawn(conn::accept(sock, peer, state, speaks, held));
     }
+}
+
+/// A slot of `[limits] connections` and of the peer's
+/// `max_connections_per_ip` for a connection just accepted on any port;
+/// `None` (close it) when either is full.
+fn hold(peer: SocketAddr, state: &AppState) -> Option<conn::Held> {
+    let connection = state.connections.try_claim()?;
+    let per_ip = gate::claim(peer, state).ok()?;
+    Some(conn::Held { connection, per_ip })
 }
 
 async fn accept_shoutcast(listener: TcpListener, state: AppState) {
@@ -117,14 +122,12 @@ async fn accept_shoutcast(listener: TcpListener, state: AppState) {
         match listener.accept().await {
             Ok((sock, peer)) => {
                 state.stats.connections.fetch_add(1, Ordering::Relaxed);
-                // The same caps as the HTTP ports (all connections, and
-                // per address): this port is no way around them.
-                let Some(permit) = state.connections.try_claim() else { continue };
-                let Ok(slot) = gate::claim(peer, &state) else { continue };
+                // The same caps as the HTTP ports: this port is no way around them.
+                let Some(held) = hold(peer, &state) else { continue };
                 let state = state.clone();
                 tokio::spawn(async move {
                     crate::source::serve_shoutcast(sock, peer, state).await;
-                    drop((permit, slot));
+                    drop(held);
                 });
             }
             Err(error) => {
