@@ -9,6 +9,9 @@ mod adts;
 mod mp3;
 mod ogg;
 mod opaque;
+
+/// Reading the Ogg pages a framer made (the transcoder's way in).
+pub use ogg::{pages_of as ogg_pages, PageRef as OggPage, FLAG_BOS as OGG_FLAG_BOS};
 mod sync;
 mod webm;
 
@@ -27,6 +30,15 @@ pub enum Unit {
     /// already playing must receive them too, at this position in the stream
     /// (a chained Ogg stream), false for the headers at the start of a stream.
     Headers { bytes: Bytes, in_band: bool },
+}
+
+impl Unit {
+    /// The stream bytes it carries.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Unit::Data { bytes, .. } | Unit::Headers { bytes, .. } => bytes,
+        }
+    }
 }
 
 /// Audio parameters read from the stream itself, for status pages.

@@ -12,11 +12,13 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use self::codec::identify;
-use self::page::{complete_packets, ends_open, garbage_len, parse_page, segment_table, Page, Parse, FLAG_BOS};
+use self::page::{complete_packets, ends_open, garbage_len, parse_page, segment_table, Page, Parse};
 use super::{AudioInfo, Framer, Unit};
 
 mod codec;
 mod page;
+
+pub use page::{pages_of, PageRef, FLAG_BOS};
 
 #[cfg(test)]
 mod tests;

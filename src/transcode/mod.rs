@@ -162,17 +162,15 @@ pub fn fuzz_codecs(data: &[u8]) {
         .expect("the fuzz ladder parses");
         config.mount("/src").transcode.clone()
     });
-    let (input, format) = match data.first().map(|b| b % 3) {
-        Some(0) => (Input::Mp3, Format::Mp3),
-        Some(1) => (Input::Aac, Format::Aac),
-        _ => (Input::Ogg, Format::Ogg),
+    let input = match data.first().map(|b| b % 3) {
+        Some(0) => Input::Mp3,
+        Some(1) => Input::Aac,
+        _ => Input::Ogg,
     };
     // What the codec process is handed: the frames or pages the mount's framer cut.
     let mut units = Vec::new();
-    format.framer().push(data.get(1..).unwrap_or(&[]), &mut units);
-    let frames: Vec<bytes::Bytes> = (units.into_iter())
-        .map(|(crate::format::Unit::Data { bytes, .. } | crate::format::Unit::Headers { bytes, .. })| bytes)
-        .collect();
+    input.format().framer().push(data.get(1..).unwrap_or(&[]), &mut units);
+    let frames: Vec<bytes::Bytes> = units.into_iter().map(crate::format::Unit::into_bytes).collect();
     let mut blocks: Vec<Pcm> = Vec::new();
     let mut frames_decoded = 0usize;
     let _ = run_decoder(input, frames.into_iter(), &mut DecodeStats::default(), &mut |pcm| {

@@ -4,7 +4,7 @@
 /// Fixed part of a page header; the segment table follows.
 pub(super) const HEADER_LEN: usize = 27;
 /// Header type flag of a stream's first page.
-pub(super) const FLAG_BOS: u8 = 0x02;
+pub const FLAG_BOS: u8 = 0x02;
 
 /// The fields of a page header the framer acts on.
 pub(super) struct Page {
@@ -40,11 +40,24 @@ pub(super) fn garbage_len(buf: &[u8]) -> usize {
 
 /// Parse and check the page at the start of `buf` (which starts with "OggS").
 pub(super) fn parse_page(buf: &[u8]) -> Parse {
+    let parse = read_header(buf);
+    if let Parse::Page(page) = &parse {
+        let stored = u32::from_le_bytes([buf[22], buf[23], buf[24], buf[25]]);
+        if page_crc(&buf[..page.len]) != stored {
+            return Parse::Invalid;
+        }
+    }
+    parse
+}
+
+/// The header of the complete page at the start of `buf`, its CRC not
+/// checked.
+fn read_header(buf: &[u8]) -> Parse {
     let Some(Ok(head)) = buf.get(..HEADER_LEN).map(<&[u8; HEADER_LEN]>::try_from) else {
         return Parse::NeedMore;
     };
     // Version 0 is the only one; flags above EOS are undefined.
-    if head[4] != 0 || head[5] & !0x07 != 0 {
+    if !head.starts_with(b"OggS") || head[4] != 0 || head[5] & !0x07 != 0 {
         return Parse::Invalid;
     }
     let segments = usize::from(head[26]);
@@ -52,12 +65,8 @@ pub(super) fn parse_page(buf: &[u8]) -> Parse {
         return Parse::NeedMore;
     };
     let len = HEADER_LEN + segments + table.iter().map(|&l| usize::from(l)).sum::<usize>();
-    let Some(bytes) = buf.get(..len) else {
+    if buf.len() < len {
         return Parse::NeedMore;
-    };
-    let stored = u32::from_le_bytes([head[22], head[23], head[24], head[25]]);
-    if page_crc(bytes) != stored {
-        return Parse::Invalid;
     }
     let mut granule = [0; 8];
     granule.copy_from_slice(&head[6..14]);
@@ -68,6 +77,31 @@ pub(super) fn parse_page(buf: &[u8]) -> Parse {
         serial: u32::from_le_bytes([head[14], head[15], head[16], head[17]]),
         segments,
     })
+}
+
+/// A page of a unit the framer made, as the transcoder reads it.
+#[derive(Clone, Copy)]
+pub struct PageRef<'a> {
+    pub serial: u32,
+    /// Header type flags ([`FLAG_BOS`] marks a stream's first page).
+    pub flags: u8,
+    /// The lacing values.
+    pub table: &'a [u8],
+    pub body: &'a [u8],
+}
+
+/// The pages of `unit` (a data page, or a run of header pages) as the
+/// framer cut and checked them; `None` if it is not made of whole pages.
+pub fn pages_of(mut unit: &[u8]) -> Option<Vec<PageRef<'_>>> {
+    let mut pages = Vec::new();
+    while !unit.is_empty() {
+        let Parse::Page(page) = read_header(unit) else { return None };
+        let (bytes, rest) = unit.split_at(page.len);
+        let (table, body) = bytes[HEADER_LEN..].split_at(page.segments);
+        pages.push(PageRef { serial: page.serial, flags: page.flags, table, body });
+        unit = rest;
+    }
+    Some(pages)
 }
 
 /// The lacing values of a parsed page.

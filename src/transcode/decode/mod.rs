@@ -53,6 +53,20 @@ pub enum Input {
     Ogg,
 }
 
+impl Input {
+    /// The mount format whose frames or pages this decodes (tests and
+    /// fuzzing frame their input with it, as the mount does).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn format(self) -> crate::format::Format {
+        use crate::format::Format;
+        match self {
+            Input::Mp3 => Format::Mp3,
+            Input::Aac => Format::Aac,
+            Input::Ogg => Format::Ogg,
+        }
+    }
+}
+
 /// A block of decoded audio.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pcm {
@@ -126,7 +140,7 @@ pub fn run_decoder(
         // Live input: wrapped in `ReadOnlySource` so symphonia never tries to seek (it only
         // rewinds inside its own ring buffer).
         Input::Ogg => {
-            self::symphonia::run_ogg(media_stream(LiveReader(Mutex::new(ogg_input::Pages::new(frames)))), stats, on_pcm)
+            self::symphonia::run_ogg(media_stream(SyncReader(Mutex::new(ogg_input::Pages::new(frames)))), stats, on_pcm)
         }
     }
 }
@@ -135,22 +149,13 @@ fn media_stream(reader: impl Read + Send + Sync + 'static) -> MediaSourceStream<
     MediaSourceStream::new(Box::new(ReadOnlySource::new(reader)), MediaSourceStreamOptions::default())
 }
 
-/// Adapts the caller's reader for symphonia.
-///
-/// symphonia's `MediaSource` must be `Sync`; the `Mutex` provides that for any `Send` reader
-/// and is never locked (`get_mut` suffices, as reads take `&mut self`). Reads interrupted by
-/// signals are retried, since symphonia would treat them as fatal.
-struct LiveReader<R>(Mutex<R>);
+/// Makes the page reader `Sync`, as symphonia's `MediaSource` must be. The `Mutex` is never
+/// locked: reads take `&mut self`, so `get_mut` suffices.
+struct SyncReader<R>(Mutex<R>);
 
-impl<R: Read> Read for LiveReader<R> {
+impl<R: Read> Read for SyncReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let reader = self.0.get_mut().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            match reader.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                result => return result,
-            }
-        }
+        self.0.get_mut().unwrap_or_else(PoisonError::into_inner).read(buf)
     }
 }
 

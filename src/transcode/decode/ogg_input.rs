@@ -12,8 +12,7 @@ use std::io::{self, Read};
 use bytes::{Buf, Bytes};
 
 use super::{vorbis_setup, Frames};
-
-const HEADER_LEN: usize = 27;
+use crate::format::{ogg_pages, OggPage, OGG_FLAG_BOS};
 
 /// A reader of the pages `frames` yields (a unit of stream headers holds several).
 pub(super) struct Pages<F> {
@@ -33,12 +32,9 @@ impl<F: Frames> Pages<F> {
         let Some(unit) = self.frames.next_frame()? else {
             return Ok(false);
         };
-        let mut rest = &unit[..];
-        while !rest.is_empty() {
-            let len = page_len(rest).ok_or_else(|| invalid("the mount handed on a partial Ogg page".into()))?;
-            let (page, after) = rest.split_at(len);
+        let pages = ogg_pages(&unit).ok_or_else(|| invalid("the mount handed on a partial Ogg page".into()))?;
+        for page in &pages {
             self.vorbis.inspect(page).map_err(invalid)?;
-            rest = after;
         }
         self.current = unit;
         Ok(true)
@@ -63,14 +59,6 @@ fn invalid(why: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
-/// The length of the whole page at the start of `bytes`, from its segment table.
-fn page_len(bytes: &[u8]) -> Option<usize> {
-    let segments = usize::from(*bytes.get(HEADER_LEN - 1)?);
-    let table = bytes.get(HEADER_LEN..HEADER_LEN + segments)?;
-    let len = HEADER_LEN + segments + table.iter().map(|&l| usize::from(l)).sum::<usize>();
-    (bytes.starts_with(b"OggS") && len <= bytes.len()).then_some(len)
-}
-
 /// Largest Vorbis setup header looked at (real ones are a few KB).
 const MAX_SETUP: usize = 1 << 20;
 /// Vorbis streams whose headers are being collected at once.
@@ -86,11 +74,9 @@ struct VorbisHeaders {
 
 impl VorbisHeaders {
     /// Look at one whole page; `Err` refuses the stream.
-    fn inspect(&mut self, page: &[u8]) -> Result<(), String> {
-        let serial = u32::from_le_bytes([page[14], page[15], page[16], page[17]]);
-        let segments = usize::from(page[26]);
-        let (table, body) = page[HEADER_LEN..].split_at(segments);
-        if page[5] & 0x02 != 0 && body.starts_with(b"\x01vorbis") && self.pending.len() < MAX_PENDING {
+    fn inspect(&mut self, page: &OggPage<'_>) -> Result<(), String> {
+        let OggPage { serial, flags, table, body } = *page;
+        if flags & OGG_FLAG_BOS != 0 && body.starts_with(b"\x01vorbis") && self.pending.len() < MAX_PENDING {
             self.pending.retain(|(s, ..)| *s != serial);
             self.pending.push((serial, 0, Vec::new()));
         }
@@ -134,8 +120,9 @@ mod tests {
     #[test]
     fn passes_units_of_whole_pages_through() {
         // The first unit holds two pages (as a unit of stream headers does).
-        let first = page_len(OPUS).unwrap();
-        let second = first + page_len(&OPUS[first..]).unwrap();
+        let pages = ogg_pages(OPUS).expect("whole pages");
+        let len = |p: &OggPage<'_>| 27 + p.table.len() + p.body.len();
+        let second = len(&pages[0]) + len(&pages[1]);
         let units = vec![Bytes::from_static(&OPUS[..second]), Bytes::from_static(&OPUS[second..])];
         assert_eq!(read_all(units).expect("reads"), OPUS);
     }

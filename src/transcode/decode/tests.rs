@@ -16,7 +16,7 @@
 use std::io;
 
 use super::*;
-use crate::format::{Format, Unit};
+use crate::format::Unit;
 
 /// 1 s at 44.1 kHz followed by 0.6 s at 48 kHz (with the second file's ID3v2 and Xing headers).
 const SWITCH_MP3: &[u8] = include_bytes!("testdata/switch.mp3");
@@ -60,12 +60,7 @@ pub(crate) fn tone_hz(samples: &[f32], rate: u32, channels: usize) -> f64 {
 /// What the mount makes of `data` arriving in small, irregular pieces, like a live source: its
 /// frames or pages (stream headers included) and the junk bytes its framer dropped.
 fn framed(input: Input, data: &[u8]) -> (Vec<Bytes>, u64) {
-    let format = match input {
-        Input::Mp3 => Format::Mp3,
-        Input::Aac => Format::Aac,
-        Input::Ogg => Format::Ogg,
-    };
-    let mut framer = format.framer();
+    let mut framer = input.format().framer();
     let mut units = Vec::new();
     let (mut pos, mut step) = (0, 1);
     while pos < data.len() {
@@ -74,7 +69,7 @@ fn framed(input: Input, data: &[u8]) -> (Vec<Bytes>, u64) {
         framer.push(&data[pos..pos + n], &mut units);
         pos += n;
     }
-    let frames = units.into_iter().map(|(Unit::Data { bytes, .. } | Unit::Headers { bytes, .. })| bytes).collect();
+    let frames = units.into_iter().map(Unit::into_bytes).collect();
     (frames, framer.skipped_bytes())
 }
 
