@@ -102,6 +102,5 @@ fn bad_requests_do_not_disturb_listeners() {
     // No loss: an unbroken chain of MP3 frames at (at least most of) the full rate.
     let contiguous = mp3_frames_contiguous(&body);
     assert!(contiguous + 2000 >= body.len(), "stream broken at byte {contiguous} of {}", body.len());
-    let expected = 16_000.0 * elapsed.as_secs_f64();
-    assert!(body.len() as f64 >= 0.8 * expected, "listener got {} bytes in {elapsed:?}", body.len());
+    assert_full_rate(body.len(), elapsed, 0.8, "the listener");
 }

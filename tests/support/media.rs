@@ -226,6 +226,18 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
+/// Assert a listener of a 128 kbit/s mount received at least `share` of the
+/// full rate over `elapsed`. Floe delivers in ticks (`delivery_interval_ms`,
+/// 250 by default), so a window may end just before a tick: one tick and a
+/// little scheduling are allowed for, and a window shorter than that asserts
+/// only that something arrived.
+pub fn assert_full_rate(got: usize, elapsed: Duration, share: f64, who: &str) {
+    const TICK_SLACK: Duration = Duration::from_millis(350);
+    let counted = elapsed.saturating_sub(TICK_SLACK).as_secs_f64();
+    assert!(got > 0, "{who} got nothing in {elapsed:?}");
+    assert!(got as f64 >= share * 16_000.0 * counted, "{who} got {got} bytes in {elapsed:?}");
+}
+
 /// Walk MP3 frames from the start of `data`; returns how many bytes form
 /// back-to-back valid frames (a partial final frame is allowed).
 pub fn mp3_frames_contiguous(data: &[u8]) -> usize {
