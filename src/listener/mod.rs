@@ -3,11 +3,13 @@
 //! interleaving, slow-listener policy, fallback moves and admin kill/move).
 
 mod admit;
+mod session;
 #[cfg(test)]
 mod tests;
 mod writer;
 
 pub use admit::{admit, start, Admitted, ListenRequest, NotAdmitted, Served, Started};
+pub use session::{spawn, Finish};
 pub use writer::{try_write_pieces, write_all_pieces, Sink};
 
 use std::collections::VecDeque;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use crate::mount::{Chunk, Head, IcyInterleaver, Lag, Metadata, MountHandle, Parked, Registration, Unparked};
+use crate::mount::{Chunk, Head, IcyInterleaver, Lag, Metadata, MountHandle, Registration, Unparked};
 use crate::state::AppState;
 
 /// About how many bytes one batch copies out of the ring (chunk handles, not data).
@@ -44,28 +46,12 @@ pub enum End {
     Shutdown,
 }
 
-/// A listener's socket out on loan to its mount. If the listener's task
-/// ends meanwhile (its time limit), the mount is asked for the socket, which
-/// it then closes.
-struct Lent {
-    entry: Arc<crate::mount::ListenerEntry>,
-    mount: MountHandle,
-    returned: bool,
-}
-
-impl Lent {
-    fn returned(mut self) {
-        self.returned = true;
-    }
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        if !self.returned {
-            self.entry.control.kill();
-            self.mount.nudge();
-        }
-    }
+/// Why `ListenerStream::run` returned.
+enum Stop {
+    Ended(End),
+    /// Caught up on a socket of its own, and allowed to park: the caller
+    /// lends the socket to the mount (see `session`).
+    CaughtUp,
 }
 
 /// One listener's socket, position and buffers, for the life of the stream.
@@ -89,6 +75,9 @@ pub struct ListenerStream {
     head_len: u64,
     /// See `ListenRequest::own_mount_only`.
     own_mount_only: bool,
+    /// May lend its socket to the mount's delivery set when caught up (a
+    /// session that can give up its task; see `session`).
+    parkable: bool,
 }
 
 impl ListenerStream {
@@ -121,6 +110,7 @@ impl ListenerStream {
             sent: 0,
             head_len: 0,
             own_mount_only: false,
+            parkable: false,
             registration,
         };
         // Not through `queue`: the response head is not stream data, so it
@@ -183,9 +173,22 @@ impl ListenerStream {
         }
     }
 
-    /// Stream until the listener leaves; returns how it ended and the bytes sent.
+    /// Stream until the listener leaves (in this task, never parked);
+    /// returns how it ended and the bytes sent.
     pub async fn run_to_end(&mut self) -> (End, u64) {
-        let end = self.run().await;
+        self.parkable = false;
+        let end = loop {
+            match self.run().await {
+                Stop::Ended(end) => break end,
+                // Not reached while `parkable` is false; waits in place from now on.
+                Stop::CaughtUp => self.parkable = false,
+            }
+        };
+        (end, self.left(end))
+    }
+
+    /// Log the end; returns the body bytes sent.
+    fn left(&self, end: End) -> u64 {
         let entry = self.registration.entry();
         let body = self.sent.saturating_sub(self.head_len);
         tracing::debug!(
@@ -195,29 +198,30 @@ impl ListenerStream {
             bytes = body,
             "listener left"
         );
-        (end, body)
+        body
     }
 
-    async fn run(&mut self) -> End {
+    /// Stream until the listener ends or, if it may park, has caught up.
+    async fn run(&mut self) -> Stop {
         loop {
             if *self.state.shutdown.borrow() {
-                return End::Shutdown;
+                return Stop::Ended(End::Shutdown);
             }
             if let Some(end) = self.apply_control() {
-                return end;
+                return Stop::Ended(end);
             }
             self.return_home_if_live();
             let mount = self.mount().clone();
             let Ok(next) = mount.read(self.cursor, BATCH_BYTES, &mut self.batch) else {
-                return self.dropped_slow();
+                return Stop::Ended(self.dropped_slow());
             };
             if next != self.cursor {
                 self.cursor = next;
                 self.registration.entry().cursor.store(next, Ordering::Relaxed);
             }
             if self.batch.is_empty() && self.pieces.is_empty() {
-                if let Some(end) = self.wait().await {
-                    return end;
+                if let Some(stop) = self.wait().await {
+                    return stop;
                 }
                 continue;
             }
@@ -227,7 +231,7 @@ impl ListenerStream {
                 self.queue(&chunk.data, &chunk.meta);
             }
             if let Err(end) = self.flush(position).await {
-                return end;
+                return Stop::Ended(end);
             }
         }
     }
@@ -296,17 +300,18 @@ impl ListenerStream {
     /// for an admin request or shutdown), or for the home mount to return.
     /// One wake source in the common case: this future is part of every idle
     /// listener's memory and its registration is paid on every wait.
-    async fn wait(&mut self) -> Option<End> {
+    async fn wait(&mut self) -> Option<Stop> {
         let head = *self.head.borrow_and_update();
         // Re-checked after marking the head seen, so a nudge cannot slip between.
         if self.registration.entry().control.pending() || head.seq > self.cursor {
             return None;
         }
         if !head.live {
-            return self.source_gone();
+            return self.source_gone().map(Stop::Ended);
         }
-        if self.home.is_none() && matches!(self.sink, Sink::Socket(_)) {
-            return self.park().await;
+        // A listener waiting for its home mount stays in its task, watching.
+        if self.parkable && self.home.is_none() && matches!(self.sink, Sink::Socket(_)) {
+            return Some(Stop::CaughtUp);
         }
         match self.home.as_mut() {
             Some((_, home)) => {
@@ -326,37 +331,30 @@ impl ListenerStream {
         None
     }
 
-    /// Caught up on a socket of its own: lend the socket to the mount's
-    /// delivery set and sleep until it comes back (see `mount::delivery`).
-    /// A listener waiting for its home mount stays here instead, watching.
-    async fn park(&mut self) -> Option<End> {
+    /// Take the socket out of the stream to lend it to the mount: a plain
+    /// socket, out of the runtime's reactor (nothing waits on it while
+    /// parked). `None` if the stream has no socket or it cannot be taken out.
+    fn lend(&mut self) -> Option<std::net::TcpStream> {
         let Sink::Socket(sock) = std::mem::replace(&mut self.sink, Sink::Lent) else {
             return None;
         };
-        let (back, returned) = tokio::sync::oneshot::channel();
-        let entry = self.registration.entry().clone();
-        let parked = Parked { entry: entry.clone(), sock, cursor: self.cursor, icy: self.icy.take(), sent: 0, back };
-        if let Err(refused) = self.mount().park(parked) {
-            // Something to do first: the loop finds it.
-            self.sink = Sink::Socket(refused.sock);
-            self.icy = refused.icy;
-            return None;
-        }
-        let lent = Lent { entry, mount: self.mount().clone(), returned: false };
-        let unparked = returned.await;
-        lent.returned();
-        let Ok(unparked) = unparked else {
-            // The set let go of the socket without handing it back.
-            return Some(End::ClientGone);
-        };
-        let Unparked { sock, cursor, icy, sent, pending, position, failed } = *unparked;
-        self.sink = Sink::Socket(sock);
+        sock.into_std().ok()
+    }
+
+    /// The socket is back from the mount: carry on where the walk left off,
+    /// sending what it could not. `Some` if the listener ended.
+    async fn take_back(&mut self, back: Unparked) -> Option<End> {
+        let Unparked { sock, cursor, icy, sent, pending, position, failed } = back;
         self.cursor = cursor;
         self.icy = icy;
         self.sent += sent;
         if failed {
             return Some(End::ClientGone);
         }
+        let Ok(sock) = tokio::net::TcpStream::from_std(sock) else {
+            return Some(End::ClientGone);
+        };
+        self.sink = Sink::Socket(sock);
         if !pending.is_empty() {
             self.pieces = pending;
             if let Err(end) = self.flush(position).await {

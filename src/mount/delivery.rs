@@ -9,25 +9,29 @@
 //! No listener task is woken, no waker registered, no chunk handle cloned
 //! per listener.
 //!
+//! A parked listener has no task: its task ends when it parks, and the set
+//! holds the listener's whole state (`Resume`, which the mount cannot name)
+//! beside the hot part. The socket is parked as a plain non-blocking socket,
+//! out of the runtime's reactor: nothing waits on it.
+//!
 //! Anything out of the ordinary hands the socket back (*unparks*) with
-//! whatever could not be written, and the listener's task deals with it as
-//! before: a full socket (the slow-listener policy and `client_timeout`), a
-//! write error, a listener too far behind, an admin kill or move, shutdown,
-//! the source leaving. So every rule stays in one place, the task, and the
-//! walk only does the common case.
+//! whatever could not be written: `Resume::resume` gives the listener a task
+//! again, which deals with it as before: a full socket (the slow-listener
+//! policy and `client_timeout`), a write error, a listener too far behind,
+//! an admin kill or move, shutdown, the source leaving. So every rule stays
+//! in one place, the listener's task, and the walk only does the common case.
 //!
 //! Parking goes through a small inbox, so a listener never waits for a walk
 //! in progress; the walk takes the inbox in when it starts.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
+use std::io::{IoSlice, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 use super::icy::{IcyInterleaver, Piece};
 use super::listeners::ListenerEntry;
@@ -39,11 +43,19 @@ const WALK_BYTES: usize = 64 * 1024;
 /// Most slices handed to one write (well under Linux's IOV_MAX of 1024).
 const MAX_SLICES: usize = 64;
 
+/// What a parked listener is besides its hot state: everything its task
+/// held, waiting to be given a task again.
+pub trait Resume: Send {
+    /// Take the socket back and carry on (in a task of its own). Dropping
+    /// the `Resume` instead ends the listener.
+    fn resume(self: Box<Self>, back: Unparked);
+}
+
 /// A listener lent to its mount's delivery set: the few dozen bytes of hot
-/// state a walk needs.
-#[derive(Debug)]
+/// state a walk needs, and the rest of the listener, boxed.
 pub struct Parked {
     pub entry: Arc<ListenerEntry>,
+    /// Non-blocking, and not registered with the runtime's reactor.
     pub sock: TcpStream,
     /// Sequence of the next chunk to send.
     pub cursor: u64,
@@ -52,10 +64,14 @@ pub struct Parked {
     pub icy: Option<Box<IcyInterleaver>>,
     /// Bytes written while parked.
     pub sent: u64,
-    /// Where the socket goes back to. The channel carries a box: its
-    /// storage is allocated with every parking and is held while parked,
-    /// and the listener comes back rarely.
-    pub back: oneshot::Sender<Box<Unparked>>,
+    /// The listener, to resume when the socket goes back.
+    pub owner: Box<dyn Resume>,
+}
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parked").field("id", &self.entry.id).field("cursor", &self.cursor).finish_non_exhaustive()
+    }
 }
 
 /// A parked listener handed back to its task.
@@ -98,8 +114,7 @@ impl Parked {
             position: why.position,
             failed: why.failed,
         };
-        // A task that is gone (its time limit ended it) drops the socket here.
-        let _ = self.back.send(Box::new(back));
+        self.owner.resume(back);
     }
 }
 
@@ -213,16 +228,19 @@ impl Scratch {
 
 impl DeliverySets {
     /// Park `parked` unless `may_park` says no (checked under the inbox
-    /// lock, so it cannot race with a walk starting or an unpark-all).
-    pub(super) fn park(&self, group: usize, parked: Parked, may_park: impl FnOnce() -> bool) -> Result<(), Parked> {
+    /// lock, so it cannot race with a walk starting or an unpark-all); a
+    /// refused listener is resumed at once. Returns whether it parked.
+    pub(super) fn park(&self, group: usize, parked: Parked, may_park: impl FnOnce() -> bool) -> bool {
         let group = &self.groups[group];
         let mut inbox = group.inbox.lock();
         if !may_park() {
-            return Err(parked);
+            drop(inbox);
+            parked.unpark(Handback::bare());
+            return false;
         }
         inbox.push(parked);
         group.parked.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        true
     }
 
     /// Does `group` have anyone to walk for? Marks it dirty if so, so a walk
@@ -317,7 +335,7 @@ impl MountHandle {
                 *slot = IoSlice::new(scratch.bytes_of(slice));
             }
             let total: usize = slices[..count].iter().map(|s| s.len()).sum();
-            let n = match parked.sock.try_write_vectored(&slices[..count]) {
+            let n = match (&parked.sock).write_vectored(&slices[..count]) {
                 Ok(0) if total > 0 => return Err(Handback { failed: true, ..Handback::bare() }),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,

@@ -15,7 +15,7 @@ mod stream;
 pub mod tap;
 mod wake;
 
-pub use delivery::{Parked, Unparked};
+pub use delivery::{Parked, Resume, Unparked};
 pub use icy::IcyInterleaver;
 pub use listeners::{ListenerControl, ListenerEntry, Registration};
 pub use metadata::{decode_with_charset, encode_icy_block, truncate_on_char_boundary, Metadata, ICY_NO_CHANGE};
@@ -381,11 +381,11 @@ impl MountHandle {
         }
     }
 
-    /// Lend a caught-up listener's socket to the mount (see `delivery`).
-    /// Refused, and handed straight back, if the listener has something to
-    /// do first: data its group was woken for, an admin request, or a
-    /// source that is gone.
-    pub fn park(&self, parked: Parked) -> Result<(), Parked> {
+    /// Lend a caught-up listener to the mount (see `delivery`). Refused,
+    /// and resumed at once, if the listener has something to do first: data
+    /// its group was woken for, an admin request, or a source that is gone.
+    /// Returns whether it parked.
+    pub fn park(&self, parked: Parked) -> bool {
         let group = Heads::group_of(parked.entry.id);
         let cursor = parked.cursor;
         let entry = parked.entry.clone();

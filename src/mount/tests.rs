@@ -251,20 +251,40 @@ async fn socket_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
     (server, client)
 }
 
-fn parked(
+/// A parked listener's owner in these tests: what the walk hands back
+/// arrives on a channel.
+struct ToChannel(tokio::sync::oneshot::Sender<Unparked>);
+
+impl Resume for ToChannel {
+    fn resume(self: Box<Self>, back: Unparked) {
+        let _ = self.0.send(back);
+    }
+}
+
+/// A listener `id` at the head of `m`, to park, and where it comes back.
+fn to_park(
     m: &MountHandle,
-    sock: tokio::net::TcpStream,
+    id: u64,
+    sock: std::net::TcpStream,
     icy: Option<usize>,
-) -> (Registration, tokio::sync::oneshot::Receiver<Box<Unparked>>) {
-    let entry = Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None));
-    let registration = m.register(entry.clone(), true).unwrap();
+) -> (Parked, tokio::sync::oneshot::Receiver<Unparked>) {
+    let entry = Arc::new(listener_entry(id, [127, 0, 0, 1].into(), None, None));
     // Caught up: at the head.
     let cursor = m.head().seq;
     entry.cursor.store(cursor, std::sync::atomic::Ordering::Relaxed);
     let (back, returned) = tokio::sync::oneshot::channel();
-    let parked =
-        Parked { entry, sock, cursor, icy: icy.map(|metaint| Box::new(IcyInterleaver::new(metaint))), sent: 0, back };
-    assert!(m.park(parked).is_ok(), "a caught-up listener parks");
+    let icy = icy.map(|metaint| Box::new(IcyInterleaver::new(metaint)));
+    (Parked { entry, sock, cursor, icy, sent: 0, owner: Box::new(ToChannel(back)) }, returned)
+}
+
+fn parked(
+    m: &MountHandle,
+    sock: tokio::net::TcpStream,
+    icy: Option<usize>,
+) -> (Registration, tokio::sync::oneshot::Receiver<Unparked>) {
+    let (parked, returned) = to_park(m, 1, sock.into_std().unwrap(), icy);
+    let registration = m.register(parked.entry.clone(), true).unwrap();
+    assert!(m.park(parked), "a caught-up listener parks");
     (registration, returned)
 }
 
@@ -308,22 +328,14 @@ async fn parked_listeners_are_written_and_handed_back() {
 
     // The source leaving hands back a listener with nothing pending.
     let (server, _client) = socket_pair().await;
-    let entry = Arc::new(listener_entry(2, [127, 0, 0, 1].into(), None, None));
-    let _second = m.register(entry.clone(), true).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let parked = Parked { entry, sock: server, cursor: m.head().seq, icy: None, sent: 0, back: tx };
-    assert!(m.park(parked).is_ok());
+    let (parked, rx) = to_park(&m, 2, server.into_std().unwrap(), None);
+    let _second = m.register(parked.entry.clone(), true).unwrap();
+    assert!(m.park(parked));
     let info = m.source().unwrap();
     m.detach_source(&info);
     let back = tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
     assert!(back.pending.is_empty() && !back.failed);
-    let refused = Parked {
-        entry: Arc::new(listener_entry(3, [127, 0, 0, 1].into(), None, None)),
-        sock: back.sock,
-        cursor: m.head().seq,
-        icy: None,
-        sent: 0,
-        back: tokio::sync::oneshot::channel().0,
-    };
-    assert!(m.park(refused).is_err(), "nobody parks on a mount without a source");
+    let (refused, mut rx) = to_park(&m, 3, back.sock, None);
+    assert!(!m.park(refused), "nobody parks on a mount without a source");
+    assert!(rx.try_recv().is_ok(), "a refused listener is resumed at once");
 }

@@ -190,9 +190,6 @@ async fn hand_to_hyper<S: Transport>(
     drop(held);
 }
 
-/// A listener: admitted here, then streamed in a task of its own that holds
-/// only the stream's state (listeners last hours; their memory is the cost
-/// that scales), and logged when it ends.
 /// Who a listener is, and its claim on its address's connection cap.
 struct Client {
     peer: SocketAddr,
@@ -201,6 +198,29 @@ struct Client {
     held: Held,
 }
 
+/// What a listener's end writes and lets go of: its access log line, auth's
+/// leave notice, and (on a connection of its own) the connection's slots.
+pub(super) struct StreamEnd {
+    pub peer: SocketAddr,
+    pub line: RequestLine,
+    pub admission: auth::Admission,
+    pub started: Instant,
+    /// Held for its drop, with the rest of the session.
+    #[allow(dead_code, reason = "never read: held for its drop, which returns the slots")]
+    pub held: Option<Held>,
+}
+
+impl listener::Finish for StreamEnd {
+    fn finish(mut self, state: &AppState, sent: u64) {
+        let user = self.admission.user.as_deref();
+        state.access_log.finished(self.peer.ip(), user, Some(&self.line), Status::Ok, sent, self.started);
+        self.admission.left(state);
+    }
+}
+
+/// A listener: admitted here, then streamed as a session of its own that
+/// holds only the stream's state (listeners last hours; their memory is the
+/// cost that scales), and logged when it ends.
 async fn listen_on(
     sock: TcpStream,
     listen: ListenRequest,
@@ -219,15 +239,10 @@ async fn listen_on(
             state.access_log.finished(peer.ip(), user, Some(&line), served.status, served.bytes, started);
             admission.left(&state);
         }
-        Started::Streaming(mut stream) => {
-            drop(state);
-            tokio::spawn(async move {
-                let sent = stream.run_for(admission.time_limit).await;
-                let state = stream.state();
-                state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), Status::Ok, sent, started);
-                admission.left(state);
-                drop(held);
-            });
+        Started::Streaming(stream) => {
+            let time_limit = admission.time_limit;
+            let end = StreamEnd { peer, line, admission, started, held: Some(held) };
+            listener::spawn(*stream, time_limit, end);
         }
     }
 }

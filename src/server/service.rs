@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 
+use super::conn::StreamEnd;
 use super::gate;
 use super::rewind::Rewound;
 use super::routes::{route, Route};
@@ -226,7 +227,7 @@ fn listen(
         });
     }
     let (sender, body) = Body::channel();
-    let mut stream = match admitted.stream(Sink::Body(sender), listen, peer, state.clone(), None) {
+    let stream = match admitted.stream(Sink::Body(sender), listen, peer, state.clone(), None) {
         Ok(stream) => stream,
         Err((_, refused)) => {
             finished(refused.status(), &mut admission);
@@ -235,12 +236,8 @@ fn listen(
     };
     match head.body(body) {
         Ok(response) => {
-            tokio::spawn(async move {
-                let sent = stream.run_for(admission.time_limit).await;
-                let state = stream.state();
-                state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), Status::Ok, sent, started);
-                admission.left(state);
-            });
+            let time_limit = admission.time_limit;
+            listener::spawn(stream, time_limit, StreamEnd { peer, line, admission, started, held: None });
             response
         }
         // Dropping the stream leaves the mount.
