@@ -60,8 +60,8 @@ pub fn listclients(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
             .attr("id", l.id)
             .field("IP", l.ip.to_string())
             // Icecast's word for a listener that sent none.
-            .field("UserAgent", l.user_agent.clone().unwrap_or_else(|| "Unknown".into()))
-            .opt("Referer", l.referer.clone())
+            .field("UserAgent", l.user_agent.as_deref().unwrap_or("Unknown"))
+            .opt("Referer", l.referer.as_deref())
             .field("lag", 0u64)
             .field("ID", l.id)
             .field("Connected", l.connected.elapsed().as_secs())

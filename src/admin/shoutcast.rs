@@ -192,7 +192,7 @@ fn view_xml(mount: Option<&MountHandle>, state: &AppState) -> Elem {
     let listeners = mount.map(MountHandle::listeners).unwrap_or_default().into_iter().map(|l| {
         Elem::item("LISTENER")
             .field("HOSTNAME", l.ip.to_string())
-            .field("USERAGENT", l.user_agent.clone().unwrap_or_default())
+            .field("USERAGENT", l.user_agent.as_deref().unwrap_or_default())
             .field("UNDERRUNS", 0u64)
             .field("CONNECTTIME", l.connected.elapsed().as_secs())
             .field("POINTER", 0u64)

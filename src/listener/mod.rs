@@ -54,6 +54,12 @@ enum Stop {
     CaughtUp,
 }
 
+/// A home mount and a watch on its head.
+fn watching(home: MountHandle) -> Box<(MountHandle, watch::Receiver<Head>)> {
+    let rx = home.watch_head();
+    Box::new((home, rx))
+}
+
 /// One listener's socket, position and buffers, for the life of the stream.
 pub struct ListenerStream {
     sink: Sink,
@@ -62,7 +68,8 @@ pub struct ListenerStream {
     /// This listener's slot of `limits.clients`.
     _permit: OwnedSemaphorePermit,
     /// The mount to return to when its source comes back (`fallback_override`).
-    home: Option<(MountHandle, watch::Receiver<Head>)>,
+    /// Boxed: few listeners have one, and every listener holds the field.
+    home: Option<Box<(MountHandle, watch::Receiver<Head>)>>,
     cursor: u64,
     head: watch::Receiver<Head>,
     icy: Option<Box<IcyInterleaver>>,
@@ -96,10 +103,7 @@ impl ListenerStream {
             sink,
             state,
             _permit: permit,
-            home: home.map(|h| {
-                let rx = h.watch_head();
-                (h, rx)
-            }),
+            home: home.map(watching),
             cursor: subscription.cursor,
             head: subscription.head,
             icy: metaint.map(|metaint| {
@@ -268,7 +272,7 @@ impl ListenerStream {
     }
 
     fn return_home_if_live(&mut self) {
-        let live_home = self.home.as_ref().filter(|(h, _)| h.is_live()).map(|(h, _)| h.clone());
+        let live_home = self.home.as_ref().filter(|home| home.0.is_live()).map(|home| home.0.clone());
         if let Some(home) = live_home {
             self.switch_to(home, None);
         }
@@ -289,10 +293,7 @@ impl ListenerStream {
         self.cursor = subscription.cursor;
         self.registration.entry().cursor.store(self.cursor, Ordering::Relaxed);
         self.head = subscription.head;
-        self.home = home.map(|h| {
-            let rx = h.watch_head();
-            (h, rx)
-        });
+        self.home = home.map(watching);
         self.queue(&subscription.headers, &target.metadata());
     }
 
@@ -314,7 +315,8 @@ impl ListenerStream {
             return Some(Stop::CaughtUp);
         }
         match self.home.as_mut() {
-            Some((_, home)) => {
+            Some(home) => {
+                let home = &mut home.1;
                 let head = &mut self.head;
                 Box::pin(async move {
                     tokio::select! {
@@ -373,7 +375,7 @@ impl ListenerStream {
         };
         // Remember where we came from (or keep an earlier home) to move back later.
         let home = match self.home.take() {
-            Some((home, _)) => Some(home),
+            Some(home) => Some(home.0),
             None => current.config().fallback_override.then_some(current),
         };
         self.switch_to(fallback, home);

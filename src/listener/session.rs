@@ -16,14 +16,15 @@
 use std::time::Duration;
 
 use super::{End, ListenerStream, Stop};
-use crate::mount::{Parked, Resume, Unparked};
+use crate::mount::{ListenerEntry, Parked, Resume, Unparked};
 use crate::state::AppState;
 
 /// What happens when a listener ends: the access log line and whatever the
 /// connection holds (auth's leave notice, its connection slots).
 pub trait Finish: Send + 'static {
-    /// `sent`: the body bytes the listener received.
-    fn finish(self, state: &AppState, sent: u64);
+    /// `entry`: who the listener was (address, user agent, referer);
+    /// `sent`: the body bytes it received.
+    fn finish(self, state: &AppState, entry: &ListenerEntry, sent: u64);
 }
 
 /// A listener stream and what to do when it ends.
@@ -88,7 +89,7 @@ impl<F: Finish> Session<F> {
 
     fn finish(&mut self, sent: u64) {
         if let Some(finish) = self.finish.take() {
-            finish.finish(&self.stream.state, sent);
+            finish.finish(&self.stream.state, self.stream.registration.entry(), sent);
         }
     }
 }

@@ -61,8 +61,9 @@ impl ListenerControl {
 pub struct ListenerEntry {
     pub id: u64,
     pub ip: IpAddr,
-    pub user_agent: Option<String>,
-    pub referer: Option<String>,
+    /// Boxed strings, not `String`s: held for hours, never grown.
+    pub user_agent: Option<Box<str>>,
+    pub referer: Option<Box<str>>,
     pub connected: Instant,
     /// In the entry, not beside it: one allocation per listener fewer.
     pub control: ListenerControl,

@@ -566,7 +566,7 @@ impl MountHandle {
             mount: self.name().to_string(),
             id: entry.id,
             ip: entry.ip.to_string(),
-            user_agent: entry.user_agent.clone(),
+            user_agent: entry.user_agent.as_deref().map(str::to_string),
         });
         let stats = &self.0.stats;
         stats.listeners.store(count, Ordering::Relaxed);
@@ -623,8 +623,8 @@ pub fn listener_entry(id: u64, ip: IpAddr, user_agent: Option<String>, referer: 
     ListenerEntry {
         id,
         ip,
-        user_agent,
-        referer,
+        user_agent: user_agent.map(String::into_boxed_str),
+        referer: referer.map(String::into_boxed_str),
         connected: Instant::now(),
         control: ListenerControl::default(),
         cursor: AtomicU64::new(0),

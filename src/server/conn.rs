@@ -27,7 +27,7 @@ use crate::http::request::{scan_head, HeadError, Request};
 use crate::http::response::Response;
 use crate::http::status::{Refusal, Status};
 use crate::listener::{self, ListenRequest, Started};
-use crate::mount::MountHandle;
+use crate::mount::{ListenerEntry, MountHandle};
 use crate::slots::Slot;
 use crate::state::AppState;
 use crate::tls::{Tls, HANDSHAKE_RECORD};
@@ -200,9 +200,11 @@ struct Client {
 
 /// What a listener's end writes and lets go of: its access log line, auth's
 /// leave notice, and (on a connection of its own) the connection's slots.
+/// Held for the listener's whole life: what its listener entry already
+/// says (address, user agent, referer) is read there at the end.
 pub(super) struct StreamEnd {
-    pub peer: SocketAddr,
-    pub line: RequestLine,
+    /// `METHOD target HTTP/x.y`, as `RequestLine::line`.
+    pub line: Box<str>,
     pub admission: auth::Admission,
     pub started: Instant,
     /// Held for its drop, with the rest of the session.
@@ -210,10 +212,21 @@ pub(super) struct StreamEnd {
     pub held: Option<Held>,
 }
 
+impl StreamEnd {
+    pub fn new(line: RequestLine, admission: auth::Admission, started: Instant, held: Option<Held>) -> StreamEnd {
+        StreamEnd { line: line.line.into_boxed_str(), admission, started, held }
+    }
+}
+
 impl listener::Finish for StreamEnd {
-    fn finish(mut self, state: &AppState, sent: u64) {
+    fn finish(mut self, state: &AppState, entry: &ListenerEntry, sent: u64) {
+        let line = RequestLine {
+            line: self.line.into(),
+            referer: entry.referer.as_deref().map(str::to_string),
+            user_agent: entry.user_agent.as_deref().map(str::to_string),
+        };
         let user = self.admission.user.as_deref();
-        state.access_log.finished(self.peer.ip(), user, Some(&self.line), Status::Ok, sent, self.started);
+        state.access_log.finished(entry.ip, user, Some(&line), Status::Ok, sent, self.started);
         self.admission.left(state);
     }
 }
@@ -241,7 +254,7 @@ async fn listen_on(
         }
         Started::Streaming(stream) => {
             let time_limit = admission.time_limit;
-            let end = StreamEnd { peer, line, admission, started, held: Some(held) };
+            let end = StreamEnd::new(line, admission, started, Some(held));
             listener::spawn(*stream, time_limit, end);
         }
     }

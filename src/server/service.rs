@@ -237,7 +237,7 @@ fn listen(
     match head.body(body) {
         Ok(response) => {
             let time_limit = admission.time_limit;
-            listener::spawn(stream, time_limit, StreamEnd { peer, line, admission, started, held: None });
+            listener::spawn(stream, time_limit, StreamEnd::new(line, admission, started, None));
             response
         }
         // Dropping the stream leaves the mount.

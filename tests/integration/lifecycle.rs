@@ -61,6 +61,19 @@ fn access_log_combined_format() {
         )),
         "{line}"
     );
+    // A listener's line, written when it leaves, names it the same way.
+    let _source = FfmpegSource::sine(&server, "/log.mp3", MP3);
+    server.wait_live("/log.mp3");
+    let mut listener = Listener::connect(&server, "/log.mp3", &[("Referer", "http://page.example/")]);
+    listener.read_at_least(1000, WAIT);
+    drop(listener);
+    let listened = |l: &str| l.contains("GET /log.mp3");
+    eventually("the listener is logged", WAIT, || std::fs::read_to_string(&log).is_ok_and(|l| l.lines().any(listened)));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().find(|l| listened(l)).unwrap();
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(line.contains("\"GET /log.mp3 HTTP/1.1\" 200 "), "{line}");
+    assert!(line.contains(" \"http://page.example/\" \"floe-test\" "), "{line}");
 }
 
 /// SIGTERM waits (bounded) for every listener's stream to end: each one's
