@@ -337,10 +337,14 @@ impl MountHandle {
             return;
         }
         let now = Instant::now();
-        self.tap(units, now);
         let interval = self.delivery_interval();
         let wake = {
             let mut stream = self.0.stream.write();
+            // Under the stream lock, as in `set_tap`: a tap set meanwhile
+            // gets these units either here or as the stored headers, never
+            // neither (a transcoder that missed the Ogg headers decoded
+            // nothing until the next chain link).
+            self.tap(units, now);
             for unit in units.drain(..) {
                 match unit {
                     Unit::Data { bytes, sync } => stream.hold(&bytes, sync),
@@ -434,9 +438,11 @@ impl MountHandle {
     /// Start feeding a transcoder: the current stream headers first, then
     /// everything framed from now on.
     pub fn set_tap(&self, tap: Tap) {
-        let headers = self.0.stream.read().headers.clone();
-        if !headers.is_empty() {
-            tap.offer(Tapped::Headers(headers, Instant::now()));
+        // The stream lock is held until the tap is in place, so a push
+        // cannot fall between the stored headers and the tap (see `push_units`).
+        let stream = self.0.stream.read();
+        if !stream.headers.is_empty() {
+            tap.offer(Tapped::Headers(stream.headers.clone(), Instant::now()));
         }
         self.0.taps.lock().push(tap);
     }
