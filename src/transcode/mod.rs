@@ -126,6 +126,7 @@ fn supervise(
         server_stats: state.stats.clone(),
         delivery_interval: state.config.get().limits.delivery_interval,
         memory_limit: state.config.get().limits.transcode_memory,
+        first_feed: Some(session::tap_feed(input_mount)),
     };
     tokio::spawn(supervisor.run());
     Ladder { stop }

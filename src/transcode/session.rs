@@ -17,7 +17,7 @@ use super::supervisor::{SessionEnd, Supervisor};
 use super::watchdog::{CpuWatch, Stall};
 use super::wire::{self, FromCodec, Job, RenditionJob, Target, Title, ToCodec, VariantJob};
 use crate::mount::tap::{self, TapReceiver};
-use crate::mount::{TapId, Tapped};
+use crate::mount::{MountHandle, TapId, Tapped};
 
 /// Source bytes the feed may hold for a codec process that falls behind
 /// (tens of seconds of audio; the process runs far faster than real time).
@@ -59,9 +59,10 @@ impl Supervisor {
             hls.begin();
         }
         let session = Session::new();
-        let (tap, feed) = tap::channel(FEED_BYTES);
-        let tap_id = tap.id();
-        self.mount.set_tap(tap);
+        let (feed, tap_id) = match self.first_feed.take() {
+            Some(first) => first,
+            None => tap_feed(&self.mount),
+        };
         let (control, control_rx) = mpsc::channel(64);
         let writer = tokio::spawn(feed_codec(stdin, self.job(ladder), feed, control_rx, session.clone()));
         let end = self.pump(stdout, &mut child, &session, &tap_id, control, ladder).await;
@@ -305,6 +306,14 @@ impl Session {
     fn micros(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.started).as_micros() as u64
     }
+}
+
+/// Tap `mount` for a codec process from now on.
+pub(super) fn tap_feed(mount: &MountHandle) -> (TapReceiver, TapId) {
+    let (tap, feed) = tap::channel(FEED_BYTES);
+    let id = tap.id();
+    mount.set_tap(tap);
+    (feed, id)
 }
 
 /// Start `floe codec-worker <mount>`: this very binary, by the path that

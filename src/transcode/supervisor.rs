@@ -23,7 +23,8 @@ use super::counters::TranscodeStats;
 use super::decode::Input;
 use super::output::RenditionOutput;
 use crate::hls::HlsWriter;
-use crate::mount::MountHandle;
+use crate::mount::tap::TapReceiver;
+use crate::mount::{MountHandle, TapId};
 use crate::state::ServerStats;
 
 /// How long to wait for a rendition mount still held by a previous session.
@@ -51,6 +52,11 @@ pub struct Supervisor {
     pub server_stats: Arc<ServerStats>,
     pub delivery_interval: Duration,
     pub memory_limit: u64,
+    /// The tap set when transcoding started, before the source's first
+    /// byte, for the first codec process: what a source sends while the
+    /// process starts is not lost to it (a source may send its whole
+    /// buffer at once). Later processes tap the stream from their start.
+    pub first_feed: Option<(TapReceiver, TapId)>,
 }
 
 /// How a codec process's session ended.
@@ -105,6 +111,9 @@ impl Supervisor {
                 }
             }
         }
+        if let Some((_, id)) = self.first_feed.take() {
+            self.mount.clear_tap(&id);
+        }
         for output in &mut self.outputs {
             output.detach();
         }
@@ -126,6 +135,10 @@ impl Supervisor {
             let renditions = self.outputs.iter().any(RenditionOutput::demanded);
             if renditions || self.hls.as_ref().is_some_and(|h| h.stream().wanted(now)) {
                 return true;
+            }
+            // Nobody wants codec work yet: stop buffering the source for it.
+            if let Some((_, id)) = self.first_feed.take() {
+                self.mount.clear_tap(&id);
             }
             if self.stopped_within(IDLE_POLL).await {
                 return false;
