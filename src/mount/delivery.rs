@@ -35,7 +35,7 @@ use parking_lot::Mutex;
 
 use super::icy::{IcyInterleaver, Piece};
 use super::listeners::ListenerEntry;
-use super::wake::GROUPS;
+use super::wake::{Heads, GROUPS};
 use super::{Chunk, MountHandle};
 
 /// About how many bytes one walk reads out of the ring per listener write.
@@ -279,6 +279,27 @@ impl DeliverySets {
 }
 
 impl MountHandle {
+    /// Lend a caught-up listener to the mount (see `delivery`). Refused,
+    /// and resumed at once, if the listener has something to do first: data
+    /// its group was woken for, an admin request, or a source that is gone.
+    /// Returns whether it parked.
+    pub fn park(&self, parked: Parked) -> bool {
+        let group = Heads::group_of(parked.entry.id);
+        let cursor = parked.cursor;
+        let entry = parked.entry.clone();
+        self.0.deliveries.park(group, parked, || {
+            let head = self.0.heads.of(group);
+            head.live && head.seq <= cursor && !entry.control.pending()
+        })
+    }
+
+    /// Wake every listener of this mount without new data, so they look at
+    /// their control flags (admin kill/move, shutdown).
+    pub fn nudge(&self) {
+        self.0.heads.modify_all(|_| {});
+        self.0.deliveries.unpark_where(|parked| parked.entry.control.pending());
+    }
+
     /// Walk `group`'s set up to its published head, and again while it is
     /// published meanwhile. Runs in a task of its own per publish; only one
     /// walks a group at a time.

@@ -385,20 +385,6 @@ impl MountHandle {
         }
     }
 
-    /// Lend a caught-up listener to the mount (see `delivery`). Refused,
-    /// and resumed at once, if the listener has something to do first: data
-    /// its group was woken for, an admin request, or a source that is gone.
-    /// Returns whether it parked.
-    pub fn park(&self, parked: Parked) -> bool {
-        let group = Heads::group_of(parked.entry.id);
-        let cursor = parked.cursor;
-        let entry = parked.entry.clone();
-        self.0.deliveries.park(group, parked, || {
-            let head = self.0.heads.of(group);
-            head.live && head.seq <= cursor && !entry.control.pending()
-        })
-    }
-
     /// The groups due now and the sequence to wake them for (trimming the
     /// ring on the way), or `None` if none is due.
     fn due_groups(&self, stream: &mut StreamState, now: Instant) -> Option<(Groups, u64)> {
@@ -408,49 +394,6 @@ impl MountHandle {
         }
         self.trim(stream, now);
         Some((groups, stream.publish_point()))
-    }
-
-    /// Wake every listener of this mount without new data, so they look at
-    /// their control flags (admin kill/move, shutdown).
-    pub fn nudge(&self) {
-        self.0.heads.modify_all(|_| {});
-        self.0.deliveries.unpark_where(|parked| parked.entry.control.pending());
-    }
-
-    /// Give the tap a copy of every unit (handles, not bytes). A tap that
-    /// cannot keep up loses data rather than slowing the source: the
-    /// transcoder's decoder resyncs.
-    fn tap(&self, units: &[Unit], now: Instant) {
-        let taps = self.0.taps.lock();
-        for tap in taps.iter() {
-            for unit in units {
-                let message = match unit {
-                    Unit::Data { bytes, .. } => Tapped::Data(bytes.clone(), now),
-                    Unit::Headers { bytes, .. } => Tapped::Headers(bytes.clone(), now),
-                };
-                if !tap.offer(message) {
-                    self.0.stats.tap_overruns.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-
-    /// Start feeding a transcoder: the current stream headers first, then
-    /// everything framed from now on.
-    pub fn set_tap(&self, tap: Tap) {
-        // The stream lock is held until the tap is in place, so a push
-        // cannot fall between the stored headers and the tap (see `push_units`).
-        let stream = self.0.stream.read();
-        if !stream.headers.is_empty() {
-            tap.offer(Tapped::Headers(stream.headers.clone(), Instant::now()));
-        }
-        self.0.taps.lock().push(tap);
-    }
-
-    /// Stop feeding the transcoder that holds `id` (its receiver sees the
-    /// end); other taps stay.
-    pub fn clear_tap(&self, id: &TapId) {
-        self.0.taps.lock().retain(|t| !t.is(id));
     }
 
     /// When a group with data to be woken for is due, if there is one.

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::Metadata;
+use super::MountHandle;
+use crate::format::Unit;
 
 /// Messages in flight at most, whatever their size.
 const MAX_MESSAGES: usize = 4096;
@@ -100,6 +102,45 @@ impl TapReceiver {
         let message = self.rx.try_recv().ok()?;
         self.queued.fetch_sub(message.data_len(), Ordering::Relaxed);
         Some(message)
+    }
+}
+
+/// How a mount feeds its taps.
+impl MountHandle {
+    /// Give the tap a copy of every unit (handles, not bytes). A tap that
+    /// cannot keep up loses data rather than slowing the source: the
+    /// transcoder's decoder resyncs.
+    pub(super) fn tap(&self, units: &[Unit], now: Instant) {
+        let taps = self.0.taps.lock();
+        for tap in taps.iter() {
+            for unit in units {
+                let message = match unit {
+                    Unit::Data { bytes, .. } => Tapped::Data(bytes.clone(), now),
+                    Unit::Headers { bytes, .. } => Tapped::Headers(bytes.clone(), now),
+                };
+                if !tap.offer(message) {
+                    self.0.stats.tap_overruns.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Start feeding a transcoder: the current stream headers first, then
+    /// everything framed from now on.
+    pub fn set_tap(&self, tap: Tap) {
+        // The stream lock is held until the tap is in place, so a push
+        // cannot fall between the stored headers and the tap (see `push_units`).
+        let stream = self.0.stream.read();
+        if !stream.headers.is_empty() {
+            tap.offer(Tapped::Headers(stream.headers.clone(), Instant::now()));
+        }
+        self.0.taps.lock().push(tap);
+    }
+
+    /// Stop feeding the transcoder that holds `id` (its receiver sees the
+    /// end); other taps stay.
+    pub fn clear_tap(&self, id: &TapId) {
+        self.0.taps.lock().retain(|t| !t.is(id));
     }
 }
 
