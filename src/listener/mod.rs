@@ -151,11 +151,6 @@ impl ListenerStream {
         (!webm).then_some(intro)
     }
 
-    /// The server state this listener runs under (for logging after it ends).
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
     fn mount(&self) -> &MountHandle {
         self.registration.mount()
     }
