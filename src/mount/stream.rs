@@ -102,7 +102,13 @@ impl StreamState {
     /// Move held-back data into the ring as one chunk.
     pub(super) fn release_held(&mut self) {
         if !self.held.is_empty() {
-            let data = self.held.split().freeze();
+            // Copied out at its exact size, not split off: a split chunk
+            // shares (and pins) the whole buffer it was split from, and the
+            // buffer's next growth copies into a fresh one, so a ring of
+            // split chunks keeps up to twice its data alive. `held` keeps
+            // its buffer for the next interval.
+            let data = Bytes::copy_from_slice(&self.held);
+            self.held.clear();
             let meta = self.meta.clone();
             self.ring.push(data, meta, self.held_sync, false);
         }
