@@ -133,6 +133,11 @@ pub struct ListenersArgs {
     /// Seconds between the last connection and the measuring window.
     #[arg(long, default_value_t = 5)]
     warmup: u64,
+    /// Seconds between the mounts going live and the baseline RSS, so the
+    /// baseline holds each mount's burst (64 KiB at 128 kbit/s is 4 s) and
+    /// the memory per listener counts listeners, not the mounts filling up.
+    #[arg(long, default_value_t = 6)]
+    settle: u64,
     /// Length of the measuring window, seconds.
     #[arg(long, default_value_t = 30)]
     duration: u64,
@@ -217,6 +222,7 @@ async fn listeners(args: ListenersArgs) -> Result<(), String> {
     let shared = Rc::new(net::Shared::new(total));
     start_sources(common, args.mounts, &shared);
     wait_for_mounts(common, args.mounts).await?;
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
     let baseline = common.pid.and_then(stats::sample);
     let frame_len = frames::frame_len(common.bitrate);
     let configs: Vec<Rc<net::ListenerConfig>> = (0..args.mounts)
