@@ -63,11 +63,11 @@ pub fn shoutcast_login(data: &[u8]) {
 
 /// A chunked request body, decoded read by read.
 pub fn chunked_body(data: &[u8]) {
-    let mut decoder = crate::source::chunked::ChunkedDecoder::new();
+    let mut decoder = crate::http::chunked::ChunkedDecoder::new();
     let mut out = BytesMut::new();
     for piece in pieces(data) {
         match decoder.decode(piece, &mut out) {
-            Ok(crate::source::chunked::Progress::Continue) => {}
+            Ok(crate::http::chunked::Progress::Continue) => {}
             _ => break,
         }
     }

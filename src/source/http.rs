@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::chunked::ChunkedDecoder;
 use super::ingest::{self, Body};
 use super::SourceError;
 use crate::auth::{self, AuthError, Refused};
+use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::Request;
 use crate::http::status::{Refusal, Status};
 use crate::mount::{SourceInfo, StreamInfo};

@@ -10,10 +10,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::chunked::{ChunkedDecoder, Progress};
 use super::icy_strip::IcyStripper;
 use super::SourceError;
 use crate::format::{Framer, Unit};
+use crate::http::chunked::{ChunkedDecoder, Progress};
 use crate::mount::{Metadata, MountHandle, SourceInfo, MIN_TITLE_BYTES};
 use crate::state::AppState;
 

@@ -3,7 +3,6 @@
 //! decodes the body, strips inline ICY metadata and frames the stream into
 //! the mount.
 
-pub mod chunked;
 mod http;
 pub mod icy_strip;
 pub(crate) mod ingest;
