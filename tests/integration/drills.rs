@@ -389,14 +389,17 @@ fn a_runaway_source_does_not_starve_other_mounts() {
 
 /// Garbage for every codec at once — an MP3 stream of frames decoding far
 /// past full scale cut with junk, ADTS headers over random payloads, a
-/// Vorbis setup header asking for gigabytes — on mounts with renditions,
-/// while another mount's listeners get everything their source sends.
+/// Vorbis setup header asking for gigabytes, Ogg Opus and Ogg FLAC streams
+/// whose every audio packet is noise — on mounts with renditions, while
+/// another mount's listeners get everything their source sends.
 #[test]
 fn codec_garbage_costs_other_mounts_nothing() {
     let server = TestServer::with_mounts(
         "[[mount]]\nname = \"/g.mp3\"\n[[mount.transcode]]\nname = \"/g.opus\"\ncodec = \"opus\"\nbitrate = 48\n\
          [[mount]]\nname = \"/g.aac\"\n[[mount.transcode]]\nname = \"/g-aac.mp3\"\ncodec = \"mp3\"\nbitrate = 64\n\
-         [[mount]]\nname = \"/g.ogg\"\n[[mount.transcode]]\nname = \"/g-ogg.mp3\"\ncodec = \"mp3\"\nbitrate = 64\n",
+         [[mount]]\nname = \"/g.ogg\"\n[[mount.transcode]]\nname = \"/g-ogg.mp3\"\ncodec = \"mp3\"\nbitrate = 64\n\
+         [[mount]]\nname = \"/in.opus\"\n[[mount.transcode]]\nname = \"/in-opus.mp3\"\ncodec = \"mp3\"\nbitrate = 64\n\
+         [[mount]]\nname = \"/in.oga\"\n[[mount.transcode]]\nname = \"/in-flac.mp3\"\ncodec = \"mp3\"\nbitrate = 64\n",
     );
     let _steady = FfmpegSource::sine(&server, "/steady.mp3", MP3);
     server.wait_live("/steady.mp3");
@@ -433,14 +436,25 @@ fn codec_garbage_costs_other_mounts_nothing() {
     let ogg_path =
         ffmpeg_make(&server, "garbage.ogg", "sine=frequency=440:duration=8", &["-c:a", "libvorbis", "-f", "ogg"]);
     let ogg = hostile::vorbis_with_codebooks(&std::fs::read(ogg_path).unwrap(), &[(8, 1 << 20); 4]);
+    let opus_path =
+        ffmpeg_make(&server, "garbage.opus", "sine=frequency=440:duration=8", &["-c:a", "libopus", "-f", "ogg"]);
+    let opus = hostile::ogg_with_garbage_packets(&std::fs::read(opus_path).unwrap(), &mut junk);
+    let flac_path =
+        ffmpeg_make(&server, "garbage.oga", "sine=frequency=440:duration=4", &["-c:a", "flac", "-f", "ogg"]);
+    let flac = hostile::ogg_with_garbage_packets(&std::fs::read(flac_path).unwrap(), &mut junk);
 
     let mut steady = Steady::connect(&server, "/steady.mp3", 10);
     steady.mark(&server);
+    let decoded = parking_lot::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for (mount, content_type, body) in
-            [("/g.mp3", "audio/mpeg", &mp3), ("/g.aac", "audio/aac", &aac), ("/g.ogg", "audio/ogg", &ogg)]
-        {
-            let server = &server;
+        for (mount, content_type, body) in [
+            ("/g.mp3", "audio/mpeg", &mp3),
+            ("/g.aac", "audio/aac", &aac),
+            ("/g.ogg", "audio/ogg", &ogg),
+            ("/in.opus", "audio/ogg", &opus),
+            ("/in.oga", "audio/ogg", &flac),
+        ] {
+            let (server, decoded) = (&server, &decoded);
             scope.spawn(move || {
                 let head = format!(
                     "PUT {mount} HTTP/1.1\r\nAuthorization: {}\r\nContent-Type: {content_type}\r\n\r\n",
@@ -454,10 +468,19 @@ fn codec_garbage_costs_other_mounts_nothing() {
                     }
                     std::thread::sleep(Duration::from_millis(1000));
                 }
+                // libopus decodes noise (as sound): it went through the decoder into the
+                // rendition, read while the source is still here. (Ogg FLAC's noise goes
+                // no further than the Ogg reader's FLAC mapping, which skips a packet
+                // that is no FLAC frame.)
+                if mount == "/in.opus" {
+                    let mut rendition = Listener::connect(server, "/in-opus.mp3", &[]);
+                    decoded.lock().push(rendition.read_at_least(1_000, WAIT).len());
+                }
             });
         }
     });
-    steady.check(&server, "garbage for MP3, AAC and Vorbis decoders");
+    steady.check(&server, "garbage for MP3, AAC, Vorbis, Opus and FLAC decoders");
+    assert!(decoded.into_inner().iter().all(|&bytes| bytes >= 1_000), "Opus noise decoded: {}", server.log());
     assert!(server.is_live("/steady.mp3"));
     // The garbage did reach the codecs: the hostile Vorbis header ended its renditions.
     assert!(server.server_stat("transcode_failures") >= 1, "{}", server.log());

@@ -139,6 +139,31 @@ fn packets_to_pages(packets: &[Vec<u8>], serial: u32, first_flags: u8) -> Vec<Pa
     pages
 }
 
+/// An Ogg stream with its header pages (granule 0) kept and every audio
+/// packet replaced by what `packet` makes of its length (a packet spanning
+/// pages: each page's part), CRCs made right: the stream frames and its
+/// decoder starts, then gets garbage for every packet.
+pub fn ogg_with_garbage_packets(ogg: &[u8], packet: &mut dyn FnMut(usize) -> Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (sequence, mut page) in (0u32..).zip(parse_pages(ogg)) {
+        if page.granule != 0 {
+            let mut body = Vec::with_capacity(page.body.len());
+            let mut len = 0;
+            for (i, &lace) in page.lacing.iter().enumerate() {
+                len += usize::from(lace);
+                if lace < 255 || i + 1 == page.lacing.len() {
+                    body.extend(packet(len));
+                    len = 0;
+                }
+            }
+            assert_eq!(body.len(), page.body.len(), "garbage as long as the packets it replaces");
+            page.body = body;
+        }
+        write_page(&mut out, &page, sequence);
+    }
+    out
+}
+
 /// LSB-first bit writer (Vorbis headers).
 #[derive(Default)]
 struct Bits {
