@@ -1,7 +1,9 @@
-//! Complete (non-stream) HTTP responses: status, headers and a body with a
-//! known length. Hyper sends them on kept-alive and HTTP/2 connections; on
-//! the hand-written path (refusals of sources and listeners, malformed
-//! heads) they go out as HTTP/1.0 with `Connection: close`.
+//! HTTP responses: status, headers and a body with a known length, or the
+//! head of a stream that runs until the connection closes (a listener's).
+//! Every head carries the same policy headers, built here. Hyper sends them
+//! on kept-alive and HTTP/2 connections; on the hand-written path (sources,
+//! listeners, refusals, malformed heads) they go out as HTTP/1.0 with
+//! `Connection: close`.
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -77,6 +79,17 @@ impl Response {
 
     /// Serialize the status line and headers (HTTP/1.0, closing).
     pub fn head_bytes(&self) -> Vec<u8> {
+        self.head(Some(self.body.len()))
+    }
+
+    /// The head of an answer that ends when the connection closes (a
+    /// listener's stream; a source's go-ahead, after which the source sends
+    /// until it closes): no length.
+    pub fn stream_head_bytes(&self) -> Vec<u8> {
+        self.head(None)
+    }
+
+    fn head(&self, length: Option<usize>) -> Vec<u8> {
         let mut head = format!("HTTP/1.0 {} {}\r\n", self.status, self.status.reason());
         for (name, value) in self.policy_headers() {
             head.push_str(&format!("{name}: {value}\r\n"));
@@ -84,7 +97,10 @@ impl Response {
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body.len()));
+        if let Some(length) = length {
+            head.push_str(&format!("Content-Length: {length}\r\n"));
+        }
+        head.push_str("Connection: close\r\n\r\n");
         head.into_bytes()
     }
 
@@ -136,5 +152,17 @@ mod tests {
         assert!(head.contains("Content-Length: 16\r\n"));
         assert!(head.contains("Connection: close\r\n"));
         assert!(head.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_stream_head_has_the_policy_headers_and_no_length() {
+        let r = Response::new(Status::Ok, "audio/mpeg", Bytes::new()).with_header("icy-br", "128");
+        let head = String::from_utf8(r.stream_head_bytes()).unwrap();
+        assert!(head.starts_with("HTTP/1.0 200 OK\r\nServer: "), "{head}");
+        for line in ["X-Content-Type-Options: nosniff", "Content-Security-Policy: sandbox", "icy-br: 128"] {
+            assert!(head.contains(&format!("\r\n{line}\r\n")), "{line} in {head}");
+        }
+        assert!(!head.contains("Content-Length"), "{head}");
+        assert!(head.ends_with("\r\nConnection: close\r\n\r\n"), "{head}");
     }
 }

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use super::{ListenerStream, Sink, SEND_BUFFER};
 use crate::escape::header_value;
 use crate::http::request::Request;
+use crate::http::response::Response;
 use crate::http::status::{Refusal, Status};
 use crate::mount::{listener_entry, MountHandle, SourceInfo};
 use crate::state::AppState;
@@ -96,9 +97,9 @@ pub async fn start(
         Ok(admitted) => admitted,
         Err(refused) => return Started::Answered(refuse(&mut sock, req.head_only, refused).await),
     };
-    let head = admitted.raw_head();
+    let head = admitted.response().stream_head_bytes();
     if req.head_only {
-        let _ = sock.write_all(head.as_bytes()).await;
+        let _ = sock.write_all(&head).await;
         return Started::Answered(Served { status: Status::Ok, bytes: 0 });
     }
     if let Err(error) = socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER) {
@@ -150,20 +151,11 @@ pub fn admit(
 }
 
 impl Admitted {
-    /// The stream's response headers (no status line, no framing).
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        stream_headers(&self.source, self.metaint)
-    }
-
-    /// The response head as the hand-written path sends it: close-delimited
-    /// raw body, never chunked, never `ICY 200 OK` (browsers reject it).
-    fn raw_head(&self) -> String {
-        let mut head = String::from("HTTP/1.0 200 OK\r\n");
-        for (name, value) in self.headers() {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("Connection: close\r\n\r\n");
-        head
+    /// The stream's response: status and headers (the body is the stream).
+    /// The hand-written path sends its head close-delimited, never chunked,
+    /// never `ICY 200 OK` (browsers reject it).
+    pub fn response(&self) -> Response {
+        stream_response(&self.source, self.metaint)
     }
 
     /// Join the mount's listeners and build the stream into `sink`, the raw
@@ -196,26 +188,20 @@ async fn refuse(sock: &mut TcpStream, head_only: bool, refused: NotAdmitted) -> 
     Served { status: response.status, bytes }
 }
 
-/// The headers of a stream response. The bytes are the source's, so the
-/// browser is told not to sniff them into something else and to treat
-/// whatever it renders as a sandboxed, origin-less document.
-pub(super) fn stream_headers(source: &SourceInfo, metaint: Option<usize>) -> Vec<(&'static str, String)> {
-    let mut headers = vec![
-        ("Server", crate::http::server_id::get().to_string()),
-        ("Date", crate::timefmt::http_date(std::time::SystemTime::now())),
-        ("Content-Type", source.content_type.clone()),
-        ("Cache-Control", "no-cache, no-store".into()),
-        ("X-Content-Type-Options", "nosniff".into()),
-        ("Content-Security-Policy", "sandbox".into()),
-        ("Pragma", "no-cache".into()),
-        ("Expires", "Mon, 26 Jul 1997 05:00:00 GMT".into()),
-        ("Access-Control-Allow-Origin", "*".into()),
-        ("Access-Control-Allow-Headers", "Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData".into()),
-        (
+/// A stream's response (its head: the body is the stream). The bytes are
+/// the source's; the policy headers every response carries tell the browser
+/// not to sniff them into something else and to treat whatever it renders
+/// as a sandboxed, origin-less document.
+fn stream_response(source: &SourceInfo, metaint: Option<usize>) -> Response {
+    let mut response = Response::new(Status::Ok, &source.content_type, Bytes::new())
+        .with_header("Date", &crate::timefmt::http_date(std::time::SystemTime::now()))
+        .with_header("Pragma", "no-cache")
+        .with_header("Expires", "Mon, 26 Jul 1997 05:00:00 GMT")
+        .with_header("Access-Control-Allow-Headers", "Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData")
+        .with_header(
             "Access-Control-Expose-Headers",
-            "icy-metaint, icy-br, icy-description, icy-genre, icy-name, icy-pub, icy-url".into(),
-        ),
-    ];
+            "icy-metaint, icy-br, icy-description, icy-genre, icy-name, icy-pub, icy-url",
+        );
     let info = &source.info;
     let fields = [
         ("icy-name", info.name.as_deref()),
@@ -225,20 +211,19 @@ pub(super) fn stream_headers(source: &SourceInfo, metaint: Option<usize>) -> Vec
     ];
     for (name, value) in fields {
         if let Some(value) = value {
-            headers.push((name, header_value(value)));
+            response = response.with_header(name, &header_value(value));
         }
     }
     if let Some(bitrate) = source.bitrate() {
-        headers.push(("icy-br", bitrate.to_string()));
+        response = response.with_header("icy-br", &bitrate.to_string());
     }
     if let Some(audio_info) = &info.audio_info {
-        headers.push(("ice-audio-info", header_value(audio_info)));
+        response = response.with_header("ice-audio-info", &header_value(audio_info));
     }
-    headers.push(("icy-pub", u8::from(info.public).to_string()));
+    response = response.with_header("icy-pub", &u8::from(info.public).to_string());
     if let Some(metaint) = metaint {
         // Both, as Icecast sends them: some players look for the first.
-        headers.push(("icy-metadata", "1".into()));
-        headers.push(("icy-metaint", metaint.to_string()));
+        response = response.with_header("icy-metadata", "1").with_header("icy-metaint", &metaint.to_string());
     }
-    headers
+    response
 }

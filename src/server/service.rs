@@ -216,15 +216,10 @@ fn listen(
             return refused.response().into_hyper();
         }
     };
-    let mut head = hyper::Response::builder().status(200);
-    for (name, value) in admitted.headers() {
-        head = head.header(name, value);
-    }
+    let head = admitted.response();
     if listen.head_only {
         finished(Status::Ok, &mut admission);
-        return head.body(Body::full(bytes::Bytes::new())).unwrap_or_else(|_| {
-            Response::text(Status::InternalServerError, "The stream's headers could not be sent").into_hyper()
-        });
+        return head.into_hyper();
     }
     let (sender, body) = Body::channel();
     let stream = match admitted.stream(Sink::Body(sender), listen, peer, state.clone(), None) {
@@ -234,17 +229,13 @@ fn listen(
             return refused.response().into_hyper();
         }
     };
-    match head.body(body) {
-        Ok(response) => {
-            let time_limit = admission.time_limit;
-            listener::spawn(stream, time_limit, StreamEnd::new(line, admission, started, None));
-            response
-        }
-        // Dropping the stream leaves the mount.
-        Err(_) => {
-            let response = Response::text(Status::InternalServerError, "The stream's headers could not be sent");
-            finished(Status::InternalServerError, &mut admission);
-            response.into_hyper()
-        }
+    let response = head.into_hyper_with(body);
+    if response.status() != hyper::StatusCode::OK {
+        // Hyper refused a header (logged): dropping the stream leaves the mount.
+        finished(Status::InternalServerError, &mut admission);
+        return response;
     }
+    let time_limit = admission.time_limit;
+    listener::spawn(stream, time_limit, StreamEnd::new(line, admission, started, None));
+    response
 }

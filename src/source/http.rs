@@ -15,6 +15,7 @@ use super::SourceError;
 use crate::auth::{self, AuthError, Refused};
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::Request;
+use crate::http::response::Response;
 use crate::http::status::{Refusal, Status};
 use crate::mount::{SourceInfo, StreamInfo};
 use crate::state::AppState;
@@ -55,7 +56,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             return SourceOutcome { status: error.status(), user, bytes };
         }
     };
-    if sock.write_all(accept_head(req).as_bytes()).await.is_err() {
+    if sock.write_all(&accept_head(req)).await.is_err() {
         return SourceOutcome { status: Status::Ok, user, bytes: 0 };
     }
     let chunked = req.header("Transfer-Encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
@@ -107,20 +108,44 @@ fn accept(
     ingest::attach(state, &req.path, source)
 }
 
-/// What an accepted source is told before it starts sending.
-fn accept_head(req: &Request) -> String {
+/// What an accepted source is told before it starts sending: a legacy
+/// `SOURCE` client a bare `200 OK` (as Icecast answers it), others the whole
+/// head, after the `100 Continue` they asked for.
+fn accept_head(req: &Request) -> Vec<u8> {
     let expects_continue = req.header("Expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
     if req.method == "SOURCE" && !expects_continue {
-        return "HTTP/1.0 200 OK\r\n\r\n".to_string();
+        return b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
     }
-    let mut head = String::new();
+    let mut head = Vec::new();
     if expects_continue {
-        head.push_str("HTTP/1.1 100 Continue\r\n\r\n");
+        head.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
     }
-    head.push_str(&format!(
-        "HTTP/1.1 200 OK\r\nServer: {}\r\nConnection: close\r\nAccept-Encoding: identity\r\n\
-         Allow: GET, SOURCE, PUT\r\nCache-Control: no-cache, no-store\r\n\r\n",
-        crate::http::server_id::get()
-    ));
+    let response = Response { status: Status::Ok, headers: Vec::new(), body: bytes::Bytes::new() }
+        .with_header("Accept-Encoding", "identity")
+        .with_header("Allow", "GET, SOURCE, PUT");
+    // No length: a client told the response is whole (`Content-Length: 0`)
+    // may stop sending its body (curl does).
+    head.extend(response.stream_head_bytes());
     head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_for(request: &str) -> String {
+        String::from_utf8(accept_head(&Request::parse(request.as_bytes(), 16).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn sources_are_told_to_go_ahead_as_they_asked() {
+        assert_eq!(head_for("SOURCE /a.mp3 HTTP/1.0\r\n\r\n"), "HTTP/1.0 200 OK\r\n\r\n", "legacy clients, as Icecast");
+        let put = head_for("PUT /a.mp3 HTTP/1.1\r\nExpect: 100-continue\r\n\r\n");
+        assert!(put.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\nServer: "), "{put}");
+        assert!(put.contains("\r\nAllow: GET, SOURCE, PUT\r\n"), "{put}");
+        // A length would tell curl the answer is whole, and it stops sending.
+        assert!(!put.contains("Content-Length"), "{put}");
+        let plain = head_for("PUT /a.mp3 HTTP/1.1\r\n\r\n");
+        assert!(plain.starts_with("HTTP/1.0 200 OK\r\n") && plain.ends_with("Connection: close\r\n\r\n"), "{plain}");
+    }
 }

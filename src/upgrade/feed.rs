@@ -55,7 +55,7 @@ async fn feed(state: &AppState, mount: MountHandle, to: SocketAddr, token: &str)
         crate::auth::basic_header(USER, token)
     );
     // The stream's own description, as a source would send it.
-    for (name, value) in admitted.headers() {
+    for (name, value) in &admitted.response().headers {
         if name == "Content-Type" || name.starts_with("icy-") || name == "ice-audio-info" {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
