@@ -228,14 +228,17 @@ fn listener_churn_leaves_nothing_behind() {
     );
 }
 
-/// Slowloris (a header byte a second, never finishing) and idle
-/// connections (nothing at all) do not slow the listeners of a live mount,
-/// nor stop new requests from being answered; the header timeout closes
-/// them all.
+/// Slowloris (a header byte every `FLOE_DRILL_SLOW_EVERY_S` seconds, 1 in
+/// CI, never finishing) and idle connections (nothing at all) do not slow
+/// the listeners of a live mount, nor stop new requests from being answered;
+/// the header timeout (three bytes' time and a second) closes them all.
 #[test]
 fn slow_and_idle_connections_cost_listeners_nothing() {
     let (idlers, listeners) = (size("FLOE_DRILL_IDLERS", 300), size("FLOE_DRILL_LISTENERS", 20));
-    let server = TestServer::start(Opts { limits: "header_timeout = 4\n", ..Opts::default() });
+    let every = Duration::from_secs(size("FLOE_DRILL_SLOW_EVERY_S", 1) as u64);
+    // Leaked: the options are `'static`, and this is one short string per test run.
+    let limits = format!("header_timeout = {}\n", every.as_secs() * 3 + 1).leak();
+    let server = TestServer::start(Opts { limits, ..Opts::default() });
     let _source = FfmpegSource::sine(&server, "/live.mp3", MP3);
     server.wait_live("/live.mp3");
     let mut steady = Steady::connect(&server, "/live.mp3", listeners);
@@ -244,15 +247,15 @@ fn slow_and_idle_connections_cost_listeners_nothing() {
     let mut slow: Vec<TcpStream> = (0..idlers).map(|_| TcpStream::connect(server.http).unwrap()).collect();
     steady.mark(&server);
     let mut sent = 0usize;
-    // One header byte per connection per second for 3 s (within the timeout).
-    for second in 0..3 {
+    // One header byte per connection every `every`, three times (within the timeout).
+    for byte in 0..3 {
         for sock in &mut slow {
-            let _ = sock.write_all(&b"GET / HTTP/1.1\r\nX-Slow: 1"[second..second + 1]);
+            let _ = sock.write_all(&b"GET / HTTP/1.1\r\nX-Slow: 1"[byte..byte + 1]);
         }
         sent += 1;
         let status = server.get("/status-json.xsl");
         assert_eq!(status.status, 200, "a request during the flood is answered");
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(every);
     }
     assert_eq!(sent, 3);
     // The timeout closes every one of them (reading gives EOF or a 408).
