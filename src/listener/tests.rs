@@ -1,6 +1,7 @@
-//! The slow-listener policy and `client_timeout`, in process under tokio's
-//! paused clock: a source pushing 16 KB/s, a listener whose client reads at
-//! a chosen pace, and exact virtual times instead of wall-clock windows.
+//! The slow-listener policy, `client_timeout` and delivery timing, in
+//! process under tokio's paused clock: a source pushing 16 KB/s, a listener
+//! whose client reads at a chosen pace, and exact virtual times instead of
+//! wall-clock windows.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +31,9 @@ struct Setup {
 
 /// A server state with one live mount `/t` under `limits` (TOML lines).
 fn live_mount(limits: &str) -> Setup {
-    let text = format!("[limits]\ndelivery_interval_ms = 0\nburst_size = 0\n{limits}\n[[mount]]\nname = \"/t\"\n");
+    // Delivered at once unless `limits` sets an interval.
+    let interval = if limits.contains("delivery_interval_ms") { "" } else { "delivery_interval_ms = 0\n" };
+    let text = format!("[limits]\n{interval}burst_size = 0\n{limits}\n[[mount]]\nname = \"/t\"\n");
     let config = crate::config::parse_str(&text, "test.toml", &crate::transcode::ENCODERS).expect("valid");
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState::new(LiveConfig::new(config, None), AccessLog::default(), 0, shutdown_rx);
@@ -48,6 +51,26 @@ fn feed(mount: MountHandle) -> tokio::task::JoinHandle<()> {
         for _ in 0..100_000 {
             tick.tick().await;
             mount.push_units(&mut vec![Unit::Data { bytes: Bytes::from(vec![0x55; PIECE]), sync: true }]);
+        }
+    })
+}
+
+/// `feed`, publishing what is held back when a wake group falls due between
+/// pushes, as the ingest loop does (a push first when both are due).
+fn feed_on_schedule(mount: MountHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        for _ in 0..100_000 {
+            let due = mount.publish_due();
+            tokio::select! {
+                biased;
+                _ = tick.tick() => {
+                    mount.push_units(&mut vec![Unit::Data { bytes: Bytes::from(vec![0x55; PIECE]), sync: true }]);
+                }
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    mount.publish_scheduled();
+                }
+            }
         }
     })
 }
@@ -129,4 +152,48 @@ async fn a_client_that_keeps_up_stays_for_good() {
     stop.await.unwrap();
     assert_eq!((end, after), (End::Shutdown, Duration::from_secs(600)));
     assert_eq!(setup.mount.stats().slow_listeners.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_is_written_once_per_delivery_interval_at_its_groups_phase() {
+    let setup = live_mount("delivery_interval_ms = 250");
+    let request =
+        ListenRequest { head_only: false, wants_icy: false, user_agent: None, referer: None, own_mount_only: false };
+    let peer: SocketAddr = "127.0.0.1:10".parse().unwrap();
+    let admitted = admit(&request, peer.ip(), &setup.state, setup.mount.clone()).expect("admitted");
+    let (sender, body) = Body::channel();
+    let mut stream =
+        admitted.stream(Sink::Body(sender), request, peer, setup.state.clone(), None).ok().expect("joined");
+    let group = crate::mount::Heads::group_of(stream.registration.entry().id);
+    let listener = tokio::spawn(async move { stream.run_to_end().await });
+    let start = Instant::now();
+    let feeder = feed_on_schedule(setup.mount.clone());
+    // What arrives when, for two virtual seconds.
+    let Body::Channel(mut pieces) = body else { unreachable!("a channel body") };
+    let mut arrivals: Vec<(Duration, usize)> = Vec::new();
+    let window = Duration::from_secs(2);
+    while let Ok(Some(piece)) = tokio::time::timeout_at(start + window, pieces.recv()).await {
+        let at = start.elapsed();
+        match arrivals.last_mut() {
+            Some((last, bytes)) if *last == at => *bytes += piece.len(),
+            _ => arrivals.push((at, piece.len())),
+        }
+    }
+    feeder.abort();
+    listener.abort();
+    // The first push goes to every group at once; then this listener's group
+    // is due a quarter interval per group number later, and every 250 ms on.
+    let phase = Duration::from_millis(250) * (group as u32 + 1) / 4;
+    let mut expected = vec![Duration::ZERO];
+    expected.extend((0..8).map(|k| phase + Duration::from_millis(250) * k).filter(|&t| t < window));
+    let times: Vec<Duration> = arrivals.iter().map(|&(at, _)| at).collect();
+    assert_eq!(times, expected, "group {group}");
+    // Each write carries everything the source pushed up to then (a push at
+    // 0, 100, 200 ms, ...), held back in between.
+    let mut total = 0;
+    for &(at, bytes) in &arrivals {
+        total += bytes;
+        let pushed = (at.as_millis() / TICK.as_millis() + 1) as usize * PIECE;
+        assert_eq!(total, pushed, "by {at:?}");
+    }
 }

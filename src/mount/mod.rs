@@ -29,11 +29,14 @@ pub use tap::{Tap, TapId, Tapped};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
+// Delivery runs on tokio's clock (the system's, outside tests), so its
+// timing is tested exactly under the paused clock.
+use tokio::time::Instant;
 
 use crate::config::{Limits, MountConfig};
 use crate::events::Event;
@@ -41,7 +44,8 @@ use crate::format::{AudioInfo, Unit};
 use delivery::DeliverySets;
 use listeners::ListenerTable;
 use stream::StreamState;
-use wake::{Groups, Heads};
+use wake::Groups;
+pub(crate) use wake::Heads;
 
 /// How often a mount's ring is trimmed to what its listeners still need.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
@@ -344,7 +348,7 @@ impl MountHandle {
             // gets these units either here or as the stored headers, never
             // neither (a transcoder that missed the Ogg headers decoded
             // nothing until the next chain link).
-            self.tap(units, now);
+            self.tap(units, now.into_std());
             for unit in units.drain(..) {
                 match unit {
                     Unit::Data { bytes, sync } => stream.hold(&bytes, sync),
@@ -574,7 +578,7 @@ pub fn listener_entry(id: u64, ip: IpAddr, user_agent: Option<String>, referer: 
         ip,
         user_agent: user_agent.map(String::into_boxed_str),
         referer: referer.map(String::into_boxed_str),
-        connected: Instant::now(),
+        connected: std::time::Instant::now(),
         control: ListenerControl::default(),
         cursor: AtomicU64::new(0),
         sent: AtomicU64::new(0),

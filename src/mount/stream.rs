@@ -3,7 +3,7 @@
 //! Written by the source, read by every listener.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 

@@ -7,7 +7,9 @@
 //! large mount are spread over the interval instead of made all at once, so
 //! the last listener of ten thousand no longer waits for everyone else's.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::watch;
 

@@ -160,7 +160,7 @@ impl RenditionOutput {
     /// Publish held-back data when the mount's next wake group is due (the
     /// ingest loop's timer, for this server-fed mount).
     pub fn publish_if_due(&self, now: Instant) {
-        if self.is_attached() && self.mount.publish_due().is_some_and(|due| due <= now) {
+        if self.is_attached() && self.mount.publish_due().is_some_and(|due| due.into_std() <= now) {
             self.mount.publish_scheduled();
         }
     }
