@@ -139,10 +139,11 @@ fn internal_peer() -> SocketAddr {
 
 /// The fuzz target's way in: `data` (after a first byte choosing the
 /// format) framed by the mount's framer and decoded as the codec process
-/// decodes a source of that format, and what decodes fed to
-/// MP3, AAC and Ogg Opus renditions through the encoder chains the codec
-/// process runs (resampling and sanitising included). At most a second of
-/// audio is encoded per input: encoding dominates otherwise.
+/// decodes a source of that format, and what decodes fed to every kind of
+/// rendition (MP3, AAC-LC, HE-AAC, Ogg Opus, WebM Opus, Ogg Vorbis) through
+/// the encoder chains the codec process runs (resampling and sanitising
+/// included). At most a second of audio is encoded per input: encoding
+/// dominates otherwise.
 #[cfg(feature = "fuzzing")]
 pub fn fuzz_codecs(data: &[u8]) {
     use std::sync::OnceLock;
@@ -156,7 +157,10 @@ pub fn fuzz_codecs(data: &[u8]) {
             "[[mount]]\nname = \"/src\"\n\
              [[mount.transcode]]\nname = \"/r.mp3\"\ncodec = \"mp3\"\nbitrate = 64\n\
              [[mount.transcode]]\nname = \"/r.aac\"\ncodec = \"aac\"\nbitrate = 64\n\
-             [[mount.transcode]]\nname = \"/r.opus\"\ncodec = \"opus\"\nbitrate = 48\n",
+             [[mount.transcode]]\nname = \"/r-he.aac\"\ncodec = \"he-aac\"\nbitrate = 48\n\
+             [[mount.transcode]]\nname = \"/r.opus\"\ncodec = \"opus\"\nbitrate = 48\n\
+             [[mount.transcode]]\nname = \"/r.webm\"\ncodec = \"opus\"\nbitrate = 48\ncontainer = \"webm\"\n\
+             [[mount.transcode]]\nname = \"/r.ogg\"\ncodec = \"vorbis\"\nbitrate = 96\n",
             "fuzz.toml",
             &ENCODERS,
         )
