@@ -29,6 +29,7 @@ pub mod events;
 pub mod format;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod heap;
 pub mod hls;
 pub mod http;
 pub mod import;

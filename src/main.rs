@@ -198,6 +198,7 @@ async fn serve(live: LiveConfig, startup: Startup) -> ExitCode {
     if let Some(tls) = tls {
         tokio::spawn(tls.watch(shutdown_rx));
     }
+    tokio::spawn(floe::heap::give_back_freed_pages());
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
