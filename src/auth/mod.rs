@@ -85,12 +85,13 @@ pub fn attempt(throttle: &Throttle, ip: IpAddr, what: &str, check: impl FnOnce()
 
 /// A listener let in: who (when the mount asks), for how long, and whom
 /// to tell when it leaves.
+/// Held for a listener's whole stream, so kept small.
 #[derive(Default)]
 pub struct Admission {
-    pub user: Option<String>,
-    /// `icecast-auth-timelimit`: the stream ends after this long.
-    pub time_limit: Option<Duration>,
-    /// Boxed: held for a listener's whole stream, and most have none.
+    pub user: Option<Box<str>>,
+    /// `icecast-auth-timelimit`, in its own unit: seconds.
+    time_limit_secs: Option<u32>,
+    /// Boxed: most listeners have none.
     leave: Option<Box<Leave>>,
 }
 
@@ -103,6 +104,11 @@ struct Leave {
 }
 
 impl Admission {
+    /// `icecast-auth-timelimit`: the stream ends after this long.
+    pub fn time_limit(&self) -> Option<Duration> {
+        self.time_limit_secs.map(|secs| Duration::from_secs(secs.into()))
+    }
+
     /// The listener has gone (or was not let in after all): tell the
     /// backend, with how long it stayed. Once.
     pub fn left(&mut self, state: &crate::state::AppState) {
@@ -163,7 +169,7 @@ pub async fn listener(
             }
             if state.htpasswd.verify(file, &creds.user, &creds.password).await {
                 state.logins.succeeded(ip);
-                return Ok(Admission { user: Some(creds.user), ..Admission::default() });
+                return Ok(Admission { user: Some(creds.user.into()), ..Admission::default() });
             }
             if let Some(block) = state.logins.failed(ip, now) {
                 tracing::warn!(%ip, mount, block_s = block.as_secs(), "too many failed listener logins; address refused for a while");
@@ -175,7 +181,10 @@ pub async fn listener(
             let (user, pass) = creds.map_or((String::new(), String::new()), |c| (c.user, c.password));
             let remembered = (mount, &user, &pass, ip);
             if req.adaptive && state.url_auth.accepted_lately(remembered) {
-                return Ok(Admission { user: Some(user).filter(|u| !u.is_empty()), ..Admission::default() });
+                return Ok(Admission {
+                    user: Some(user).filter(|u| !u.is_empty()).map(Into::into),
+                    ..Admission::default()
+                });
             }
             let listeners = handle.stats().listeners.load(std::sync::atomic::Ordering::Relaxed);
             let form: Vec<(&'static str, String)> = vec![
@@ -200,7 +209,7 @@ pub async fn listener(
                     form.truncate(9);
                     Box::new(Leave { auth: auth.clone(), url, form, since: Instant::now() })
                 });
-                Admission { user: user_name.clone(), time_limit, leave }
+                Admission { user: user_name.clone().map(Into::into), time_limit_secs: time_limit, leave }
             };
             // The headers the backend asked to see, as Icecast names them.
             let shown: Vec<(String, String)> = (auth.headers.iter())

@@ -27,7 +27,8 @@ const REMEMBERED: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Accepted {
-        time_limit: Option<Duration>,
+        /// Seconds, as the backend said.
+        time_limit: Option<u32>,
     },
     Refused {
         message: Option<String>,
@@ -105,7 +106,7 @@ fn verdict(auth: &UrlAuth, head: &Head) -> Verdict {
     let header = |name: &str| head.header(name);
     let (name, value) = &auth.auth_header;
     if header(name) == Some(value.as_str()) {
-        let time_limit = header(&auth.timelimit_header).and_then(|s| s.parse().ok()).map(Duration::from_secs);
+        let time_limit = header(&auth.timelimit_header).and_then(|s| s.parse().ok());
         return Verdict::Accepted { time_limit };
     }
     if head.status >= 500 {
@@ -182,7 +183,7 @@ mod tests {
     fn verdicts_follow_icecast() {
         let auth = UrlAuth::default();
         let yes = head(200, &[("icecast-auth-user", "1"), ("icecast-auth-timelimit", "30")]);
-        assert_eq!(verdict(&auth, &yes), Verdict::Accepted { time_limit: Some(Duration::from_secs(30)) });
+        assert_eq!(verdict(&auth, &yes), Verdict::Accepted { time_limit: Some(30) });
         let no = head(200, &[("icecast-auth-user", "0"), ("icecast-auth-message", "Subscription\r\nexpired")]);
         assert_eq!(verdict(&auth, &no), Verdict::Refused { message: Some("Subscriptionexpired".into()) });
         assert!(matches!(verdict(&auth, &head(502, &[])), Verdict::Failed(_)));

@@ -59,16 +59,20 @@ pub struct ListenRequest {
     /// Ends with the mount's source instead of following its fallback (a
     /// binary upgrade's feed: the new process has the fallback itself).
     pub own_mount_only: bool,
+    /// When the connection was accepted: the listener's time (admin's list,
+    /// the access log) counts from it.
+    pub arrived: std::time::Instant,
 }
 
 impl ListenRequest {
-    pub fn of(req: &Request) -> ListenRequest {
+    pub fn of(req: &Request, arrived: std::time::Instant) -> ListenRequest {
         ListenRequest {
             head_only: req.method == "HEAD",
             wants_icy: req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1"),
             user_agent: req.header("User-Agent").map(str::to_string),
             referer: req.header("Referer").map(str::to_string),
             own_mount_only: false,
+            arrived,
         }
     }
 }
@@ -170,7 +174,7 @@ impl Admitted {
         head: Option<Bytes>,
     ) -> Result<ListenerStream, (Sink, NotAdmitted)> {
         let id = state.mounts.next_listener_id();
-        let entry = listener_entry(id, peer.ip(), req.user_agent, req.referer);
+        let entry = listener_entry(id, peer.ip(), req.user_agent, req.referer, req.arrived);
         let Some(registration) = self.mount.register(Arc::new(entry), false) else {
             return Err((sink, NotAdmitted::MountFull));
         };

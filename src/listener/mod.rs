@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use crate::mount::{Chunk, Head, IcyInterleaver, Lag, Metadata, MountHandle, Registration, Unparked};
+use crate::mount::{Head, IcyInterleaver, Lag, Metadata, MountHandle, Registration, Unparked};
 use crate::state::AppState;
 
 /// About how many bytes one batch copies out of the ring (chunk handles, not data).
@@ -73,8 +73,7 @@ pub struct ListenerStream {
     cursor: u64,
     head: watch::Receiver<Head>,
     icy: Option<Box<IcyInterleaver>>,
-    /// Chunk handles of the batch being sent (empty between batches).
-    batch: Vec<Chunk>,
+    /// What is queued to be written (empty between writes).
     pieces: VecDeque<Bytes>,
     /// Bytes written, response head included.
     sent: u64,
@@ -109,7 +108,6 @@ impl ListenerStream {
             icy: metaint.map(|metaint| {
                 Box::new(IcyInterleaver::starting_with(metaint, subscription.meta.clone(), subscription.burst))
             }),
-            batch: Vec::new(),
             pieces: VecDeque::new(),
             sent: 0,
             head_len: 0,
@@ -211,22 +209,24 @@ impl ListenerStream {
             }
             self.return_home_if_live();
             let mount = self.mount().clone();
-            let Ok(next) = mount.read(self.cursor, BATCH_BYTES, &mut self.batch) else {
+            // Chunk handles of this batch: local, so a listener between
+            // batches (parked, for hours) holds no room for them.
+            let mut batch = Vec::new();
+            let Ok(next) = mount.read(self.cursor, BATCH_BYTES, &mut batch) else {
                 return Stop::Ended(self.dropped_slow());
             };
             if next != self.cursor {
                 self.cursor = next;
                 self.registration.entry().cursor.store(next, Ordering::Relaxed);
             }
-            if self.batch.is_empty() && self.pieces.is_empty() {
+            if batch.is_empty() && self.pieces.is_empty() {
                 if let Some(stop) = self.wait().await {
                     return stop;
                 }
                 continue;
             }
-            let position = self.batch.first().map(|c| c.start);
-            // Taken, not cleared: an idle listener holds no batch buffers.
-            for chunk in std::mem::take(&mut self.batch) {
+            let position = batch.first().map(|c| c.start);
+            for chunk in batch {
                 self.queue(&chunk.data, &chunk.meta);
             }
             if let Err(end) = self.flush(position).await {

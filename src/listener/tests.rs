@@ -78,8 +78,14 @@ fn feed_on_schedule(mount: MountHandle) -> tokio::task::JoinHandle<()> {
 /// Start a listener on `/t` whose client takes one piece of the body every
 /// `read_every` (never, with `None`). Returns how the stream ended and when.
 async fn listen(setup: &Setup, read_every: Option<Duration>) -> (End, Duration) {
-    let request =
-        ListenRequest { head_only: false, wants_icy: false, user_agent: None, referer: None, own_mount_only: false };
+    let request = ListenRequest {
+        head_only: false,
+        wants_icy: false,
+        user_agent: None,
+        referer: None,
+        own_mount_only: false,
+        arrived: std::time::Instant::now(),
+    };
     let peer: SocketAddr = "127.0.0.1:10".parse().unwrap();
     let admitted = admit(&request, peer.ip(), &setup.state, setup.mount.clone()).expect("admitted");
     let (sender, body) = Body::channel();
@@ -157,8 +163,14 @@ async fn a_client_that_keeps_up_stays_for_good() {
 #[tokio::test(start_paused = true)]
 async fn a_listener_is_written_once_per_delivery_interval_at_its_groups_phase() {
     let setup = live_mount("delivery_interval_ms = 250");
-    let request =
-        ListenRequest { head_only: false, wants_icy: false, user_agent: None, referer: None, own_mount_only: false };
+    let request = ListenRequest {
+        head_only: false,
+        wants_icy: false,
+        user_agent: None,
+        referer: None,
+        own_mount_only: false,
+        arrived: std::time::Instant::now(),
+    };
     let peer: SocketAddr = "127.0.0.1:10".parse().unwrap();
     let admitted = admit(&request, peer.ip(), &setup.state, setup.mount.clone()).expect("admitted");
     let (sender, body) = Body::channel();

@@ -571,14 +571,20 @@ impl MountHandle {
     }
 }
 
-/// Build a listener table entry.
-pub fn listener_entry(id: u64, ip: IpAddr, user_agent: Option<String>, referer: Option<String>) -> ListenerEntry {
+/// Build a listener table entry for a connection accepted at `connected`.
+pub fn listener_entry(
+    id: u64,
+    ip: IpAddr,
+    user_agent: Option<String>,
+    referer: Option<String>,
+    connected: std::time::Instant,
+) -> ListenerEntry {
     ListenerEntry {
         id,
         ip,
         user_agent: user_agent.map(String::into_boxed_str),
         referer: referer.map(String::into_boxed_str),
-        connected: std::time::Instant::now(),
+        connected,
         control: ListenerControl::default(),
         cursor: AtomicU64::new(0),
         sent: AtomicU64::new(0),

@@ -139,7 +139,7 @@ fn ring_keeps_only_what_listeners_and_new_joiners_need() {
     assert_eq!(m.subscribe(0, true).cursor, burst, "the burst is unchanged");
 
     // A listener behind the burst keeps its chunks in the ring.
-    let entry = Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None));
+    let entry = Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None, std::time::Instant::now()));
     entry.cursor.store(60, Ordering::Relaxed);
     let registration = m.register(entry.clone(), false).unwrap();
     for i in 0..16 {
@@ -193,7 +193,9 @@ fn the_last_listener_leaving_an_ended_stream_releases_it() {
     let info = source();
     m.attach_source(info.clone()).unwrap();
     m.push_units(&mut data(1, 5000));
-    let registration = m.register(Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None)), false).unwrap();
+    let registration = m
+        .register(Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None, std::time::Instant::now())), false)
+        .unwrap();
     m.detach_source(&info);
     assert!(m.held_bytes() >= 5000, "kept for the draining listener");
     drop(registration);
@@ -207,7 +209,9 @@ fn a_new_source_starts_a_new_burst() {
     let first = source();
     m.attach_source(first.clone()).unwrap();
     m.push_units(&mut data(1, 100));
-    let _keep = m.register(Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None)), false).unwrap();
+    let _keep = m
+        .register(Arc::new(listener_entry(1, [127, 0, 0, 1].into(), None, None, std::time::Instant::now())), false)
+        .unwrap();
     m.detach_source(&first);
     m.attach_source(source()).unwrap();
     let subscription = m.subscribe(2, true);
@@ -268,7 +272,7 @@ fn to_park(
     sock: std::net::TcpStream,
     icy: Option<usize>,
 ) -> (Parked, tokio::sync::oneshot::Receiver<Unparked>) {
-    let entry = Arc::new(listener_entry(id, [127, 0, 0, 1].into(), None, None));
+    let entry = Arc::new(listener_entry(id, [127, 0, 0, 1].into(), None, None, std::time::Instant::now()));
     // Caught up: at the head.
     let cursor = m.head().seq;
     entry.cursor.store(cursor, std::sync::atomic::Ordering::Relaxed);

@@ -163,7 +163,7 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, he
                 Ok(admission) => admission,
                 Err(refused) => return answer(&mut sock, peer, &state, refused.response(), Some(&line), started).await,
             };
-            let listen = ListenRequest::of(&req);
+            let listen = ListenRequest::of(&req, started);
             // Listeners live for hours: keep nothing per connection that is not needed.
             drop((req, head, buf));
             listen_on(sock, listen, line, Client { peer, admission, held }, state, mount, started).await;
@@ -201,20 +201,20 @@ struct Client {
 /// What a listener's end writes and lets go of: its access log line, auth's
 /// leave notice, and (on a connection of its own) the connection's slots.
 /// Held for the listener's whole life: what its listener entry already
-/// says (address, user agent, referer) is read there at the end.
+/// says (address, user agent, referer, when it connected) is read there at
+/// the end.
 pub(super) struct StreamEnd {
     /// `METHOD target HTTP/x.y`, as `RequestLine::line`.
     pub line: Box<str>,
     pub admission: auth::Admission,
-    pub started: Instant,
     /// Held for its drop, with the rest of the session.
     #[allow(dead_code, reason = "never read: held for its drop, which returns the slots")]
     pub held: Option<Held>,
 }
 
 impl StreamEnd {
-    pub fn new(line: RequestLine, admission: auth::Admission, started: Instant, held: Option<Held>) -> StreamEnd {
-        StreamEnd { line: line.line.into_boxed_str(), admission, started, held }
+    pub fn new(line: RequestLine, admission: auth::Admission, held: Option<Held>) -> StreamEnd {
+        StreamEnd { line: line.line.into_boxed_str(), admission, held }
     }
 }
 
@@ -226,7 +226,7 @@ impl listener::Finish for StreamEnd {
             user_agent: entry.user_agent.as_deref().map(str::to_string),
         };
         let user = self.admission.user.as_deref();
-        state.access_log.finished(entry.ip, user, Some(&line), Status::Ok, sent, self.started);
+        state.access_log.finished(entry.ip, user, Some(&line), Status::Ok, sent, entry.connected);
         self.admission.left(state);
     }
 }
@@ -253,8 +253,8 @@ async fn listen_on(
             admission.left(&state);
         }
         Started::Streaming(stream) => {
-            let time_limit = admission.time_limit;
-            let end = StreamEnd::new(line, admission, started, Some(held));
+            let time_limit = admission.time_limit();
+            let end = StreamEnd::new(line, admission, Some(held));
             listener::spawn(*stream, time_limit, end);
         }
     }

@@ -104,7 +104,7 @@ async fn serve(
         Ok(client) => (client, None),
         Err(response) => (peer, Some(response)),
     };
-    let complete = |response: Response, user: Option<String>| {
+    let complete = |response: Response, user: Option<Box<str>>| {
         let bytes = if head_only { 0 } else { response.body.len() as u64 };
         state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), response.status, bytes, started);
         Ok(response.into_hyper())
@@ -115,7 +115,7 @@ async fn serve(
     match route(&req, peer, &state) {
         Route::Respond(response, user) => {
             state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
-            complete(response, user)
+            complete(response, user.map(Into::into))
         }
         Route::Adaptive(mount, asset) => {
             state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
@@ -203,7 +203,7 @@ fn listen(
     started: Instant,
 ) -> hyper::Response<Body> {
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
-    let listen = ListenRequest::of(req);
+    let listen = ListenRequest::of(req, started);
     let user = admission.user.clone();
     let finished = |status: Status, admission: &mut auth::Admission| {
         state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), status, 0, started);
@@ -235,7 +235,7 @@ fn listen(
         finished(Status::InternalServerError, &mut admission);
         return response;
     }
-    let time_limit = admission.time_limit;
-    listener::spawn(stream, time_limit, StreamEnd::new(line, admission, started, None));
+    let time_limit = admission.time_limit();
+    listener::spawn(stream, time_limit, StreamEnd::new(line, admission, None));
     response
 }

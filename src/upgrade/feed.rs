@@ -46,6 +46,7 @@ async fn feed(state: &AppState, mount: MountHandle, to: SocketAddr, token: &str)
         user_agent: Some(USER.to_string()),
         referer: None,
         own_mount_only: true,
+        arrived: std::time::Instant::now(),
     };
     let admitted = listener::admit(&request, to.ip(), state, mount.clone())
         .map_err(|refused| io::Error::other(format!("the mount refused its feed ({refused})")))?;
