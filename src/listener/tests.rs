@@ -75,9 +75,8 @@ fn feed_on_schedule(mount: MountHandle) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Start a listener on `/t` whose client takes one piece of the body every
-/// `read_every` (never, with `None`). Returns how the stream ended and when.
-async fn listen(setup: &Setup, read_every: Option<Duration>) -> (End, Duration) {
+/// A plain listener joined to `/t`, on a body channel (so it never parks).
+fn join(setup: &Setup) -> (super::ListenerStream, Body) {
     let request = ListenRequest {
         head_only: false,
         wants_icy: false,
@@ -89,8 +88,14 @@ async fn listen(setup: &Setup, read_every: Option<Duration>) -> (End, Duration) 
     let peer: SocketAddr = "127.0.0.1:10".parse().unwrap();
     let admitted = admit(&request, peer.ip(), &setup.state, setup.mount.clone()).expect("admitted");
     let (sender, body) = Body::channel();
-    let mut stream =
-        admitted.stream(Sink::Body(sender), request, peer, setup.state.clone(), None).ok().expect("joined");
+    let stream = admitted.stream(Sink::Body(sender), request, peer, setup.state.clone(), None).ok().expect("joined");
+    (stream, body)
+}
+
+/// Start a listener on `/t` whose client takes one piece of the body every
+/// `read_every` (never, with `None`). Returns how the stream ended and when.
+async fn listen(setup: &Setup, read_every: Option<Duration>) -> (End, Duration) {
+    let (mut stream, body) = join(setup);
     let client = tokio::spawn(async move {
         let Body::Channel(mut pieces) = body else { unreachable!("a channel body") };
         let Some(every) = read_every else {
@@ -163,19 +168,7 @@ async fn a_client_that_keeps_up_stays_for_good() {
 #[tokio::test(start_paused = true)]
 async fn a_listener_is_written_once_per_delivery_interval_at_its_groups_phase() {
     let setup = live_mount("delivery_interval_ms = 250");
-    let request = ListenRequest {
-        head_only: false,
-        wants_icy: false,
-        user_agent: None,
-        referer: None,
-        own_mount_only: false,
-        arrived: std::time::Instant::now(),
-    };
-    let peer: SocketAddr = "127.0.0.1:10".parse().unwrap();
-    let admitted = admit(&request, peer.ip(), &setup.state, setup.mount.clone()).expect("admitted");
-    let (sender, body) = Body::channel();
-    let mut stream =
-        admitted.stream(Sink::Body(sender), request, peer, setup.state.clone(), None).ok().expect("joined");
+    let (mut stream, body) = join(&setup);
     let group = crate::mount::Heads::group_of(stream.registration.entry().id);
     let listener = tokio::spawn(async move { stream.run_to_end().await });
     let start = Instant::now();
