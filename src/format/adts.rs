@@ -1,4 +1,5 @@
-//! AAC ADTS framing: header parsing only; lock/resync lives in `sync`.
+//! AAC ADTS framing: header parsing only; lock/resync lives in `sync`. The
+//! transcoder's decoder reads each frame's header with the same parser.
 //!
 //! An ADTS header is 7 bytes (9 with CRC) and states the whole frame length,
 //! so frames delimit themselves. The sync word 0xFFF is shared with MPEG
@@ -15,6 +16,55 @@ pub(super) type AdtsFramer = SyncFramer<AdtsSyntax>;
 const SAMPLE_RATES: [u32; 13] =
     [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
 
+/// An ADTS frame header (the fixed and variable parts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdtsHeader {
+    /// The ID bit: MPEG-2 rather than MPEG-4.
+    pub mpeg2: bool,
+    /// `profile_ObjectType`: 0 Main, 1 LC, 2 SSR.
+    pub profile: u8,
+    /// Index into the sampling frequency table.
+    pub rate_index: u8,
+    pub sample_rate: u32,
+    /// 1 mono, 2 stereo, ... 7 is 7.1; 0 means "see the in-band PCE".
+    pub channel_config: u8,
+    /// 7 bytes, or 9 with a CRC.
+    pub header_len: usize,
+    /// The whole frame, header included (at least `header_len`).
+    pub frame_len: usize,
+    /// Raw data blocks in the frame, 1 to 4.
+    pub raw_blocks: u8,
+}
+
+impl AdtsHeader {
+    /// The header at the start of `b` (7 bytes are enough), if it is one.
+    pub fn parse(b: &[u8]) -> Option<AdtsHeader> {
+        let &[b0, b1, b2, b3, b4, b5, b6, ..] = b else {
+            return None;
+        };
+        if b0 != 0xFF || b1 & 0xF6 != 0xF0 {
+            // Sync 0xFFF and layer 00; other bits of b1 are ID and CRC flag.
+            return None;
+        }
+        let rate_index = (b2 >> 2) & 0x0F;
+        let header_len = if b1 & 1 == 1 { 7 } else { 9 };
+        let frame_len = usize::from(b3 & 3) << 11 | usize::from(b4) << 3 | usize::from(b5 >> 5);
+        if frame_len < header_len {
+            return None;
+        }
+        Some(AdtsHeader {
+            mpeg2: (b1 >> 3) & 1 == 1,
+            profile: b2 >> 6,
+            rate_index,
+            sample_rate: *SAMPLE_RATES.get(usize::from(rate_index))?,
+            channel_config: (b2 & 1) << 2 | b3 >> 6,
+            header_len,
+            frame_len,
+            raw_blocks: (b6 & 0x03) + 1,
+        })
+    }
+}
+
 /// The ADTS fixed + variable header syntax.
 pub(super) struct AdtsSyntax;
 
@@ -22,30 +72,13 @@ impl FrameSyntax for AdtsSyntax {
     const HEADER_LEN: usize = 7;
 
     fn parse(head: &[u8]) -> Option<FrameHeader> {
-        let &[b0, b1, b2, b3, b4, b5, _] = head else {
-            return None;
-        };
-        if b0 != 0xFF || b1 & 0xF6 != 0xF0 {
-            // Sync 0xFFF and layer 00; other bits of b1 are ID and CRC flag.
-            return None;
-        }
-        let mpeg2 = (b1 >> 3) & 1;
-        let crc_absent = b1 & 1;
-        let profile = b2 >> 6;
-        let rate_index = (b2 >> 2) & 0x0F;
-        let sample_rate = *SAMPLE_RATES.get(usize::from(rate_index))?;
-        let channel_config = (b2 & 1) << 2 | b3 >> 6;
-        let len = usize::from(b3 & 3) << 11 | usize::from(b4) << 3 | usize::from(b5 >> 5);
-        let header_len = if crc_absent == 1 { 7 } else { 9 };
-        if len < header_len {
-            return None;
-        }
+        let h = AdtsHeader::parse(head)?;
         // Channel configuration 7 is 7.1 (8 channels); 0 means "see the PCE".
-        let channels = if channel_config == 7 { 8 } else { channel_config };
+        let channels = if h.channel_config == 7 { 8 } else { h.channel_config };
         Some(FrameHeader {
-            len,
-            key: u32::from(mpeg2) << 8 | u32::from(profile) << 4 | u32::from(rate_index),
-            info: AudioInfo { sample_rate, channels, bitrate: 0 },
+            len: h.frame_len,
+            key: u32::from(h.mpeg2) << 8 | u32::from(h.profile) << 4 | u32::from(h.rate_index),
+            info: AudioInfo { sample_rate: h.sample_rate, channels, bitrate: 0 },
         })
     }
 

@@ -11,6 +11,7 @@ mod ogg;
 mod opaque;
 
 /// Reading the Ogg pages a framer made (the transcoder's way in).
+pub use adts::AdtsHeader;
 pub use ogg::{pages_of as ogg_pages, PageRef as OggPage, FLAG_BOS as OGG_FLAG_BOS};
 mod sync;
 mod webm;

@@ -1,7 +1,7 @@
 //! AAC in ADTS: the mount's frames feeding symphonia's `AacDecoder`.
 //!
-//! Each frame's header is read here for what the decoder needs: where the payload starts and
-//! the stream parameters. symphonia's `AdtsReader` only reads the first header, so a mid-stream
+//! Each frame's header is read (by the framer's parser) for what the decoder needs: where the
+//! payload starts and the stream parameters. symphonia's `AdtsReader` only reads the first header, so a mid-stream
 //! change of sample rate or channel layout would go unnoticed and be decoded with the wrong
 //! tables; reading every header lets us rebuild the decoder whenever a frame announces new
 //! parameters.
@@ -14,55 +14,25 @@ use symphonia::core::units::{Duration, Timestamp};
 
 use super::symphonia::{decode_packet, make_decoder};
 use super::{DecodeError, DecodeStats, ErrorStreak, Frames, Pcm};
+use crate::format::AdtsHeader;
 
-/// MPEG-4 sampling frequency table, indexed by the ADTS `sampling_frequency_index`.
-const SAMPLE_RATES: [u32; 13] =
-    [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
 /// Samples per channel in an AAC-LC frame.
 const FRAME_SAMPLES: u64 = 1024;
 /// How many consecutive frames with undecodable parameters make the stream unsupported.
 const UNSUPPORTED_LIMIT: u32 = 32;
 
-/// The decoder-relevant part of an ADTS header.
+/// What a decoder is built for: the header fields that change the decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct AdtsSpec {
     /// `profile_ObjectType`: 0 = Main, 1 = LC, 2 = SSR.
     profile: u8,
-    rate_index: u8,
+    sample_rate: u32,
     channel_config: u8,
 }
 
-/// A parsed ADTS frame header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct AdtsHeader {
-    spec: AdtsSpec,
-    header_len: usize,
-    frame_len: usize,
-    raw_blocks: u8,
-}
-
-impl AdtsHeader {
-    /// Parses and sanity-checks the 7-byte fixed + variable header at the start of `b`.
-    pub(super) fn parse(b: &[u8]) -> Option<Self> {
-        // 12-bit syncword, then MPEG version (either), layer (must be 0), protection_absent.
-        if b.len() < 7 || b[0] != 0xff || b[1] & 0xf6 != 0xf0 {
-            return None;
-        }
-        let header_len = if b[1] & 1 == 1 { 7 } else { 9 };
-        let rate_index = (b[2] >> 2) & 0x0f;
-        if usize::from(rate_index) >= SAMPLE_RATES.len() {
-            return None;
-        }
-        let frame_len = (usize::from(b[3] & 0x03) << 11) | (usize::from(b[4]) << 3) | usize::from(b[5] >> 5);
-        if frame_len <= header_len {
-            return None;
-        }
-        Some(Self {
-            spec: AdtsSpec { profile: b[2] >> 6, rate_index, channel_config: ((b[2] & 0x01) << 2) | (b[3] >> 6) },
-            header_len,
-            frame_len,
-            raw_blocks: (b[6] & 0x03) + 1,
-        })
+impl AdtsSpec {
+    fn of(header: &AdtsHeader) -> AdtsSpec {
+        AdtsSpec { profile: header.profile, sample_rate: header.sample_rate, channel_config: header.channel_config }
     }
 }
 
@@ -81,7 +51,7 @@ fn make_aac_decoder(spec: AdtsSpec) -> Result<Box<dyn AudioDecoder>, DecodeError
         n => return Err(DecodeError::Unsupported(format!("AAC channel configuration {n}"))),
     };
     let mut params = AudioCodecParameters::new();
-    params.for_codec(CODEC_ID_AAC).with_sample_rate(SAMPLE_RATES[usize::from(spec.rate_index)]).with_channels(channels);
+    params.for_codec(CODEC_ID_AAC).with_sample_rate(spec.sample_rate).with_channels(channels);
     make_decoder(&params, false)
 }
 
@@ -100,12 +70,14 @@ pub(super) fn run(
     while let Some(frame) = frames.next_frame()? {
         stats.packets += 1;
         // The mount only hands on frames whose header parses; anything else is not ADTS.
-        let Some(header) = AdtsHeader::parse(&frame).filter(|h| h.frame_len == frame.len()) else {
+        let Some(header) =
+            AdtsHeader::parse(&frame).filter(|h| h.frame_len == frame.len() && h.frame_len > h.header_len)
+        else {
             stats.corrupt_packets += 1;
             streak.fail()?;
             continue;
         };
-        let spec = header.spec;
+        let spec = AdtsSpec::of(&header);
         if current.as_ref().is_none_or(|(cur, _)| *cur != spec) {
             if current.is_some() {
                 stats.resets += 1;
@@ -147,11 +119,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_header() {
+    fn decodes_by_the_framers_header() {
         // LC, 44.1 kHz (index 4), stereo, no CRC, frame length 371.
-        let b = [0xff, 0xf1, 0x50, 0x80, 0x2e, 0x7f, 0xfc];
-        let h = AdtsHeader::parse(&b).expect("valid header");
-        assert_eq!(h.spec, AdtsSpec { profile: 1, rate_index: 4, channel_config: 2 });
+        let h = AdtsHeader::parse(&[0xff, 0xf1, 0x50, 0x80, 0x2e, 0x7f, 0xfc]).expect("valid header");
+        assert_eq!(AdtsSpec::of(&h), AdtsSpec { profile: 1, sample_rate: 44100, channel_config: 2 });
         assert_eq!((h.header_len, h.frame_len, h.raw_blocks), (7, 371, 1));
         assert!(AdtsHeader::parse(&[0xff, 0xf3, 0x50, 0x80, 0x2e, 0x7f, 0xfc]).is_none(), "layer != 0");
         assert!(AdtsHeader::parse(&[0xff, 0xf1, 0x7c, 0x80, 0x2e, 0x7f, 0xfc]).is_none(), "rate index 15");
@@ -160,7 +131,7 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_profiles() {
-        let spec = AdtsSpec { profile: 1, rate_index: 3, channel_config: 2 };
+        let spec = AdtsSpec { profile: 1, sample_rate: 48000, channel_config: 2 };
         assert!(make_aac_decoder(spec).is_ok());
         assert!(make_aac_decoder(AdtsSpec { profile: 0, ..spec }).is_err());
         assert!(make_aac_decoder(AdtsSpec { channel_config: 6, ..spec }).is_err());
