@@ -1,9 +1,10 @@
 //! HTTP responses: status, headers and a body with a known length, or the
 //! head of a stream that runs until the connection closes (a listener's).
-//! Every head carries the same policy headers, built here. Hyper sends them
-//! on kept-alive and HTTP/2 connections; on the hand-written path (sources,
-//! listeners, refusals, malformed heads) they go out as HTTP/1.0 with
-//! `Connection: close`.
+//! Every head carries the same policy headers, built here (all but the bare
+//! `HTTP/1.0 200 OK` a legacy `SOURCE` client gets, as Icecast sends it).
+//! Hyper sends them on kept-alive and HTTP/2 connections; on the
+//! hand-written path (sources, listeners, refusals, malformed heads) they go
+//! out as HTTP/1.0 with `Connection: close`.
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -69,7 +70,7 @@ impl Response {
             // Documents are what they say they are; all but the status page
             // (whose script must run) render as sandboxed, origin-less documents.
             Some(("X-Content-Type-Options", "nosniff".into())),
-            (!html).then_some(("Content-Security-Policy", "sandbox".into())),
+            (!html && !own("Content-Security-Policy")).then_some(("Content-Security-Policy", "sandbox".into())),
             (!own("Cache-Control")).then_some(("Cache-Control", "no-cache, no-store".into())),
             (!own("Access-Control-Allow-Origin")).then_some(("Access-Control-Allow-Origin", "*".into())),
         ]
@@ -164,5 +165,9 @@ mod tests {
         }
         assert!(!head.contains("Content-Length"), "{head}");
         assert!(head.ends_with("\r\nConnection: close\r\n\r\n"), "{head}");
+        // A response's own policy header replaces the default, never doubles it.
+        let own = r.with_header("Content-Security-Policy", "sandbox");
+        let head = String::from_utf8(own.stream_head_bytes()).unwrap();
+        assert_eq!(head.matches("Content-Security-Policy").count(), 1, "{head}");
     }
 }

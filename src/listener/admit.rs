@@ -59,8 +59,9 @@ pub struct ListenRequest {
     /// Ends with the mount's source instead of following its fallback (a
     /// binary upgrade's feed: the new process has the fallback itself).
     pub own_mount_only: bool,
-    /// When the connection was accepted: the listener's time (admin's list,
-    /// the access log) counts from it.
+    /// When the connection was accepted (on a kept-alive or HTTP/2
+    /// connection: when the request began): the listener's time (admin's
+    /// list, the access log) counts from it.
     pub arrived: std::time::Instant,
 }
 
@@ -198,6 +199,9 @@ async fn refuse(sock: &mut TcpStream, head_only: bool, refused: NotAdmitted) -> 
 /// as a sandboxed, origin-less document.
 fn stream_response(source: &SourceInfo, metaint: Option<usize>) -> Response {
     let mut response = Response::new(Status::Ok, &source.content_type, Bytes::new())
+        // Whatever the source's type says (a document one too, should it
+        // ever get past the source rules), the stream renders sandboxed.
+        .with_header("Content-Security-Policy", "sandbox")
         .with_header("Date", &crate::timefmt::http_date(std::time::SystemTime::now()))
         .with_header("Pragma", "no-cache")
         .with_header("Expires", "Mon, 26 Jul 1997 05:00:00 GMT")

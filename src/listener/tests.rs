@@ -167,7 +167,9 @@ async fn a_client_that_keeps_up_stays_for_good() {
 
 #[tokio::test(start_paused = true)]
 async fn a_listener_is_written_once_per_delivery_interval_at_its_groups_phase() {
-    let setup = live_mount("delivery_interval_ms = 250");
+    // 200 ms: every group's phase is a whole millisecond, which tokio's timer keeps exactly.
+    let interval = Duration::from_millis(200);
+    let setup = live_mount(&format!("delivery_interval_ms = {}", interval.as_millis()));
     let (mut stream, body) = join(&setup);
     let group = crate::mount::Heads::group_of(stream.registration.entry().id);
     let listener = tokio::spawn(async move { stream.run_to_end().await });
@@ -187,10 +189,10 @@ async fn a_listener_is_written_once_per_delivery_interval_at_its_groups_phase() 
     feeder.abort();
     listener.abort();
     // The first push goes to every group at once; then this listener's group
-    // is due a quarter interval per group number later, and every 250 ms on.
-    let phase = Duration::from_millis(250) * (group as u32 + 1) / 4;
+    // is due a quarter interval per group number later, and every interval on.
+    let phase = interval * (group as u32 + 1) / 4;
     let mut expected = vec![Duration::ZERO];
-    expected.extend((0..8).map(|k| phase + Duration::from_millis(250) * k).filter(|&t| t < window));
+    expected.extend((0..10).map(|k| phase + interval * k).filter(|&t| t < window));
     let times: Vec<Duration> = arrivals.iter().map(|&(at, _)| at).collect();
     assert_eq!(times, expected, "group {group}");
     // Each write carries everything the source pushed up to then (a push at

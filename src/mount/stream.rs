@@ -93,6 +93,8 @@ impl StreamState {
     /// it all.
     pub(super) fn release_all(&mut self) {
         self.release_held();
+        // Its buffer too: `held` keeps its room between intervals, not for good.
+        self.held = BytesMut::new();
         self.ring.clear();
         self.headers = Bytes::new();
         self.meta = Arc::new(Metadata::default());
