@@ -84,8 +84,7 @@ pub fn attempt(throttle: &Throttle, ip: IpAddr, what: &str, check: impl FnOnce()
 }
 
 /// A listener let in: who (when the mount asks), for how long, and whom
-/// to tell when it leaves.
-/// Held for a listener's whole stream, so kept small.
+/// to tell when it leaves. Held for a listener's whole stream, so kept small.
 #[derive(Default)]
 pub struct Admission {
     pub user: Option<Box<str>>,

@@ -44,20 +44,10 @@ fn live_mount(limits: &str) -> Setup {
     Setup { state, mount, shutdown }
 }
 
-/// Push a piece every `TICK` for as long as the test runs.
+/// Push a piece every `TICK` for as long as the test runs, and publish what
+/// is held back when a wake group falls due between pushes, as the ingest
+/// loop does (a push first when both are due).
 fn feed(mount: MountHandle) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(TICK);
-        for _ in 0..100_000 {
-            tick.tick().await;
-            mount.push_units(&mut vec![Unit::Data { bytes: Bytes::from(vec![0x55; PIECE]), sync: true }]);
-        }
-    })
-}
-
-/// `feed`, publishing what is held back when a wake group falls due between
-/// pushes, as the ingest loop does (a push first when both are due).
-fn feed_on_schedule(mount: MountHandle) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         for _ in 0..100_000 {
@@ -174,7 +164,7 @@ async fn a_listener_is_written_once_per_delivery_interval_at_its_groups_phase() 
     let group = crate::mount::Heads::group_of(stream.registration.entry().id);
     let listener = tokio::spawn(async move { stream.run_to_end().await });
     let start = Instant::now();
-    let feeder = feed_on_schedule(setup.mount.clone());
+    let feeder = feed(setup.mount.clone());
     // What arrives when, for two virtual seconds.
     let Body::Channel(mut pieces) = body else { unreachable!("a channel body") };
     let mut arrivals: Vec<(Duration, usize)> = Vec::new();

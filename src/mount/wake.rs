@@ -9,9 +9,8 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::Head;
 

@@ -104,9 +104,9 @@ async fn serve(
         Ok(client) => (client, None),
         Err(response) => (peer, Some(response)),
     };
-    let complete = |response: Response, user: Option<Box<str>>| {
+    let complete = |response: Response, user: Option<&str>| {
         let bytes = if head_only { 0 } else { response.body.len() as u64 };
-        state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), response.status, bytes, started);
+        state.access_log.finished(peer.ip(), user, Some(&line), response.status, bytes, started);
         Ok(response.into_hyper())
     };
     if let Some(response) = refused {
@@ -115,7 +115,7 @@ async fn serve(
     match route(&req, peer, &state) {
         Route::Respond(response, user) => {
             state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
-            complete(response, user.map(Into::into))
+            complete(response, user.as_deref())
         }
         Route::Adaptive(mount, asset) => {
             state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
@@ -129,7 +129,7 @@ async fn serve(
                 crate::relay::demand(&state, &relayed).await;
             }
             match answer_adaptive(&req, &state, &mount, asset).await {
-                Ok(response) => complete(response, user),
+                Ok(response) => complete(response, user.as_deref()),
                 Err((stream, variant, msn)) => {
                     let (sender, body) = Body::channel();
                     let state = state.clone();

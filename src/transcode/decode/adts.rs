@@ -1,10 +1,10 @@
 //! AAC in ADTS: the mount's frames feeding symphonia's `AacDecoder`.
 //!
-//! Each frame's header is read (by the framer's parser) for what the decoder needs: where the
-//! payload starts and the stream parameters. symphonia's `AdtsReader` only reads the first header, so a mid-stream
-//! change of sample rate or channel layout would go unnoticed and be decoded with the wrong
-//! tables; reading every header lets us rebuild the decoder whenever a frame announces new
-//! parameters.
+//! Each frame's header is read (with the framer's parser) for what the decoder needs: where
+//! the payload starts and the stream parameters. symphonia's `AdtsReader` only reads the first
+//! header, so a mid-stream change of sample rate or channel layout would go unnoticed and be
+//! decoded with the wrong tables; reading every header lets us rebuild the decoder whenever a
+//! frame announces new parameters.
 
 use symphonia::core::audio::layouts::{CHANNEL_LAYOUT_MONO, CHANNEL_LAYOUT_STEREO};
 use symphonia::core::codecs::audio::well_known::CODEC_ID_AAC;
