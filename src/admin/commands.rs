@@ -1,16 +1,20 @@
-//! The admin command handlers. Each reads its parameters, acts on the mount
-//! registry, and returns a typed `Elem`; rendering happens elsewhere.
+//! The admin command handlers, and the listings only they answer with.
+//! Each reads its parameters, acts on the mount registry, and returns a
+//! `Document`; rendering happens elsewhere.
 
-use super::doc::Elem;
-use super::status::stats_elem;
-use super::{ice_failure, ice_response, AdminError, Ctx};
+use serde::Serialize;
+
+use super::doc::{or_empty, Document, Icestats};
+use super::status::server_stats;
+use super::xml::Attr;
+use super::{AdminError, Ctx};
 use crate::config::valid_mount_name;
 use crate::mount::{decode_with_charset, Metadata, MountHandle};
 
 /// `/admin/stats` (also `stats.xml`, which LibreTime polls); with
 /// `mount=`, that mount only, refused with Icecast's 400 and message when it
 /// does not exist or has no source.
-pub fn stats(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn stats(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     let only = match ctx.req.query("mount") {
         None => None,
         Some(name) => {
@@ -22,73 +26,135 @@ pub fn stats(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
             Some(mount)
         }
     };
-    Ok(stats_elem(ctx.state, only.as_ref()))
+    Ok(Document::Stats(Box::new(server_stats(ctx.state, only.as_ref()))))
 }
 
 /// `/admin/listmounts`: live mounts with listener counts.
-pub fn listmounts(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn listmounts(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     Ok(source_list(ctx.state.mounts.live(), None))
 }
 
 /// Icecast's source list (`admin_build_sourcelist`), shared by listmounts,
-/// streamlist and moveclients: each mount with its fallback, listener
-/// count, seconds connected and content type; with `current`, that mount is
-/// named first and left out of the list (the candidates to move to).
-fn source_list(mounts: Vec<MountHandle>, current: Option<&MountHandle>) -> Elem {
-    let sources = mounts.into_iter().filter(|m| current.is_none_or(|c| !c.same(m))).map(|m| {
-        let source = m.source();
-        Elem::item("source")
-            .attr("mount", m.name())
-            .opt("fallback", m.fallback())
-            .field("listeners", m.listener_count())
-            .field("Connected", source.as_ref().map_or(0, |s| s.started_at.elapsed().as_secs()))
-            .field("content-type", source.map_or(String::new(), |s| s.content_type.clone()))
-    });
-    let list = Elem::new("icestats");
-    let list = match current {
-        Some(current) => list.field("current_source", current.name()),
-        None => list,
-    };
-    list.children(sources)
+/// streamlist and moveclients.
+#[derive(Serialize)]
+pub struct SourceList {
+    /// With moveclients: the mount whose listeners would move, left out of
+    /// the list (which holds the candidates to move to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_source: Option<String>,
+    pub source: Vec<ListedSource>,
+}
+
+#[derive(Serialize)]
+pub struct ListedSource {
+    pub mount: Attr<String>,
+    #[serde(serialize_with = "or_empty")]
+    fallback: Option<String>,
+    listeners: u64,
+    /// Seconds since the source connected.
+    #[serde(rename = "Connected")]
+    connected: u64,
+    #[serde(rename = "content-type")]
+    content_type: String,
+}
+
+/// The source list of `mounts`; with `current`, that mount is named first
+/// and left out of the list.
+fn source_list(mounts: Vec<MountHandle>, current: Option<&MountHandle>) -> Document {
+    let source = mounts
+        .into_iter()
+        .filter(|m| current.is_none_or(|c| !c.same(m)))
+        .map(|m| {
+            let source = m.source();
+            ListedSource {
+                mount: Attr(m.name().to_string()),
+                fallback: m.fallback(),
+                listeners: m.listener_count() as u64,
+                connected: source.as_ref().map_or(0, |s| s.started_at.elapsed().as_secs()),
+                content_type: source.map_or(String::new(), |s| s.content_type.clone()),
+            }
+        })
+        .collect();
+    let current_source = current.map(|c| c.name().to_string());
+    Document::Sources(Icestats { icestats: SourceList { current_source, source } })
+}
+
+/// `listclients`: one mount (a list of one, as Icecast's `<source>` is
+/// repeated) and its listeners.
+#[derive(Serialize)]
+pub struct ClientList {
+    source: Vec<MountClients>,
+}
+
+#[derive(Serialize)]
+struct MountClients {
+    mount: Attr<String>,
+    #[serde(rename = "Listeners")]
+    listeners: u64,
+    listener: Vec<Client>,
+}
+
+/// One listener, in Icecast's element names.
+#[derive(Serialize)]
+struct Client {
+    id: Attr<u64>,
+    #[serde(rename = "IP")]
+    ip: String,
+    #[serde(rename = "UserAgent")]
+    user_agent: String,
+    #[serde(rename = "Referer", serialize_with = "or_empty")]
+    referer: Option<String>,
+    /// Icecast's queue lag; a listener here is never behind a queue of its own.
+    lag: u64,
+    #[serde(rename = "ID")]
+    id_again: u64,
+    /// Seconds since the listener connected.
+    #[serde(rename = "Connected")]
+    connected: u64,
+    #[serde(rename = "Bytes")]
+    bytes: u64,
 }
 
 /// `/admin/listclients?mount=`: the listeners of one mount.
-pub fn listclients(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn listclients(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     let mount = ctx.mount()?;
-    let listeners = mount.listeners().into_iter().map(|l| {
-        Elem::item("listener")
-            .attr("id", l.id)
-            .field("IP", l.ip.to_string())
+    let listener = mount
+        .listeners()
+        .into_iter()
+        .map(|l| Client {
+            id: Attr(l.id),
+            ip: l.ip.to_string(),
             // Icecast's word for a listener that sent none.
-            .field("UserAgent", l.user_agent.as_deref().unwrap_or("Unknown"))
-            .opt("Referer", l.referer.as_deref())
-            .field("lag", 0u64)
-            .field("ID", l.id)
-            .field("Connected", l.connected.elapsed().as_secs())
-            .field("Bytes", l.sent.load(std::sync::atomic::Ordering::Relaxed))
-    });
+            user_agent: l.user_agent.as_deref().unwrap_or("Unknown").to_string(),
+            referer: l.referer.as_deref().map(str::to_string),
+            lag: 0,
+            id_again: l.id,
+            connected: l.connected.elapsed().as_secs(),
+            bytes: l.sent.load(std::sync::atomic::Ordering::Relaxed),
+        })
+        .collect();
     let source =
-        Elem::item("source").attr("mount", mount.name()).field("Listeners", mount.listener_count()).children(listeners);
-    Ok(Elem::new("icestats").child(source))
+        MountClients { mount: Attr(mount.name().to_string()), listeners: mount.listener_count() as u64, listener };
+    Ok(Document::Clients(Icestats { icestats: ClientList { source: vec![source] } }))
 }
 
 /// `/admin/killclient?mount=&id=`.
-pub fn killclient(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn killclient(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     let mount = ctx.mount()?;
     let id: u64 = ctx.param("id")?.parse().map_err(|_| AdminError::BadRequest("id must be a number".into()))?;
     // Icecast answers an unknown id with a failed `iceresponse`, not an
     // HTTP error: panels read the message.
     let Some(listener) = mount.listener(id) else {
-        return Ok(ice_failure(&format!("Client {id} not found")));
+        return Ok(Document::failed(format!("Client {id} not found")));
     };
     listener.control.kill();
     mount.nudge();
-    Ok(ice_response(&format!("Client {id} removed")))
+    Ok(Document::done(format!("Client {id} removed")))
 }
 
 /// `/admin/reloadconfig`: read the configuration file again and apply it
 /// (see `reload`); a file with problems changes nothing and they are listed.
-pub fn reloadconfig(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn reloadconfig(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     match crate::reload::reload_logged(ctx.state, "/admin/reloadconfig") {
         Ok(reloaded) => {
             let mut message = format!("Configuration reloaded: {reloaded}");
@@ -96,24 +162,24 @@ pub fn reloadconfig(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
                 message.push_str("; ");
                 message.push_str(kept);
             }
-            Ok(ice_response(&message))
+            Ok(Document::done(message))
         }
         Err(error) => Err(AdminError::BadRequest(format!("Configuration not reloaded:\n{error}"))),
     }
 }
 
 /// `/admin/killsource?mount=`.
-pub fn killsource(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn killsource(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     let mount = ctx.mount()?;
     let source = mount.source().ok_or_else(|| AdminError::BadRequest("Source is not available".into()))?;
     source.kill();
-    Ok(ice_response("Source Removed"))
+    Ok(Document::done("Source Removed"))
 }
 
 /// `/admin/moveclients?mount=&destination=`: every listener of `mount` continues on `destination`.
 /// Without `destination=`, the mounts its listeners could move to (as
 /// Icecast, whose admin page builds its move form from that list).
-pub fn moveclients(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn moveclients(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     let mount = ctx.mount()?;
     let Some(destination) = ctx.req.query("destination") else {
         return Ok(source_list(ctx.state.mounts.live(), Some(&mount)));
@@ -127,7 +193,7 @@ pub fn moveclients(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
         listener.control.move_to(destination.clone());
     }
     mount.nudge();
-    Ok(ice_response(&format!("Clients moved from {} to {}", mount.name(), destination.name())))
+    Ok(Document::done(format!("Clients moved from {} to {}", mount.name(), destination.name())))
 }
 
 fn live_destination(ctx: &Ctx<'_>, name: &str) -> Result<MountHandle, AdminError> {
@@ -139,7 +205,7 @@ fn live_destination(ctx: &Ctx<'_>, name: &str) -> Result<MountHandle, AdminError
 }
 
 /// `/admin/fallbacks?mount=&fallback=`: set (or with no `fallback=`, show) a mount's fallback.
-pub fn fallbacks(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn fallbacks(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     let mount = ctx.mount()?;
     if let Some(fallback) = ctx.req.query("fallback") {
         if fallback.is_empty() {
@@ -149,14 +215,27 @@ pub fn fallbacks(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
         } else {
             mount.set_fallback(Some(fallback));
         }
-        return Ok(ice_response("Fallback configured"));
+        return Ok(Document::done("Fallback configured"));
     }
-    let source = Elem::item("source").attr("mount", mount.name()).opt("fallback", mount.fallback());
-    Ok(Elem::new("icestats").child(source))
+    let source = MountFallback { mount: Attr(mount.name().to_string()), fallback: mount.fallback() };
+    Ok(Document::Fallback(Icestats { icestats: FallbackList { source: vec![source] } }))
+}
+
+/// `fallbacks` without a new one: the mount's fallback (a list of one).
+#[derive(Serialize)]
+pub struct FallbackList {
+    source: Vec<MountFallback>,
+}
+
+#[derive(Serialize)]
+struct MountFallback {
+    mount: Attr<String>,
+    #[serde(serialize_with = "or_empty")]
+    fallback: Option<String>,
 }
 
 /// `/admin/metadata?mount=&mode=updinfo&song=` (or `artist=`/`title=`, `url=`, `charset=`).
-pub fn metadata(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn metadata(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     let mount = ctx.mount()?;
     if ctx.req.query("mode").as_deref() != Some("updinfo") {
         return Err(AdminError::BadRequest("mode must be updinfo".into()));
@@ -164,7 +243,7 @@ pub fn metadata(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
     let meta = metadata_from_query(ctx.req).ok_or_else(|| AdminError::BadRequest("no song, title or artist".into()))?;
     tracing::info!(mount = mount.name(), song = meta.song.as_str(), "metadata updated");
     mount.set_metadata(meta);
-    Ok(ice_response("Metadata update successful"))
+    Ok(Document::done("Metadata update successful"))
 }
 
 /// Build metadata from `song`, or `artist`+`title`, decoding by `charset`.
@@ -183,19 +262,7 @@ pub fn metadata_from_query(req: &crate::http::request::Request) -> Option<Metada
 }
 
 /// `/admin/streamlist`: public, live mounts, for relays.
-pub fn streamlist(ctx: &Ctx<'_>) -> Result<Elem, AdminError> {
+pub fn streamlist(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     let sources = ctx.state.mounts.live().into_iter().filter(|m| !m.config().hidden).collect();
     Ok(source_list(sources, None))
-}
-
-/// Plain-text rendering (`.txt`): one mount per line, CRLF-separated, as relays expect.
-pub fn as_text(elem: &Elem) -> String {
-    let mut out = String::new();
-    for child in &elem.children {
-        if let Some((_, super::doc::Leaf::Text(mount))) = child.attrs.iter().find(|(k, _)| *k == "mount") {
-            out.push_str(mount);
-            out.push_str("\r\n");
-        }
-    }
-    out
 }

@@ -1,167 +1,86 @@
-//! The typed result every admin command returns, and its two renderings:
-//! Icecast's XML and the JSON of Icecast 2.5's `.json` endpoints. Commands
-//! build one `Elem` tree; they never format output themselves.
+//! What every admin command answers with: one of a closed set of serde
+//! documents in Icecast's element names, and their three renderings:
+//! Icecast's XML (through `xml`), the JSON of Icecast 2.5's `.json`
+//! endpoints (through serde_json), and the plain mount list relays read
+//! (`.txt`). Commands build a document; they never format output.
 
-use serde_json::{Map, Value};
+use serde::{Serialize, Serializer};
 
-use crate::escape::escape_xml;
+use super::commands::{ClientList, FallbackList, SourceList};
+use super::status::AdminStats;
+use super::xml;
 
-/// A leaf value: numbers stay numbers in JSON.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Leaf {
-    Int(u64),
-    Text(String),
+/// An admin command's answer.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Document {
+    /// `/admin/stats`.
+    Stats(Box<Icestats<AdminStats>>),
+    /// `listmounts`, `streamlist`, and `moveclients` without a destination.
+    Sources(Icestats<SourceList>),
+    /// `listclients`.
+    Clients(Icestats<ClientList>),
+    /// `fallbacks` without a new fallback.
+    Fallback(Icestats<FallbackList>),
+    /// What an action answers: Icecast's `<iceresponse>`.
+    Outcome(IceResponse),
 }
 
-impl From<u64> for Leaf {
-    fn from(n: u64) -> Leaf {
-        Leaf::Int(n)
+/// Icecast's root element for every listing.
+#[derive(Serialize)]
+pub struct Icestats<T> {
+    pub icestats: T,
+}
+
+/// `<iceresponse><message>…</message><return>1</return></iceresponse>`.
+#[derive(Serialize)]
+pub struct IceResponse {
+    iceresponse: Outcome,
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    message: String,
+    /// 1 when done, 0 when well-formed but not carried out.
+    #[serde(rename = "return")]
+    done: u8,
+}
+
+impl Document {
+    /// An action that was carried out.
+    pub fn done(message: impl Into<String>) -> Document {
+        Document::Outcome(IceResponse { iceresponse: Outcome { message: message.into(), done: 1 } })
+    }
+
+    /// Icecast's answer to a well-formed command that could not be carried
+    /// out (`<return>0</return>`): panels read the message.
+    pub fn failed(message: impl Into<String>) -> Document {
+        Document::Outcome(IceResponse { iceresponse: Outcome { message: message.into(), done: 0 } })
+    }
+
+    pub fn to_xml(&self) -> Result<String, xml::Error> {
+        xml::to_string(self)
+    }
+
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    /// The plain-text form relays read (`streamlist.txt`): one mount per
+    /// line, CRLF-separated. Only source lists have one.
+    pub fn to_text(&self) -> Option<String> {
+        let Document::Sources(list) = self else { return None };
+        Some(list.icestats.source.iter().map(|source| format!("{}\r\n", source.mount.0)).collect())
     }
 }
 
-impl From<usize> for Leaf {
-    fn from(n: usize) -> Leaf {
-        Leaf::Int(n as u64)
-    }
-}
-
-impl From<&str> for Leaf {
-    fn from(s: &str) -> Leaf {
-        Leaf::Text(s.to_string())
-    }
-}
-
-impl From<String> for Leaf {
-    fn from(s: String) -> Leaf {
-        Leaf::Text(s)
-    }
-}
-
-impl Leaf {
-    fn text(&self) -> String {
-        match self {
-            Leaf::Int(n) => n.to_string(),
-            Leaf::Text(s) => s.clone(),
-        }
-    }
-
-    fn json(&self) -> Value {
-        match self {
-            Leaf::Int(n) => Value::from(*n),
-            Leaf::Text(s) => Value::from(s.as_str()),
-        }
-    }
-}
-
-/// An element: attributes, then either a leaf or child elements.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Elem {
-    pub name: &'static str,
-    pub attrs: Vec<(&'static str, Leaf)>,
-    pub leaf: Option<Leaf>,
-    pub children: Vec<Elem>,
-    /// In JSON, siblings of this name always form an array (even of one).
-    pub repeated: bool,
-}
-
-impl Elem {
-    pub fn new(name: &'static str) -> Elem {
-        Elem { name, attrs: Vec::new(), leaf: None, children: Vec::new(), repeated: false }
-    }
-
-    /// A repeated element (`source`, `listener`): an array in JSON.
-    pub fn item(name: &'static str) -> Elem {
-        Elem { repeated: true, ..Elem::new(name) }
-    }
-
-    pub fn attr(mut self, name: &'static str, value: impl Into<Leaf>) -> Elem {
-        self.attrs.push((name, value.into()));
-        self
-    }
-
-    /// Add a child holding one value.
-    pub fn field(mut self, name: &'static str, value: impl Into<Leaf>) -> Elem {
-        self.children.push(Elem { leaf: Some(value.into()), ..Elem::new(name) });
-        self
-    }
-
-    /// Add a child holding an optional value (empty element when absent).
-    pub fn opt(self, name: &'static str, value: Option<impl Into<Leaf>>) -> Elem {
-        match value {
-            Some(v) => self.field(name, v),
-            None => self.field(name, ""),
-        }
-    }
-
-    pub fn child(mut self, child: Elem) -> Elem {
-        self.children.push(child);
-        self
-    }
-
-    pub fn children(mut self, children: impl IntoIterator<Item = Elem>) -> Elem {
-        self.children.extend(children);
-        self
-    }
-
-    /// Icecast's XML.
-    pub fn to_xml(&self) -> String {
-        let mut out = String::from("<?xml version=\"1.0\"?>\n");
-        self.write_xml(&mut out);
-        out.push('\n');
-        out
-    }
-
-    fn write_xml(&self, out: &mut String) {
-        out.push('<');
-        out.push_str(self.name);
-        for (name, value) in &self.attrs {
-            out.push_str(&format!(" {name}=\"{}\"", escape_xml(&value.text())));
-        }
-        if self.leaf.is_none() && self.children.is_empty() {
-            out.push_str("/>");
-            return;
-        }
-        out.push('>');
-        if let Some(leaf) = &self.leaf {
-            out.push_str(&escape_xml(&leaf.text()));
-        }
-        for child in &self.children {
-            child.write_xml(out);
-        }
-        out.push_str(&format!("</{}>", self.name));
-    }
-
-    /// `{"<name>": …}`, as Icecast 2.5's JSON admin output.
-    pub fn to_json(&self) -> String {
-        let mut root = Map::new();
-        root.insert(self.name.to_string(), self.json_value());
-        Value::Object(root).to_string()
-    }
-
-    fn json_value(&self) -> Value {
-        if let (Some(leaf), true, true) = (&self.leaf, self.attrs.is_empty(), self.children.is_empty()) {
-            return leaf.json();
-        }
-        let mut map = Map::new();
-        for (name, value) in &self.attrs {
-            map.insert(name.to_string(), value.json());
-        }
-        if let Some(leaf) = &self.leaf {
-            map.insert("value".into(), leaf.json());
-        }
-        for child in &self.children {
-            let value = child.json_value();
-            match map.get_mut(child.name) {
-                Some(Value::Array(items)) if child.repeated => items.push(value),
-                _ if child.repeated => {
-                    map.insert(child.name.to_string(), Value::Array(vec![value]));
-                }
-                _ => {
-                    map.insert(child.name.to_string(), value);
-                }
-            }
-        }
-        Value::Object(map)
+/// A value the server does not have: Icecast writes an empty element, and
+/// the JSON has always said `""` for it (the admin page and panels read
+/// that), so both renderings get an empty string.
+pub fn or_empty<T: Serialize, S: Serializer>(value: &Option<T>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => value.serialize(serializer),
+        None => serializer.serialize_str(""),
     }
 }
 
@@ -169,29 +88,16 @@ impl Elem {
 mod tests {
     use super::*;
 
-    fn sample() -> Elem {
-        Elem::new("icestats").child(
-            Elem::item("source")
-                .attr("mount", "/a&b")
-                .field("Listeners", 2u64)
-                .child(Elem::item("listener").attr("id", 7u64).field("IP", "127.0.0.1")),
-        )
-    }
-
     #[test]
-    fn renders_xml() {
+    fn outcomes_in_icecast_shape() {
         assert_eq!(
-            sample().to_xml(),
-            "<?xml version=\"1.0\"?>\n<icestats><source mount=\"/a&amp;b\"><Listeners>2</Listeners>\
-             <listener id=\"7\"><IP>127.0.0.1</IP></listener></source></icestats>\n"
+            Document::done("Source Removed").to_xml().unwrap(),
+            "<?xml version=\"1.0\"?>\n<iceresponse><message>Source Removed</message><return>1</return></iceresponse>\n"
         );
-    }
-
-    #[test]
-    fn renders_json_with_arrays_for_repeated() {
-        let json: Value = serde_json::from_str(&sample().to_json()).unwrap();
-        assert_eq!(json["icestats"]["source"][0]["mount"], "/a&b");
-        assert_eq!(json["icestats"]["source"][0]["Listeners"], 2);
-        assert_eq!(json["icestats"]["source"][0]["listener"][0]["IP"], "127.0.0.1");
+        let failed: serde_json::Value =
+            serde_json::from_str(&Document::failed("Client 7 not found").to_json().unwrap()).unwrap();
+        assert_eq!(failed["iceresponse"]["return"], 0);
+        assert_eq!(failed["iceresponse"]["message"], "Client 7 not found");
+        assert_eq!(Document::done("x").to_text(), None, "only source lists have a text form");
     }
 }

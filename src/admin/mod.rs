@@ -2,8 +2,9 @@
 //! SHOUTcast compatibility pages.
 //!
 //! Admin commands are one table of (name, required role, handler). Each
-//! handler returns a typed `Elem`; one responder renders it as XML (default,
-//! `.xml`) or JSON (`.json`), so no command formats output itself.
+//! handler returns a typed `Document`; one responder renders it as XML
+//! (default, `.xml`), JSON (`.json`) or a plain mount list (`.txt`), so no
+//! command formats output itself.
 
 mod commands;
 pub mod doc;
@@ -12,6 +13,7 @@ pub mod history;
 pub mod metrics;
 pub mod shoutcast;
 pub mod status;
+mod xml;
 
 use std::net::SocketAddr;
 
@@ -21,7 +23,7 @@ use crate::http::response::Response;
 use crate::http::status::{Refusal, Status};
 use crate::mount::MountHandle;
 use crate::state::AppState;
-use doc::Elem;
+use doc::Document;
 
 /// Who may run a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +101,7 @@ impl Ctx<'_> {
     }
 }
 
-type Handler = fn(&Ctx<'_>) -> Result<Elem, AdminError>;
+type Handler = fn(&Ctx<'_>) -> Result<Document, AdminError>;
 
 /// Whether a command changes the server's state: those are refused when a
 /// browser says a foreign page sent it (see `cross_site`).
@@ -172,8 +174,11 @@ pub fn handle(req: &Request, peer: SocketAddr, state: &AppState) -> (Response, O
         Ok(user) => user,
         Err(error) => return (error.response(), None),
     };
-    let result = (command.run)(&ctx).and_then(|elem| render(&elem, format));
-    (result.unwrap_or_else(|error| error.response()), Some(user))
+    let response = match (command.run)(&ctx) {
+        Ok(document) => render(&document, format, command.name),
+        Err(error) => error.response(),
+    };
+    (response, Some(user))
 }
 
 /// Icecast's admin page paths, which old links and bookmarks use.
@@ -211,11 +216,24 @@ pub fn admin_user(req: &Request, peer: SocketAddr, state: &AppState) -> Result<S
     authorize(&Ctx { req, peer, state }, Role::Admin).map_err(|error| error.response())
 }
 
-fn render(elem: &Elem, format: Format) -> Result<Response, AdminError> {
-    Ok(match format {
-        Format::Xml => Response::xml(elem.to_xml()),
-        Format::Json => Response::json(elem.to_json()),
-        Format::Text => Response::new(Status::Ok, "text/plain; charset=utf-8", commands::as_text(elem)),
+fn render(document: &Document, format: Format, command: &str) -> Response {
+    let rendered = match format {
+        Format::Xml => document.to_xml().map(Response::xml).map_err(|e| e.to_string()),
+        Format::Json => document.to_json().map(Response::json).map_err(|e| e.to_string()),
+        Format::Text => {
+            return match document.to_text() {
+                Some(text) => Response::new(Status::Ok, "text/plain; charset=utf-8", text),
+                None => {
+                    AdminError::BadRequest(format!("{command} has no plain-text form; use .xml or .json")).response()
+                }
+            }
+        }
+    };
+    // Every document type is rendered by the unit tests: a failure here is
+    // a bug in a document's shape, not in the request.
+    rendered.unwrap_or_else(|error| {
+        tracing::error!(command, %error, "admin document not renderable");
+        Response::text(Status::InternalServerError, "internal error")
     })
 }
 
@@ -268,17 +286,6 @@ fn credentials(req: &Request) -> Result<Credentials, AdminError> {
     auth::parse_basic(header).map_err(|_| AdminError::Auth)
 }
 
-/// The `<iceresponse>` Icecast answers actions with.
-pub fn ice_response(message: &str) -> Elem {
-    Elem::new("iceresponse").field("message", message).field("return", 1u64)
-}
-
-/// Icecast's answer to a command that could not be carried out but was
-/// well-formed (`<return>0</return>`).
-pub fn ice_failure(message: &str) -> Elem {
-    Elem::new("iceresponse").field("message", message).field("return", 0u64)
-}
-
 /// An error page in Icecast 2.4's shape (its `client_send_error`), so
 /// panels that show or parse Icecast's message find it where they look.
 fn error_page(status: Status, message: &str) -> Response {
@@ -289,29 +296,4 @@ fn error_page(status: Status, message: &str) -> Response {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(headers: &str) -> Request {
-        let head = format!("GET /admin/killsource?mount=/a HTTP/1.1\r\nHost: radio.example:8000\r\n{headers}\r\n");
-        Request::parse(head.as_bytes(), 16).unwrap()
-    }
-
-    #[test]
-    fn foreign_pages_are_told_apart_from_tools_and_own_pages() {
-        // Tools: no browser headers at all.
-        assert!(!cross_site(&request("Authorization: Basic YTpi\r\n")));
-        // Browsers: typed or bookmarked, or this server's own page.
-        assert!(!cross_site(&request("Sec-Fetch-Site: none\r\n")));
-        assert!(!cross_site(&request("Sec-Fetch-Site: same-origin\r\n")));
-        assert!(!cross_site(&request("Origin: http://radio.example:8000\r\n")));
-        assert!(!cross_site(&request("Referer: http://radio.example:8000/\r\n")));
-        // A foreign page, however the browser says so.
-        assert!(cross_site(&request("Sec-Fetch-Site: cross-site\r\n")));
-        assert!(cross_site(&request("Sec-Fetch-Site: same-site\r\n")));
-        assert!(cross_site(&request("Origin: http://evil.example\r\n")));
-        assert!(cross_site(&request("Origin: null\r\n")));
-        assert!(cross_site(&request("Referer: http://evil.example/page\r\n")));
-        assert!(cross_site(&request("Referer: http://radio.example:8000.evil.example/\r\n")));
-    }
-}
+mod tests;

@@ -9,12 +9,13 @@
 //! rendition. `admin.cgi?mode=viewxml` answers the `/stats` document with
 //! the listener list.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
+use serde::Serialize;
+
 use super::commands::metadata_from_query;
-use super::doc::Elem;
 use super::AdminError;
-use std::net::SocketAddr;
 
 use crate::auth::{self, Refused};
 use crate::http::request::Request;
@@ -62,7 +63,7 @@ pub fn admin_cgi(req: &Request, peer: SocketAddr, state: &AppState) -> Response 
     }
     match req.query("mode").as_deref() {
         Some("updinfo") => {}
-        Some("viewxml") => return Response::xml(view_xml(Some(&mount), state).to_xml()),
+        Some("viewxml") => return xml_response(&view_xml(Some(&mount), state)),
         _ => return Response::text(Status::BadRequest, "Unsupported mode"),
     }
     let Some(meta) = metadata_from_query(req) else {
@@ -131,40 +132,55 @@ pub fn current_song(req: &Request, state: &AppState) -> Response {
     Response::new(Status::Ok, "text/plain; charset=utf-8", f.song)
 }
 
-/// `/stats?sid=1` (XML) or `/stats?sid=1&json=1`.
+/// `/stats?sid=1` (XML) or `/stats?sid=1&json=1`: the same figures,
+/// named in capitals in the XML as DNAS 2 names them.
 pub fn stats(req: &Request, state: &AppState) -> Response {
     let mount = mount_for(req, state);
-    let f = figures(mount.as_ref(), state);
-    if req.query("json").as_deref() != Some("1") {
-        return Response::xml(server_elem(f).to_xml());
+    let figures = ServerFigures::of(figures(mount.as_ref(), state), None);
+    if req.query("json").as_deref() == Some("1") {
+        return Response::json(serde_json::to_string(&figures).unwrap_or_default());
     }
-    let version = crate::http::server_id::get().to_string();
-    let body = StatsJson {
-        currentlisteners: f.listeners,
-        peaklisteners: f.peak,
-        maxlisteners: f.max,
-        uniquelisteners: f.listeners,
-        averagetime: 0,
-        servergenre: f.info.genre.unwrap_or_default(),
-        serverurl: f.info.url.unwrap_or_default(),
-        servertitle: f.info.name.unwrap_or_default(),
-        songtitle: f.song,
-        streamhits: f.hits,
-        streamstatus: u8::from(f.live),
-        backupstatus: 0,
-        streamlisted: 0,
-        streampath: f.path,
-        streamuptime: f.uptime,
-        bitrate: f.bitrate.to_string(),
-        content: f.content,
-        version,
-    };
-    Response::json(serde_json::to_string(&body).unwrap_or_default())
+    xml_response(&ServerXml { shoutcastserver: figures })
 }
 
-/// `/stats?json=1` in SHOUTcast 2's names (its bitrate is a string).
-#[derive(serde::Serialize)]
-struct StatsJson {
+/// `admin.cgi?mode=viewxml` (LibreTime and AzuraCast read listener counts
+/// from it in SHOUTcast mode): the `/stats` document plus the listener list.
+fn view_xml(mount: Option<&MountHandle>, state: &AppState) -> ServerXml {
+    let listener = mount
+        .map(MountHandle::listeners)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| ListenerFigures {
+            hostname: l.ip.to_string(),
+            useragent: l.user_agent.as_deref().unwrap_or_default().to_string(),
+            underruns: 0,
+            connecttime: l.connected.elapsed().as_secs(),
+            pointer: 0,
+            uid: l.id,
+        })
+        .collect();
+    ServerXml { shoutcastserver: ServerFigures::of(figures(mount, state), Some(Listeners { listener })) }
+}
+
+fn xml_response(document: &ServerXml) -> Response {
+    match super::xml::to_string_uppercase(document) {
+        Ok(xml) => Response::xml(xml),
+        Err(error) => {
+            tracing::error!(%error, "SHOUTcast document not renderable");
+            Response::text(Status::InternalServerError, "internal error")
+        }
+    }
+}
+
+/// The `SHOUTCASTSERVER` document of `/stats` and `viewxml`.
+#[derive(Serialize)]
+struct ServerXml {
+    shoutcastserver: ServerFigures,
+}
+
+/// DNAS 2's statistics, in its names (lower case in JSON, capitals in XML).
+#[derive(Serialize)]
+struct ServerFigures {
     currentlisteners: u64,
     peaklisteners: u64,
     maxlisteners: u64,
@@ -176,49 +192,104 @@ struct StatsJson {
     songtitle: String,
     streamhits: u64,
     streamstatus: u8,
+    /// No backup source, not listed in a directory: DNAS's 0s.
     backupstatus: u8,
     streamlisted: u8,
     streampath: String,
     streamuptime: u64,
+    /// A string in DNAS 2's JSON.
     bitrate: String,
     content: String,
     version: String,
+    /// `viewxml` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listeners: Option<Listeners>,
 }
 
-/// `admin.cgi?mode=viewxml` (LibreTime and AzuraCast read listener counts
-/// from it in SHOUTcast mode): the `/stats` document plus the version and
-/// the listener list.
-fn view_xml(mount: Option<&MountHandle>, state: &AppState) -> Elem {
-    let listeners = mount.map(MountHandle::listeners).unwrap_or_default().into_iter().map(|l| {
-        Elem::item("LISTENER")
-            .field("HOSTNAME", l.ip.to_string())
-            .field("USERAGENT", l.user_agent.as_deref().unwrap_or_default())
-            .field("UNDERRUNS", 0u64)
-            .field("CONNECTTIME", l.connected.elapsed().as_secs())
-            .field("POINTER", 0u64)
-            .field("UID", l.id)
-    });
-    server_elem(figures(mount, state))
-        .field("VERSION", crate::http::server_id::get().to_string())
-        .child(Elem::new("LISTENERS").children(listeners))
+impl ServerFigures {
+    fn of(f: Figures, listeners: Option<Listeners>) -> ServerFigures {
+        ServerFigures {
+            currentlisteners: f.listeners,
+            peaklisteners: f.peak,
+            maxlisteners: f.max,
+            uniquelisteners: f.listeners,
+            averagetime: 0,
+            servergenre: f.info.genre.unwrap_or_default(),
+            serverurl: f.info.url.unwrap_or_default(),
+            servertitle: f.info.name.unwrap_or_default(),
+            songtitle: f.song,
+            streamhits: f.hits,
+            streamstatus: u8::from(f.live),
+            backupstatus: 0,
+            streamlisted: 0,
+            streampath: f.path,
+            streamuptime: f.uptime,
+            bitrate: f.bitrate.to_string(),
+            content: f.content,
+            version: crate::http::server_id::get().to_string(),
+            listeners,
+        }
+    }
 }
 
-/// The `SHOUTCASTSERVER` document of `/stats`.
-fn server_elem(f: Figures) -> Elem {
-    Elem::new("SHOUTCASTSERVER")
-        .field("CURRENTLISTENERS", f.listeners)
-        .field("PEAKLISTENERS", f.peak)
-        .field("MAXLISTENERS", f.max)
-        .field("UNIQUELISTENERS", f.listeners)
-        .field("AVERAGETIME", 0u64)
-        .field("SERVERGENRE", f.info.genre.unwrap_or_default())
-        .field("SERVERURL", f.info.url.unwrap_or_default())
-        .field("SERVERTITLE", f.info.name.unwrap_or_default())
-        .field("SONGTITLE", f.song)
-        .field("STREAMHITS", f.hits)
-        .field("STREAMSTATUS", u64::from(f.live))
-        .field("STREAMPATH", f.path)
-        .field("STREAMUPTIME", f.uptime)
-        .field("BITRATE", u64::from(f.bitrate))
-        .field("CONTENT", f.content)
+#[derive(Serialize)]
+struct Listeners {
+    listener: Vec<ListenerFigures>,
+}
+
+/// One listener as DNAS's `viewxml` lists it.
+#[derive(Serialize)]
+struct ListenerFigures {
+    hostname: String,
+    useragent: String,
+    underruns: u64,
+    connecttime: u64,
+    pointer: u64,
+    uid: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener() -> ListenerFigures {
+        ListenerFigures {
+            hostname: "127.0.0.1".into(),
+            useragent: "<WinampMPEG>".into(),
+            underruns: 0,
+            connecttime: 5,
+            pointer: 0,
+            uid: 9,
+        }
+    }
+
+    /// One set of figures: capitals in the XML, DNAS 2's lower-case names
+    /// (and string bitrate) in the JSON, the listener list in `viewxml` only.
+    #[test]
+    fn stats_and_viewxml_in_dnas_shape() {
+        let figures = || Figures { listeners: 1, live: true, song: "A & B".into(), bitrate: 128, ..Figures::default() };
+        let view =
+            ServerXml { shoutcastserver: ServerFigures::of(figures(), Some(Listeners { listener: vec![listener()] })) };
+        let xml = super::super::xml::to_string_uppercase(&view).unwrap();
+        assert!(
+            xml.starts_with("<?xml version=\"1.0\"?>\n<SHOUTCASTSERVER><CURRENTLISTENERS>1</CURRENTLISTENERS>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<SONGTITLE>A &amp; B</SONGTITLE>"), "{xml}");
+        assert!(xml.contains("<STREAMSTATUS>1</STREAMSTATUS><BACKUPSTATUS>0</BACKUPSTATUS>"), "{xml}");
+        assert!(xml.contains("<BITRATE>128</BITRATE>"), "{xml}");
+        let version = crate::http::server_id::get().to_string();
+        let listeners = "<LISTENERS><LISTENER><HOSTNAME>127.0.0.1</HOSTNAME><USERAGENT>&lt;WinampMPEG&gt;</USERAGENT>";
+        assert!(
+            xml.contains(&format!("<VERSION>{}</VERSION>{listeners}", crate::escape::escape_xml(&version))),
+            "{xml}"
+        );
+        assert!(xml.ends_with("<UID>9</UID></LISTENER></LISTENERS></SHOUTCASTSERVER>\n"), "{xml}");
+        let stats = ServerFigures::of(figures(), None);
+        let plain = super::super::xml::to_string_uppercase(&ServerXml { shoutcastserver: stats }).unwrap();
+        assert!(!plain.contains("<LISTENERS"), "{plain}");
+        let json: serde_json::Value = serde_json::to_value(ServerFigures::of(figures(), None)).unwrap();
+        assert_eq!((json["currentlisteners"].as_u64(), json["bitrate"].as_str()), (Some(1), Some("128")));
+        assert!(json.get("listeners").is_none());
+    }
 }

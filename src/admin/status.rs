@@ -2,11 +2,12 @@
 //! shape (an object for one source, an array for several), and the
 //! per-source and server-wide fields `/admin/stats` shares with it.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use super::doc::Elem;
+use super::doc::{or_empty, Icestats};
+use super::xml::Attr;
 use crate::mount::{Metadata, MountHandle};
 use crate::state::AppState;
 use crate::timefmt;
@@ -163,108 +164,198 @@ fn shown_title(meta: &Metadata) -> &str {
     }
 }
 
-/// The `<source>` element of `/admin/stats`.
-pub fn source_elem(state: &AppState, mount: &MountHandle) -> Elem {
-    let stats = mount.stats();
-    let meta = mount.metadata();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let transcoding =
-        |field: fn(&TranscodeStats) -> &std::sync::atomic::AtomicU64| state.transcoding.load(mount.name(), field);
-    let mut elem = Elem::item("source")
-        .attr("mount", mount.name())
-        .field("listeners", load(&stats.listeners))
-        .field("listener_peak", load(&stats.listener_peak))
-        .field("listenurl", listen_url(state, mount.name()))
-        .field("max_listeners", mount.config().max_listeners.map_or("unlimited".to_string(), |m| m.to_string()))
-        .field("slow_listeners", load(&stats.slow_listeners))
-        .field("total_bytes_read", load(&stats.bytes_read))
-        .field("total_bytes_sent", load(&stats.bytes_sent))
-        .field("held_bytes", mount.held_bytes())
-        .field("dump_bytes", load(&stats.dump_bytes))
-        .field("hls_held_bytes", state.hls.get(mount.name()).map_or(0, |h| h.held_bytes()))
-        .field("hls_held_ms", state.hls.get(mount.name()).map_or(0, |h| (h.held_seconds() * 1000.0) as u64))
-        .field("transcode_cpu_ms", transcoding(|t| &t.busy_ns) / 1_000_000)
-        .field("corrupt_packets", transcoding(|t| &t.corrupt_packets))
-        .field("transcode_failures", transcoding(|t| &t.failures))
-        .field("transcode_delay_ms", transcoding(|t| &t.delay_us) / 1000)
-        .field("transcode_delay_max_ms", transcoding(|t| &t.delay_max_us) / 1000)
-        .field("title", shown_title(&meta))
-        .opt("artist", meta.artist.clone())
-        .opt("fallback", mount.fallback());
-    if mount.config().derived_from.is_some() {
-        // Renditions: whether the encoder runs (on-demand ones idle without listeners).
-        elem = elem.field("encoding", transcoding(|t| &t.encoding));
-    }
-    if let Some(source) = mount.source() {
+/// `/admin/stats`: server-wide counters, then every live mount, in
+/// Icecast's element order (its own fields alphabetical), Floe's additions
+/// among them.
+#[derive(Serialize)]
+pub struct AdminStats {
+    access_refusals: u64,
+    admin: String,
+    client_connections: u64,
+    clients: u64,
+    config_reload_failures: u64,
+    config_reloads: u64,
+    connections: u64,
+    file_connections: u64,
+    held_bytes: u64,
+    hls_held_bytes: u64,
+    host: String,
+    listener_connections: u64,
+    listeners: u64,
+    location: String,
+    server_id: String,
+    server_start: String,
+    server_start_iso8601: String,
+    slow_listeners: u64,
+    source_client_connections: u64,
+    source_relay_connections: u64,
+    source_total_connections: u64,
+    sources: u64,
+    stats: u64,
+    stats_connections: u64,
+    tls_handshake_failures: u64,
+    tls_handshakes: u64,
+    tls_reload_failures: u64,
+    tls_reloads: u64,
+    transcode_failures: u64,
+    /// One per live mount (an array in JSON, even of one).
+    source: Vec<AdminSourceStats>,
+}
+
+/// One live mount in `/admin/stats`: Icecast's fields and Floe's counters
+/// of what the mount holds and what its transcoder does.
+#[derive(Serialize)]
+pub struct AdminSourceStats {
+    mount: Attr<String>,
+    listeners: u64,
+    listener_peak: u64,
+    listenurl: String,
+    /// A number, or `unlimited`.
+    max_listeners: String,
+    slow_listeners: u64,
+    total_bytes_read: u64,
+    total_bytes_sent: u64,
+    held_bytes: u64,
+    dump_bytes: u64,
+    hls_held_bytes: u64,
+    hls_held_ms: u64,
+    transcode_cpu_ms: u64,
+    corrupt_packets: u64,
+    transcode_failures: u64,
+    transcode_delay_ms: u64,
+    transcode_delay_max_ms: u64,
+    title: String,
+    #[serde(serialize_with = "or_empty")]
+    artist: Option<String>,
+    #[serde(serialize_with = "or_empty")]
+    fallback: Option<String>,
+    /// Renditions only: whether the encoder runs (on-demand ones idle
+    /// without listeners).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<u64>,
+    #[serde(serialize_with = "or_empty")]
+    audio_info: Option<String>,
+    #[serde(serialize_with = "or_empty")]
+    bitrate: Option<u32>,
+    #[serde(serialize_with = "or_empty")]
+    genre: Option<String>,
+    public: u8,
+    #[serde(serialize_with = "or_empty")]
+    server_description: Option<String>,
+    #[serde(serialize_with = "or_empty")]
+    server_name: Option<String>,
+    server_type: String,
+    #[serde(serialize_with = "or_empty")]
+    server_url: Option<String>,
+    source_ip: String,
+    /// Seconds since the source connected.
+    connected: u64,
+    stream_start: String,
+    stream_start_iso8601: String,
+    #[serde(serialize_with = "or_empty")]
+    user_agent: Option<String>,
+}
+
+impl AdminSourceStats {
+    /// The mount's figures, or `None` once its source has gone.
+    fn of(state: &AppState, mount: &MountHandle) -> Option<AdminSourceStats> {
+        let source = mount.source()?;
+        let stats = mount.stats();
+        let meta = mount.metadata();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let transcoding = |field: fn(&TranscodeStats) -> &AtomicU64| state.transcoding.load(mount.name(), field);
+        let hls = state.hls.get(mount.name());
         let info = &source.info;
-        elem = elem
-            .opt("audio_info", source.audio_info())
-            .opt("bitrate", source.bitrate().map(u64::from))
-            .opt("genre", info.genre.clone())
-            .field("public", u64::from(info.public))
-            .opt("server_description", info.description.clone())
-            .opt("server_name", info.name.clone())
-            .field("server_type", source.content_type.as_str())
-            .opt("server_url", info.url.clone())
-            .field("source_ip", source.peer.ip().to_string())
-            .field("connected", source.started_at.elapsed().as_secs())
-            .field("stream_start", timefmt::rfc2822(source.started))
-            .field("stream_start_iso8601", timefmt::iso8601(source.started))
-            .opt("user_agent", source.user_agent.clone());
+        Some(AdminSourceStats {
+            mount: Attr(mount.name().to_string()),
+            listeners: load(&stats.listeners),
+            listener_peak: load(&stats.listener_peak),
+            listenurl: listen_url(state, mount.name()),
+            max_listeners: mount.config().max_listeners.map_or("unlimited".to_string(), |m| m.to_string()),
+            slow_listeners: load(&stats.slow_listeners),
+            total_bytes_read: load(&stats.bytes_read),
+            total_bytes_sent: load(&stats.bytes_sent),
+            held_bytes: mount.held_bytes() as u64,
+            dump_bytes: load(&stats.dump_bytes),
+            hls_held_bytes: hls.as_ref().map_or(0, |h| h.held_bytes() as u64),
+            hls_held_ms: hls.as_ref().map_or(0, |h| (h.held_seconds() * 1000.0) as u64),
+            transcode_cpu_ms: transcoding(|t| &t.busy_ns) / 1_000_000,
+            corrupt_packets: transcoding(|t| &t.corrupt_packets),
+            transcode_failures: transcoding(|t| &t.failures),
+            transcode_delay_ms: transcoding(|t| &t.delay_us) / 1000,
+            transcode_delay_max_ms: transcoding(|t| &t.delay_max_us) / 1000,
+            title: shown_title(&meta).to_string(),
+            artist: meta.artist.clone(),
+            fallback: mount.fallback(),
+            encoding: mount.config().derived_from.is_some().then(|| transcoding(|t| &t.encoding)),
+            audio_info: source.audio_info(),
+            bitrate: source.bitrate(),
+            genre: info.genre.clone(),
+            public: u8::from(info.public),
+            server_description: info.description.clone(),
+            server_name: info.name.clone(),
+            server_type: source.content_type.clone(),
+            server_url: info.url.clone(),
+            source_ip: source.peer.ip().to_string(),
+            connected: source.started_at.elapsed().as_secs(),
+            stream_start: timefmt::rfc2822(source.started),
+            stream_start_iso8601: timefmt::iso8601(source.started),
+            user_agent: source.user_agent.clone(),
+        })
     }
-    elem
 }
 
 /// `/admin/stats`: server-wide counters and every live mount, or only
 /// `only` (`?mount=`).
-pub fn stats_elem(state: &AppState, only: Option<&MountHandle>) -> Elem {
+pub fn server_stats(state: &AppState, only: Option<&MountHandle>) -> Icestats<AdminStats> {
     let s = &state.stats;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let tls = |counter: fn(&crate::tls::TlsCounters) -> &std::sync::atomic::AtomicU64| {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let tls = |counter: fn(&crate::tls::TlsCounters) -> &AtomicU64| {
         state.tls.as_ref().map_or(0, |t| load(counter(&t.counters)))
     };
+    let config = state.config.get();
     let live = state.mounts.live();
-    Elem::new("icestats")
-        .field("access_refusals", load(&s.access_refusals))
-        .field("admin", state.config.get().server.admin_email.as_str())
-        .field("client_connections", load(&s.client_connections))
-        .field("clients", state.mounts.listener_total() + live.len())
-        .field("config_reload_failures", load(&s.config_reload_failures))
-        .field("config_reloads", load(&s.config_reloads))
-        .field("connections", load(&s.connections))
-        .field("file_connections", 0u64)
-        .field(
-            "held_bytes",
-            state.mounts.all().iter().map(MountHandle::held_bytes).sum::<usize>() + state.hls.held_bytes(),
-        )
-        .field("hls_held_bytes", state.hls.held_bytes())
-        .field("host", state.config.get().server.hostname.as_str())
-        .field("listener_connections", load(&s.listener_connections))
-        .field("listeners", state.mounts.listener_total())
-        .field("location", state.config.get().server.location.as_str())
-        .field("server_id", crate::http::server_id::get().to_string())
-        .field("server_start", timefmt::rfc2822(state.started))
-        .field("server_start_iso8601", timefmt::iso8601(state.started))
-        .field("slow_listeners", load(&s.slow_listeners))
-        .field("source_client_connections", load(&s.source_client_connections))
-        .field("source_relay_connections", 0u64)
-        .field("source_total_connections", load(&s.source_total_connections))
-        .field("sources", live.len())
-        .field("stats", 0u64)
-        .field("stats_connections", load(&s.stats_connections))
-        .field("tls_handshake_failures", tls(|t| &t.handshake_failures))
-        .field("tls_handshakes", tls(|t| &t.handshakes))
-        .field("tls_reload_failures", tls(|t| &t.reload_failures))
-        .field("tls_reloads", tls(|t| &t.reloads))
-        .field("transcode_failures", load(&s.transcode_failures))
-        .children(
-            state
-                .mounts
-                .all()
-                .iter()
-                .filter(|m| m.is_live() && only.is_none_or(|o| o.same(m)))
-                .map(|m| source_elem(state, m)),
-        )
+    let listeners = state.mounts.listener_total() as u64;
+    let held = state.mounts.all().iter().map(MountHandle::held_bytes).sum::<usize>() + state.hls.held_bytes();
+    let icestats = AdminStats {
+        access_refusals: load(&s.access_refusals),
+        admin: config.server.admin_email.clone(),
+        client_connections: load(&s.client_connections),
+        clients: listeners + live.len() as u64,
+        config_reload_failures: load(&s.config_reload_failures),
+        config_reloads: load(&s.config_reloads),
+        connections: load(&s.connections),
+        file_connections: 0,
+        held_bytes: held as u64,
+        hls_held_bytes: state.hls.held_bytes() as u64,
+        host: config.server.hostname.clone(),
+        listener_connections: load(&s.listener_connections),
+        listeners,
+        location: config.server.location.clone(),
+        server_id: crate::http::server_id::get().to_string(),
+        server_start: timefmt::rfc2822(state.started),
+        server_start_iso8601: timefmt::iso8601(state.started),
+        slow_listeners: load(&s.slow_listeners),
+        source_client_connections: load(&s.source_client_connections),
+        source_relay_connections: 0,
+        source_total_connections: load(&s.source_total_connections),
+        sources: live.len() as u64,
+        stats: 0,
+        stats_connections: load(&s.stats_connections),
+        tls_handshake_failures: tls(|t| &t.handshake_failures),
+        tls_handshakes: tls(|t| &t.handshakes),
+        tls_reload_failures: tls(|t| &t.reload_failures),
+        tls_reloads: tls(|t| &t.reloads),
+        transcode_failures: load(&s.transcode_failures),
+        source: state
+            .mounts
+            .all()
+            .iter()
+            .filter(|m| only.is_none_or(|o| o.same(m)))
+            .filter_map(|m| AdminSourceStats::of(state, m))
+            .collect(),
+    };
+    Icestats { icestats }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! every element Floe cannot map, so a station can move over and see what
 //! it loses.
 
-mod xml;
+pub(crate) mod xml;
 
 use std::path::Path;
 
