@@ -1,4 +1,5 @@
-//! Giving freed heap memory back to the system.
+//! Giving freed heap memory back to the system, and the room a crowd
+//! needed back to the heap.
 //!
 //! Listeners arrive in crowds and stay for hours. Each one, while it
 //! connects, allocates its burst (up to `burst_size`, 64 KiB by default)
@@ -8,6 +9,8 @@
 //! free pages back. Measured at 10k listeners: about 100 B per listener of
 //! resident memory, no CPU to speak of (README, Performance).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
 /// How often freed pages are handed back.
@@ -37,3 +40,64 @@ fn trim() {
 /// Other allocators return memory by themselves, or not at all.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim() {}
+
+/// Below this many slots a collection keeps its room: not worth a
+/// reallocation.
+const KEPT_SLOTS: usize = 64;
+
+/// A collection that grows with a crowd (listeners of a mount, connections
+/// of an address, a delivery set) and keeps its largest size for good
+/// unless told otherwise: after 10k listeners have come and gone, their
+/// table would hold 10k slots empty.
+pub trait GiveBackRoom {
+    /// Once at most a quarter full, shrink to twice what is held (so a
+    /// steady size never reallocates back and forth).
+    fn give_back_room(&mut self);
+}
+
+fn room_to_keep(len: usize, capacity: usize) -> Option<usize> {
+    (capacity > KEPT_SLOTS && len < capacity / 4).then(|| (len * 2).max(KEPT_SLOTS))
+}
+
+impl<T> GiveBackRoom for Vec<T> {
+    fn give_back_room(&mut self) {
+        if let Some(keep) = room_to_keep(self.len(), self.capacity()) {
+            self.shrink_to(keep);
+        }
+    }
+}
+
+impl<K: Eq + Hash, V, S: BuildHasher> GiveBackRoom for HashMap<K, V, S> {
+    fn give_back_room(&mut self) {
+        if let Some(keep) = room_to_keep(self.len(), self.capacity()) {
+            self.shrink_to(keep);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crowds_room_is_given_back_once_it_has_mostly_gone() {
+        let mut set: Vec<u64> = (0..10_000).collect();
+        set.truncate(3_000);
+        set.give_back_room();
+        assert!(set.capacity() >= 10_000, "a quarter or more still there: kept");
+        set.truncate(100);
+        set.give_back_room();
+        assert!((100..=256).contains(&set.capacity()), "{}", set.capacity());
+        set.clear();
+        set.give_back_room();
+        assert_eq!(set.capacity(), KEPT_SLOTS);
+        let mut small: Vec<u8> = Vec::with_capacity(KEPT_SLOTS);
+        small.give_back_room();
+        assert_eq!(small.capacity(), KEPT_SLOTS, "small collections keep their room");
+
+        let mut table: HashMap<u64, u64> = (0..10_000).map(|i| (i, i)).collect();
+        table.retain(|&k, _| k < 10);
+        table.give_back_room();
+        assert!(table.capacity() < 200 && table.len() == 10, "{}", table.capacity());
+    }
+}

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::heap::GiveBackRoom;
+
 /// The counts; entries exist only while an address has connections, so
 /// the map is bounded by the server's connection cap.
 #[derive(Default, Clone)]
@@ -48,6 +50,7 @@ impl Drop for PerIpSlot {
             *count -= 1;
             if *count == 0 {
                 counts.remove(&self.ip);
+                counts.give_back_room();
             }
         }
     }

@@ -37,6 +37,7 @@ use super::icy::{IcyInterleaver, Piece};
 use super::listeners::ListenerEntry;
 use super::wake::{Heads, GROUPS};
 use super::{Chunk, MountHandle};
+use crate::heap::GiveBackRoom;
 
 /// About how many bytes one walk reads out of the ring per listener write.
 const WALK_BYTES: usize = 64 * 1024;
@@ -274,6 +275,7 @@ impl DeliverySets {
                     i += 1;
                 }
             }
+            set.give_back_room();
         }
     }
 }
@@ -309,7 +311,10 @@ impl MountHandle {
         loop {
             let Some(mut set) = sets.set.try_lock() else { return };
             sets.dirty.store(false, Ordering::SeqCst);
-            set.append(&mut sets.inbox.lock());
+            let mut inbox = sets.inbox.lock();
+            set.append(&mut inbox);
+            inbox.give_back_room();
+            drop(inbox);
             let seq = self.0.heads.of(group).seq;
             let mut written = 0;
             let mut i = 0;
@@ -325,6 +330,7 @@ impl MountHandle {
                     }
                 }
             }
+            set.give_back_room();
             drop(set);
             self.0.stats.bytes_sent.fetch_add(written, Ordering::Relaxed);
             if !sets.dirty.load(Ordering::SeqCst) {

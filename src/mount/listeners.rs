@@ -13,6 +13,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::MountHandle;
+use crate::heap::GiveBackRoom;
 
 /// What admin may ask of a running listener. Setting a request does not wake
 /// the listener by itself: the caller nudges the listener's mount
@@ -92,6 +93,7 @@ impl ListenerTable {
     pub fn remove(&self, id: u64) -> usize {
         let mut entries = self.entries.lock();
         entries.remove(&id);
+        entries.give_back_room();
         entries.len()
     }
 
@@ -136,5 +138,39 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.mount.unregister(&self.entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64) -> Arc<ListenerEntry> {
+        Arc::new(ListenerEntry {
+            id,
+            ip: IpAddr::from([127, 0, 0, 1]),
+            user_agent: None,
+            referer: None,
+            connected: Instant::now(),
+            control: ListenerControl::default(),
+            cursor: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+        })
+    }
+
+    /// A crowd's room goes when the crowd does: the table of a mount 10k
+    /// listeners left holds no 10k empty slots.
+    #[test]
+    fn the_table_gives_back_a_crowds_room() {
+        let table = ListenerTable::default();
+        for id in 0..10_000 {
+            table.insert(entry(id));
+        }
+        let crowd = table.entries.lock().capacity();
+        for id in 0..9_990 {
+            table.remove(id);
+        }
+        assert_eq!(table.len(), 10);
+        assert!(table.entries.lock().capacity() * 20 < crowd, "{crowd} slots kept");
     }
 }
