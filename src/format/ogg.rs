@@ -18,7 +18,7 @@ use super::{AudioInfo, Framer, Unit};
 mod codec;
 mod page;
 
-pub use page::{pages_of, PageRef, FLAG_BOS};
+pub use page::{pages_of, PageRef, FLAG_BOS, FLAG_CONTINUED, FLAG_EOS};
 
 #[cfg(test)]
 mod tests;

@@ -3,8 +3,12 @@
 
 /// Fixed part of a page header; the segment table follows.
 pub(super) const HEADER_LEN: usize = 27;
+/// Header type flag of a page whose first segment continues a packet.
+pub const FLAG_CONTINUED: u8 = 0x01;
 /// Header type flag of a stream's first page.
 pub const FLAG_BOS: u8 = 0x02;
+/// Header type flag of a stream's last page.
+pub const FLAG_EOS: u8 = 0x04;
 
 /// The fields of a page header the framer acts on.
 pub(super) struct Page {
@@ -83,8 +87,13 @@ fn read_header(buf: &[u8]) -> Parse {
 #[derive(Clone, Copy)]
 pub struct PageRef<'a> {
     pub serial: u32,
-    /// Header type flags ([`FLAG_BOS`] marks a stream's first page).
+    /// Header type flags ([`FLAG_BOS`] marks a stream's first page,
+    /// [`FLAG_EOS`] its last, [`FLAG_CONTINUED`] a page whose first segment
+    /// continues a packet).
     pub flags: u8,
+    /// Position of the codec's sample clock at the end of the last packet
+    /// completed on the page; all ones when none is.
+    pub granule: u64,
     /// The lacing values.
     pub table: &'a [u8],
     pub body: &'a [u8],
@@ -98,7 +107,7 @@ pub fn pages_of(mut unit: &[u8]) -> Option<Vec<PageRef<'_>>> {
         let Parse::Page(page) = read_header(unit) else { return None };
         let (bytes, rest) = unit.split_at(page.len);
         let (table, body) = bytes[HEADER_LEN..].split_at(page.segments);
-        pages.push(PageRef { serial: page.serial, flags: page.flags, table, body });
+        pages.push(PageRef { serial: page.serial, flags: page.flags, granule: page.granule, table, body });
         unit = rest;
     }
     Some(pages)

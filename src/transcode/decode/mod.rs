@@ -13,26 +13,22 @@
 //! * MP3 — each frame straight into symphonia's `MpaDecoder`;
 //! * AAC in ADTS — each frame's payload into symphonia's `AacDecoder` (see `adts.rs` for why
 //!   the header is read here);
-//! * Ogg — the pages as a byte stream through symphonia's `OggReader` (which assembles packets
-//!   and follows chains) into the Vorbis and FLAC decoders; Opus packets, which symphonia demuxes
-//!   but cannot decode, go to libopus through the `opus` crate. Vorbis setup headers are checked
-//!   before the decoder sees them (`ogg_input.rs`).
+//! * Ogg — packets assembled from the mount's pages and mapped here (`ogg.rs`: headers, chains,
+//!   end trim) into symphonia's Vorbis and FLAC decoders, and libopus (through the `opus` crate)
+//!   for Opus. Vorbis setup headers are checked before the decoder sees them (`vorbis_setup.rs`).
 //!
-//! The decoder is built for live input: the reader is never seeked, corrupt or truncated packets
+//! The decoder is built for live input: nothing is ever seeked, corrupt or truncated packets
 //! are skipped and counted, and parameter changes mid-stream (chained Ogg streams, an MP3 or ADTS
 //! stream switching sample rate or channel count) rebuild the decoder, so the [`Pcm`] blocks
 //! simply carry the new format from then on.
 
-use std::io::{self, Read};
-use std::sync::{Mutex, PoisonError};
+use std::io;
 
 use ::symphonia::core::audio::GenericAudioBufferRef;
-use ::symphonia::core::errors::Error as SymphoniaError;
-use ::symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource};
 use bytes::Bytes;
 
 mod adts;
-mod ogg_input;
+mod ogg;
 mod opus;
 pub mod resample;
 mod symphonia;
@@ -137,50 +133,7 @@ pub fn run_decoder(
     match input {
         Input::Aac => adts::run(frames, stats, on_pcm),
         Input::Mp3 => self::symphonia::run_mp3(frames, stats, on_pcm),
-        // Live input: wrapped in `ReadOnlySource` so symphonia never tries to seek (it only
-        // rewinds inside its own ring buffer).
-        Input::Ogg => {
-            self::symphonia::run_ogg(media_stream(SyncReader(Mutex::new(ogg_input::Pages::new(frames)))), stats, on_pcm)
-        }
-    }
-}
-
-fn media_stream(reader: impl Read + Send + Sync + 'static) -> MediaSourceStream<'static> {
-    MediaSourceStream::new(Box::new(ReadOnlySource::new(reader)), MediaSourceStreamOptions::default())
-}
-
-/// Makes the page reader `Sync`, as symphonia's `MediaSource` must be. The `Mutex` is never
-/// locked: reads take `&mut self`, so `get_mut` suffices.
-struct SyncReader<R>(Mutex<R>);
-
-impl<R: Read> Read for SyncReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.get_mut().unwrap_or_else(PoisonError::into_inner).read(buf)
-    }
-}
-
-/// How a run loop should react to an error from a symphonia format reader.
-enum ReaderError {
-    /// The input ended (possibly inside a truncated packet).
-    End,
-    /// Stop decoding with this error.
-    Fatal(DecodeError),
-    /// The reader switched to a new stream; rebuild the decoder.
-    Reset,
-    /// Junk or a malformed packet; count it and carry on.
-    Skip,
-}
-
-fn classify(err: SymphoniaError) -> ReaderError {
-    match err {
-        SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => ReaderError::End,
-        // The page reader refused the stream (a hostile Vorbis setup header).
-        SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::InvalidData => {
-            ReaderError::Fatal(DecodeError::Unsupported(e.to_string()))
-        }
-        SymphoniaError::IoError(e) => ReaderError::Fatal(DecodeError::Io(e)),
-        SymphoniaError::ResetRequired => ReaderError::Reset,
-        _ => ReaderError::Skip,
+        Input::Ogg => ogg::run(frames, stats, on_pcm),
     }
 }
 

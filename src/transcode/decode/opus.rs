@@ -1,5 +1,5 @@
-//! Opus decoding (libopus through the `opus` crate) for Opus tracks demuxed by symphonia's
-//! `OggReader`, which recognises Ogg Opus but has no Opus decoder.
+//! Opus decoding (libopus through the `opus` crate) for the Opus streams of an Ogg source
+//! (symphonia has no Opus decoder).
 //!
 //! Ogg Opus quirks handled here (RFC 7845):
 //! * output is always 48 kHz, whatever "input sample rate" the `OpusHead` advertises;
@@ -71,10 +71,14 @@ impl OpusDecoder {
         })
     }
 
-    /// Decodes one packet, emitting its audio minus pre-skip and minus `trim_end` frames (the
-    /// end-of-stream padding symphonia derives from the last page's granule position); returns
-    /// whether it decoded.
-    pub(super) fn decode(&mut self, packet: &[u8], trim_end: usize, on_pcm: &mut dyn FnMut(Pcm)) -> bool {
+    /// Samples per channel still to be dropped from the start; before the first packet, the
+    /// stream's whole pre-skip (which its granule positions count).
+    pub(super) fn pre_skip(&self) -> usize {
+        self.pre_skip
+    }
+
+    /// Decodes one packet, emitting its audio minus pre-skip; returns whether it decoded.
+    pub(super) fn decode(&mut self, packet: &[u8], on_pcm: &mut dyn FnMut(Pcm)) -> bool {
         // An empty packet would mean "conceal a lost packet" to libopus; in Ogg it is just junk.
         if packet.is_empty() {
             return false;
@@ -85,10 +89,9 @@ impl OpusDecoder {
         };
         let skip = self.pre_skip.min(frames);
         self.pre_skip -= skip;
-        let end = frames.saturating_sub(trim_end);
-        if end > skip {
+        if frames > skip {
             let ch = usize::from(self.channels);
-            let mut samples = self.buf[skip * ch..end * ch].to_vec();
+            let mut samples = self.buf[skip * ch..frames * ch].to_vec();
             super::sanitize(&mut samples);
             on_pcm(Pcm { sample_rate: OPUS_RATE, channels: self.channels, samples });
         }
@@ -118,9 +121,9 @@ mod tests {
         head[9] = 1;
         let mut decoder = OpusDecoder::new(&head).expect("mono decoder");
         let mut blocks = 0;
-        assert!(!decoder.decode(&[], 0, &mut |_| blocks += 1));
+        assert!(!decoder.decode(&[], &mut |_| blocks += 1));
         // TOC code 3 with a frame count of 0 is invalid.
-        assert!(!decoder.decode(&[0x03, 0x00], 0, &mut |_| blocks += 1));
+        assert!(!decoder.decode(&[0x03, 0x00], &mut |_| blocks += 1));
         assert_eq!(blocks, 0);
     }
 }

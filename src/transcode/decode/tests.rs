@@ -107,17 +107,22 @@ struct Decoded {
 }
 
 fn decode(input: Input, data: &[u8]) -> Decoded {
+    let (frames, skipped) = framed(input, data);
+    Decoded { skipped, ..decode_units(input, frames) }
+}
+
+/// Decodes units as given (not through the framer).
+fn decode_units(input: Input, units: Vec<Bytes>) -> Decoded {
     let mut segments: Vec<Segment> = Vec::new();
     let mut stats = DecodeStats::default();
-    let (frames, skipped) = framed(input, data);
-    let result = run_decoder(input, frames.into_iter(), &mut stats, &mut |pcm| {
+    let result = run_decoder(input, units.into_iter(), &mut stats, &mut |pcm| {
         assert_eq!(pcm.samples.len() % usize::from(pcm.channels), 0);
         match segments.last_mut() {
             Some(s) if s.rate == pcm.sample_rate && s.channels == pcm.channels => s.samples.extend(pcm.samples),
             _ => segments.push(Segment { rate: pcm.sample_rate, channels: pcm.channels, samples: pcm.samples }),
         }
     });
-    Decoded { segments, stats, skipped, result }
+    Decoded { segments, stats, skipped: 0, result }
 }
 
 fn formats(d: &Decoded) -> Vec<(u32, u8)> {
@@ -358,4 +363,88 @@ fn live_channel_input_on_a_decoder_thread() {
     let (frames, stats) = decoder.join().expect("no panic").expect("decodes");
     assert_eq!(frames, 28800);
     assert_eq!(stats.corrupt_packets, 0);
+}
+
+/// An Ogg page (its CRC left zero: the framer checks CRCs, the decoder does not).
+fn ogg_page(serial: u32, flags: u8, granule: u64, table: &[u8], body: &[u8]) -> Bytes {
+    let mut page = b"OggS\0".to_vec();
+    page.push(flags);
+    page.extend_from_slice(&granule.to_le_bytes());
+    page.extend_from_slice(&serial.to_le_bytes());
+    page.extend_from_slice(&[0; 8]); // sequence number and CRC
+    page.push(table.len() as u8);
+    page.extend_from_slice(table);
+    page.extend_from_slice(body);
+    Bytes::from(page)
+}
+
+/// `data`'s pages cut into pages of at most `per_page` segments, so packets span pages (the
+/// granule position kept on each original page's last piece, where the end trim reads it).
+fn repaged(data: &[u8], per_page: usize) -> Vec<Bytes> {
+    use crate::format::{OGG_FLAG_BOS, OGG_FLAG_CONTINUED, OGG_FLAG_EOS};
+    let mut units = Vec::new();
+    for page in crate::format::ogg_pages(data).expect("whole pages") {
+        let pieces: Vec<&[u8]> = page.table.chunks(per_page).collect();
+        let (mut at, mut continued) = (0, page.flags & OGG_FLAG_CONTINUED != 0);
+        for (k, table) in pieces.iter().enumerate() {
+            let last = k + 1 == pieces.len();
+            let mut flags = if continued { OGG_FLAG_CONTINUED } else { 0 };
+            flags |= if k == 0 { page.flags & OGG_FLAG_BOS } else { 0 };
+            flags |= if last { page.flags & OGG_FLAG_EOS } else { 0 };
+            let len: usize = table.iter().map(|&l| usize::from(l)).sum();
+            let granule = if last { page.granule } else { u64::MAX };
+            units.push(ogg_page(page.serial, flags, granule, table, &page.body[at..at + len]));
+            at += len;
+            continued = table.last() == Some(&255);
+        }
+    }
+    units
+}
+
+fn frames_of(d: &Decoded) -> Vec<usize> {
+    d.segments.iter().map(Segment::frames).collect()
+}
+
+#[test]
+fn ogg_packets_spanning_pages_are_joined() {
+    // Two segments a page: every packet longer than 510 bytes (the Vorbis setup headers,
+    // FLAC frames) spans pages; the end trim still finds each link's last granule.
+    for (data, per_page) in [(CHAINED_VORBIS, 2), (SINE_OPUS, 1), (SINE_FLAC, 2)] {
+        let whole = decode(Input::Ogg, data);
+        let d = decode_units(Input::Ogg, repaged(data, per_page));
+        d.result.as_ref().expect("decodes");
+        assert_eq!((formats(&d), frames_of(&d)), (formats(&whole), frames_of(&whole)));
+        assert_eq!(
+            (d.stats.corrupt_packets, d.stats.resets),
+            (whole.stats.corrupt_packets, whole.stats.resets),
+            "{per_page}"
+        );
+        assert_eq!(whole.stats.corrupt_packets, 0, "{per_page}");
+        d.segments.iter().for_each(assert_tone);
+    }
+}
+
+#[test]
+fn a_multiplexed_ogg_link_decodes_its_audio_stream() {
+    // A video stream beside the audio: its pages (before, between and after the audio's
+    // headers) are ignored.
+    let video = |flags, body: &[u8]| ogg_page(0x99, flags, 0, &[body.len() as u8], body);
+    let mut units = vec![video(crate::format::OGG_FLAG_BOS, b"\x80theora fake identification")];
+    let mut audio = repaged(SINE_OPUS, 255).into_iter();
+    units.extend(audio.by_ref().take(2));
+    units.push(video(0, b"a video frame"));
+    units.extend(audio);
+    let d = decode_units(Input::Ogg, units);
+    d.result.as_ref().expect("decodes");
+    assert_eq!((formats(&d), frames_of(&d)), (vec![(48000, 2)], vec![28800]));
+}
+
+#[test]
+fn ogg_without_a_known_audio_codec_or_with_partial_pages_is_refused() {
+    let speex = ogg_page(7, crate::format::OGG_FLAG_BOS, 0, &[80], &[b"Speex   ".as_slice(), &[0; 72]].concat());
+    let units = vec![speex, ogg_page(7, 0, 0, &[4], b"data")];
+    let d = decode_units(Input::Ogg, units);
+    assert!(matches!(&d.result, Err(DecodeError::Unsupported(why)) if why.contains("no known audio codec")));
+    let partial = Bytes::copy_from_slice(&repaged(SINE_OPUS, 255)[0][..20]);
+    assert!(matches!(decode_units(Input::Ogg, vec![partial]).result, Err(DecodeError::Unsupported(_))));
 }
