@@ -42,6 +42,7 @@ pub struct SourceList {
     /// the list (which holds the candidates to move to).
     #[serde(skip_serializing_if = "Option::is_none")]
     current_source: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub source: Vec<ListedSource>,
 }
 
@@ -86,11 +87,18 @@ pub struct ClientList {
     source: Vec<MountClients>,
 }
 
+impl ClientList {
+    pub fn mounts(&self) -> impl Iterator<Item = &str> {
+        self.source.iter().map(|s| s.mount.0.as_str())
+    }
+}
+
 #[derive(Serialize)]
 struct MountClients {
     mount: Attr<String>,
     #[serde(rename = "Listeners")]
     listeners: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     listener: Vec<Client>,
 }
 
@@ -225,6 +233,12 @@ pub fn fallbacks(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
 #[derive(Serialize)]
 pub struct FallbackList {
     source: Vec<MountFallback>,
+}
+
+impl FallbackList {
+    pub fn mounts(&self) -> impl Iterator<Item = &str> {
+        self.source.iter().map(|s| s.mount.0.as_str())
+    }
 }
 
 #[derive(Serialize)]

@@ -66,11 +66,18 @@ impl Document {
         serde_json::to_string(self)
     }
 
-    /// The plain-text form relays read (`streamlist.txt`): one mount per
-    /// line, CRLF-separated. Only source lists have one.
-    pub fn to_text(&self) -> Option<String> {
-        let Document::Sources(list) = self else { return None };
-        Some(list.icestats.source.iter().map(|source| format!("{}\r\n", source.mount.0)).collect())
+    /// The plain-text form (`.txt`; relays read `streamlist.txt`): the
+    /// mounts a listing names, one per CRLF-ended line, or an action's
+    /// message.
+    pub fn to_text(&self) -> String {
+        let line = |text: &str| format!("{text}\r\n");
+        match self {
+            Document::Stats(stats) => stats.icestats.mounts().map(line).collect(),
+            Document::Sources(list) => list.icestats.source.iter().map(|s| line(&s.mount.0)).collect(),
+            Document::Clients(clients) => clients.icestats.mounts().map(line).collect(),
+            Document::Fallback(fallback) => fallback.icestats.mounts().map(line).collect(),
+            Document::Outcome(response) => line(&response.iceresponse.message),
+        }
     }
 }
 
@@ -98,6 +105,6 @@ mod tests {
             serde_json::from_str(&Document::failed("Client 7 not found").to_json().unwrap()).unwrap();
         assert_eq!(failed["iceresponse"]["return"], 0);
         assert_eq!(failed["iceresponse"]["message"], "Client 7 not found");
-        assert_eq!(Document::done("x").to_text(), None, "only source lists have a text form");
+        assert_eq!(Document::done("Source Removed").to_text(), "Source Removed\r\n");
     }
 }

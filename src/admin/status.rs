@@ -198,8 +198,15 @@ pub struct AdminStats {
     tls_reload_failures: u64,
     tls_reloads: u64,
     transcode_failures: u64,
-    /// One per live mount (an array in JSON, even of one).
+    /// One per live mount (an array in JSON, even of one; left out without any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     source: Vec<AdminSourceStats>,
+}
+
+impl AdminStats {
+    pub fn mounts(&self) -> impl Iterator<Item = &str> {
+        self.source.iter().map(|s| s.mount.0.as_str())
+    }
 }
 
 /// One live mount in `/admin/stats`: Icecast's fields and Floe's counters

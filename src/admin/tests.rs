@@ -104,9 +104,24 @@ fn every_listing_renders_as_well_formed_xml_and_json_of_one_shape() {
 }
 
 #[test]
-fn only_source_lists_have_a_text_form() {
+fn the_text_form_lists_mounts_or_says_what_was_done() {
     let (state, _shutdown) = state();
-    let list = admin(&state, "/admin/streamlist.txt");
-    assert_eq!((list.status, &list.body[..]), (Status::Ok, &b"/a\r\n/b\r\n"[..]));
-    assert_eq!(admin(&state, "/admin/stats.txt").status, Status::BadRequest);
+    let text = |target: &str| {
+        let response = admin(&state, target);
+        assert_eq!(response.status, Status::Ok, "{target}");
+        String::from_utf8(response.body.to_vec()).unwrap()
+    };
+    assert_eq!(text("/admin/streamlist.txt"), "/a\r\n/b\r\n");
+    assert_eq!(text("/admin/stats.txt"), "/a\r\n/b\r\n");
+    assert_eq!(text("/admin/listclients.txt?mount=/b"), "/b\r\n");
+    assert_eq!(text("/admin/killclient.txt?mount=/a&id=7"), "Client 7 not found\r\n");
+}
+
+#[test]
+fn empty_lists_are_left_out_as_icecast_leaves_them_out() {
+    let (state, _shutdown) = state();
+    let clients = json(&state, "/admin/listclients.json?mount=/a");
+    assert!(clients["icestats"]["source"][0].get("listener").is_none(), "{clients}");
+    let stats = json(&state, "/admin/stats.json?mount=/a");
+    assert!(stats["icestats"]["source"][0].get("mount").is_some());
 }

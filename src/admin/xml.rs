@@ -123,7 +123,9 @@ impl Node<'_> {
         let name = self.named()?;
         match self.into {
             Target::Element { out, .. } => out.push_str(&format!("<{name}/>")),
-            // An absent attribute is left out.
+            // `Attr(None)` is left out. (An `Option<Attr<_>>` that is
+            // `None` never gets here: it is an empty element, so documents
+            // put the `Option` inside the `Attr`.)
             Target::Attribute(_) => {}
         }
         Ok(())

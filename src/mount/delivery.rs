@@ -276,6 +276,7 @@ impl DeliverySets {
                 }
             }
             set.give_back_room();
+            group.inbox.lock().give_back_room();
         }
     }
 }
@@ -311,10 +312,7 @@ impl MountHandle {
         loop {
             let Some(mut set) = sets.set.try_lock() else { return };
             sets.dirty.store(false, Ordering::SeqCst);
-            let mut inbox = sets.inbox.lock();
-            set.append(&mut inbox);
-            inbox.give_back_room();
-            drop(inbox);
+            set.append(&mut sets.inbox.lock());
             let seq = self.0.heads.of(group).seq;
             let mut written = 0;
             let mut i = 0;
@@ -331,6 +329,12 @@ impl MountHandle {
                 }
             }
             set.give_back_room();
+            if set.is_empty() {
+                // The crowd has gone: the inbox need not keep the room its
+                // arrival needed (while listeners stay, it keeps it, so a
+                // steady audience never regrows it under the publish lock).
+                sets.inbox.lock().give_back_room();
+            }
             drop(set);
             self.0.stats.bytes_sent.fetch_add(written, Ordering::Relaxed);
             if !sets.dirty.load(Ordering::SeqCst) {

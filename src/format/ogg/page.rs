@@ -20,6 +20,8 @@ pub(super) struct Page {
     pub granule: u64,
     /// Bitstream serial number: which logical stream the page belongs to.
     pub serial: u32,
+    /// Page sequence number within its logical stream.
+    pub sequence: u32,
     /// Number of lacing values in the segment table.
     pub segments: usize,
 }
@@ -79,6 +81,7 @@ fn read_header(buf: &[u8]) -> Parse {
         flags: head[5],
         granule: u64::from_le_bytes(granule),
         serial: u32::from_le_bytes([head[14], head[15], head[16], head[17]]),
+        sequence: u32::from_le_bytes([head[18], head[19], head[20], head[21]]),
         segments,
     })
 }
@@ -94,6 +97,8 @@ pub struct PageRef<'a> {
     /// Position of the codec's sample clock at the end of the last packet
     /// completed on the page; all ones when none is.
     pub granule: u64,
+    /// Page sequence number: a gap means pages were lost between.
+    pub sequence: u32,
     /// The lacing values.
     pub table: &'a [u8],
     pub body: &'a [u8],
@@ -107,7 +112,14 @@ pub fn pages_of(mut unit: &[u8]) -> Option<Vec<PageRef<'_>>> {
         let Parse::Page(page) = read_header(unit) else { return None };
         let (bytes, rest) = unit.split_at(page.len);
         let (table, body) = bytes[HEADER_LEN..].split_at(page.segments);
-        pages.push(PageRef { serial: page.serial, flags: page.flags, granule: page.granule, table, body });
+        pages.push(PageRef {
+            serial: page.serial,
+            flags: page.flags,
+            granule: page.granule,
+            sequence: page.sequence,
+            table,
+            body,
+        });
         unit = rest;
     }
     Some(pages)

@@ -29,6 +29,9 @@ use crate::format::{ogg_pages, OggPage, OGG_FLAG_BOS, OGG_FLAG_CONTINUED, OGG_FL
 const MAX_PACKET: usize = 1 << 20;
 /// Header packets a FLAC stream of unknown header count may have.
 const MAX_FLAC_HEADERS: usize = 64;
+/// Pages of another stream after the decoded one ended, before giving up:
+/// a new link's data whose headers never came.
+const MAX_FOREIGN_PAGES: u32 = 16;
 
 /// Decodes the Ogg pages `frames` yields (one page, or a unit of header
 /// pages, at a time).
@@ -81,6 +84,8 @@ struct OggDecoder {
     /// A page other than a beginning-of-stream one came since the last of
     /// those: the next one starts a new link.
     in_data: bool,
+    /// Pages of another stream since the decoded one ended.
+    foreign_after_end: u32,
     streak: ErrorStreak,
 }
 
@@ -92,6 +97,7 @@ impl OggDecoder {
         on_pcm: &mut dyn FnMut(Pcm),
     ) -> Result<(), DecodeError> {
         if page.flags & OGG_FLAG_BOS != 0 {
+            self.foreign_after_end = 0;
             if std::mem::take(&mut self.in_data) && self.stream.take().is_some() {
                 stats.resets += 1;
                 tracing::debug!("chained Ogg stream, decoder rebuilt");
@@ -107,6 +113,16 @@ impl OggDecoder {
         }
         match &mut self.stream {
             Some(stream) if stream.serial == page.serial => stream.page(page, stats, &mut self.streak, on_pcm),
+            Some(stream) if stream.ended => {
+                // Data of a stream whose beginning never came (the framer
+                // gave up on a link's headers): it cannot be decoded, and
+                // quietly ignoring it would leave the renditions silent.
+                self.foreign_after_end += 1;
+                if self.foreign_after_end > MAX_FOREIGN_PAGES {
+                    return Err(DecodeError::Unsupported("the Ogg stream went on without its headers".into()));
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -136,6 +152,10 @@ struct Stream {
     skipping: bool,
     /// Frames put out so far, for the end trim.
     position: u64,
+    /// The sequence number the next page should have.
+    next_sequence: Option<u32>,
+    /// Its last page has come.
+    ended: bool,
 }
 
 impl Stream {
@@ -149,6 +169,8 @@ impl Stream {
             packet: Vec::new(),
             skipping: false,
             position: 0,
+            next_sequence: None,
+            ended: false,
         }
     }
 
@@ -159,14 +181,32 @@ impl Stream {
         streak: &mut ErrorStreak,
         on_pcm: &mut dyn FnMut(Pcm),
     ) -> Result<(), DecodeError> {
+        // A gap in the sequence: the framer dropped pages (a bad CRC) between.
+        let gap = self.next_sequence.is_some_and(|next| next != page.sequence);
+        self.next_sequence = Some(page.sequence.wrapping_add(1));
         let continued = page.flags & OGG_FLAG_CONTINUED != 0;
-        if !continued && (!self.packet.is_empty() || self.skipping) {
-            // The rest of a packet never came (the framer dropped a page).
+        let mut lost = false;
+        if (gap || !continued) && !self.packet.is_empty() {
+            // The rest of a packet never came.
             self.packet.clear();
-            stats.corrupt_packets += 1;
+            lost = true;
         }
-        // A continuation whose start we never had.
-        self.skipping = continued && self.packet.is_empty();
+        if gap || !continued {
+            // An oversized packet being skipped (counted already) ends here.
+            self.skipping = false;
+        }
+        if continued && self.packet.is_empty() && !self.skipping {
+            // A continuation whose start we never had.
+            self.skipping = true;
+            lost = true;
+        }
+        if lost {
+            stats.corrupt_packets += 1;
+            streak.fail()?;
+        }
+        if page.flags & OGG_FLAG_EOS != 0 {
+            self.ended = true;
+        }
         let last_end = page.table.iter().rposition(|&lace| lace < 255);
         let mut at = 0;
         for (i, &lace) in page.table.iter().enumerate() {
@@ -178,6 +218,7 @@ impl Stream {
                     self.packet = Vec::new();
                     self.skipping = true;
                     stats.corrupt_packets += 1;
+                    streak.fail()?;
                 }
             }
             if lace == 255 {
@@ -217,7 +258,9 @@ impl Stream {
             return Ok(());
         }
         stats.packets += 1;
-        // Padding is cut only where the granule says there is some.
+        // Padding is cut only where the granule says there is some (FLAC
+        // frames carry their exact length; an EOS page with no packet on it
+        // cuts nothing).
         let mut budget = end_granule
             .filter(|_| self.mapping != Mapping::Flac)
             .and_then(|granule| granule.checked_sub(decoder.granule_origin + self.position));

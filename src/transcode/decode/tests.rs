@@ -366,12 +366,13 @@ fn live_channel_input_on_a_decoder_thread() {
 }
 
 /// An Ogg page (its CRC left zero: the framer checks CRCs, the decoder does not).
-fn ogg_page(serial: u32, flags: u8, granule: u64, table: &[u8], body: &[u8]) -> Bytes {
+fn ogg_page(serial: u32, sequence: u32, flags: u8, granule: u64, table: &[u8], body: &[u8]) -> Bytes {
     let mut page = b"OggS\0".to_vec();
     page.push(flags);
     page.extend_from_slice(&granule.to_le_bytes());
     page.extend_from_slice(&serial.to_le_bytes());
-    page.extend_from_slice(&[0; 8]); // sequence number and CRC
+    page.extend_from_slice(&sequence.to_le_bytes());
+    page.extend_from_slice(&[0; 4]); // CRC
     page.push(table.len() as u8);
     page.extend_from_slice(table);
     page.extend_from_slice(body);
@@ -383,6 +384,7 @@ fn ogg_page(serial: u32, flags: u8, granule: u64, table: &[u8], body: &[u8]) -> 
 fn repaged(data: &[u8], per_page: usize) -> Vec<Bytes> {
     use crate::format::{OGG_FLAG_BOS, OGG_FLAG_CONTINUED, OGG_FLAG_EOS};
     let mut units = Vec::new();
+    let mut sequence = std::collections::HashMap::new();
     for page in crate::format::ogg_pages(data).expect("whole pages") {
         let pieces: Vec<&[u8]> = page.table.chunks(per_page).collect();
         let (mut at, mut continued) = (0, page.flags & OGG_FLAG_CONTINUED != 0);
@@ -393,7 +395,9 @@ fn repaged(data: &[u8], per_page: usize) -> Vec<Bytes> {
             flags |= if last { page.flags & OGG_FLAG_EOS } else { 0 };
             let len: usize = table.iter().map(|&l| usize::from(l)).sum();
             let granule = if last { page.granule } else { u64::MAX };
-            units.push(ogg_page(page.serial, flags, granule, table, &page.body[at..at + len]));
+            let next = sequence.entry(page.serial).or_insert(0);
+            units.push(ogg_page(page.serial, *next, flags, granule, table, &page.body[at..at + len]));
+            *next += 1;
             at += len;
             continued = table.last() == Some(&255);
         }
@@ -428,11 +432,11 @@ fn ogg_packets_spanning_pages_are_joined() {
 fn a_multiplexed_ogg_link_decodes_its_audio_stream() {
     // A video stream beside the audio: its pages (before, between and after the audio's
     // headers) are ignored.
-    let video = |flags, body: &[u8]| ogg_page(0x99, flags, 0, &[body.len() as u8], body);
-    let mut units = vec![video(crate::format::OGG_FLAG_BOS, b"\x80theora fake identification")];
+    let video = |sequence, flags, body: &[u8]| ogg_page(0x99, sequence, flags, 0, &[body.len() as u8], body);
+    let mut units = vec![video(0, crate::format::OGG_FLAG_BOS, b"\x80theora fake identification")];
     let mut audio = repaged(SINE_OPUS, 255).into_iter();
     units.extend(audio.by_ref().take(2));
-    units.push(video(0, b"a video frame"));
+    units.push(video(1, 0, b"a video frame"));
     units.extend(audio);
     let d = decode_units(Input::Ogg, units);
     d.result.as_ref().expect("decodes");
@@ -441,10 +445,35 @@ fn a_multiplexed_ogg_link_decodes_its_audio_stream() {
 
 #[test]
 fn ogg_without_a_known_audio_codec_or_with_partial_pages_is_refused() {
-    let speex = ogg_page(7, crate::format::OGG_FLAG_BOS, 0, &[80], &[b"Speex   ".as_slice(), &[0; 72]].concat());
-    let units = vec![speex, ogg_page(7, 0, 0, &[4], b"data")];
+    let speex = ogg_page(7, 0, crate::format::OGG_FLAG_BOS, 0, &[80], &[b"Speex   ".as_slice(), &[0; 72]].concat());
+    let units = vec![speex, ogg_page(7, 1, 0, 0, &[4], b"data")];
     let d = decode_units(Input::Ogg, units);
     assert!(matches!(&d.result, Err(DecodeError::Unsupported(why)) if why.contains("no known audio codec")));
     let partial = Bytes::copy_from_slice(&repaged(SINE_OPUS, 255)[0][..20]);
     assert!(matches!(decode_units(Input::Ogg, vec![partial]).result, Err(DecodeError::Unsupported(_))));
+}
+
+#[test]
+fn a_lost_page_inside_a_packet_costs_that_packet_only() {
+    // With packets spanning pages, a page the framer dropped leaves a packet's head and the next
+    // page's continuation: they must not be joined into one (the sequence numbers show the gap).
+    let whole = decode_units(Input::Ogg, repaged(SINE_FLAC, 1));
+    let mut units = repaged(SINE_FLAC, 1);
+    let lost = units.len() / 2;
+    units.remove(lost);
+    let d = decode_units(Input::Ogg, units);
+    d.result.as_ref().expect("decodes");
+    assert_eq!(d.stats.corrupt_packets, 1, "one packet lost, no garbage decoded");
+    assert_eq!(d.stats.packets + 1, whole.stats.packets);
+    d.segments.iter().for_each(assert_tone);
+}
+
+#[test]
+fn data_of_a_stream_without_headers_after_the_end_is_an_error_not_silence() {
+    // The first link ends; pages of a second one whose beginning never came follow.
+    let mut units = repaged(SINE_OPUS, 255);
+    units.extend((0..20).map(|n| ogg_page(0x5EED, n + 2, 0, 0, &[4], b"data")));
+    let d = decode_units(Input::Ogg, units);
+    assert!(matches!(&d.result, Err(DecodeError::Unsupported(why)) if why.contains("without its headers")));
+    assert_eq!(frames_of(&d), [28800], "the first link is decoded whole");
 }
