@@ -217,15 +217,19 @@ pub fn admin_user(req: &Request, peer: SocketAddr, state: &AppState) -> Result<S
 }
 
 fn render(document: &Document, format: Format, command: &str) -> Response {
-    let rendered = match format {
-        Format::Xml => document.to_xml().map(Response::xml).map_err(|e| e.to_string()),
-        Format::Json => document.to_json().map(Response::json).map_err(|e| e.to_string()),
-        Format::Text => return Response::new(Status::Ok, "text/plain; charset=utf-8", document.to_text()),
-    };
-    // Every document type is rendered by the unit tests: a failure here is
-    // a bug in a document's shape, not in the request.
-    rendered.unwrap_or_else(|error| {
-        tracing::error!(command, %error, "admin document not renderable");
+    match format {
+        Format::Xml => rendered(document.to_xml().map(Response::xml), command),
+        Format::Json => rendered(document.to_json().map(Response::json), command),
+        Format::Text => Response::new(Status::Ok, "text/plain; charset=utf-8", document.to_text()),
+    }
+}
+
+/// A rendered document, or a 500: every document type is rendered by the
+/// unit tests, so a failure here is a bug in a document's shape, not in the
+/// request.
+fn rendered<E: std::fmt::Display>(result: Result<Response, E>, document: &str) -> Response {
+    result.unwrap_or_else(|error| {
+        tracing::error!(document, %error, "admin document not renderable");
         Response::text(Status::InternalServerError, "internal error")
     })
 }

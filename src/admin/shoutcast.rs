@@ -163,13 +163,7 @@ fn view_xml(mount: Option<&MountHandle>, state: &AppState) -> ServerXml {
 }
 
 fn xml_response(document: &ServerXml) -> Response {
-    match super::xml::to_string_uppercase(document) {
-        Ok(xml) => Response::xml(xml),
-        Err(error) => {
-            tracing::error!(%error, "SHOUTcast document not renderable");
-            Response::text(Status::InternalServerError, "internal error")
-        }
-    }
+    super::rendered(super::xml::to_string_uppercase(document).map(Response::xml), "SHOUTCASTSERVER")
 }
 
 /// The `SHOUTCASTSERVER` document of `/stats` and `viewxml`.

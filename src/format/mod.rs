@@ -13,7 +13,8 @@ mod opaque;
 /// Reading the Ogg pages a framer made (the transcoder's way in).
 pub use adts::AdtsHeader;
 pub use ogg::{
-    pages_of as ogg_pages, PageRef as OggPage, FLAG_BOS as OGG_FLAG_BOS, FLAG_CONTINUED as OGG_FLAG_CONTINUED,
+    codec as ogg_codec, first_packet as ogg_first_packet, pages_of as ogg_pages, Codec as OggCodec,
+    CodecKind as OggCodecKind, PageRef as OggPage, FLAG_BOS as OGG_FLAG_BOS, FLAG_CONTINUED as OGG_FLAG_CONTINUED,
     FLAG_EOS as OGG_FLAG_EOS,
 };
 mod sync;

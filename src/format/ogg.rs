@@ -18,6 +18,7 @@ use super::{AudioInfo, Framer, Unit};
 mod codec;
 mod page;
 
+pub use codec::{codec, first_packet, Codec, CodecKind};
 pub use page::{pages_of, PageRef, FLAG_BOS, FLAG_CONTINUED, FLAG_EOS};
 
 #[cfg(test)]

@@ -22,7 +22,9 @@ use symphonia::core::units::{Duration, Timestamp};
 use super::opus::OpusDecoder;
 use super::symphonia::{decode_packet, make_decoder};
 use super::{vorbis_setup, DecodeError, DecodeStats, ErrorStreak, Frames, Pcm};
-use crate::format::{ogg_pages, OggPage, OGG_FLAG_BOS, OGG_FLAG_CONTINUED, OGG_FLAG_EOS};
+use crate::format::{
+    ogg_codec, ogg_first_packet, ogg_pages, OggCodecKind, OggPage, OGG_FLAG_BOS, OGG_FLAG_CONTINUED, OGG_FLAG_EOS,
+};
 
 /// Largest packet assembled (real audio packets are a few KB, a Vorbis
 /// setup header a few KB to tens of KB); a longer one is dropped.
@@ -51,7 +53,10 @@ pub(super) fn run(
     Ok(())
 }
 
-/// Which mapping a stream's first packet names.
+/// Which mapping a stream uses, by the codec its first packet names (the
+/// framer's identification, `format::ogg_codec`), and how many header
+/// packets it has (`None`: FLAC that did not say; its headers end at the
+/// first audio frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mapping {
     Vorbis,
@@ -60,19 +65,15 @@ enum Mapping {
 }
 
 impl Mapping {
-    /// The mapping and how many header packets it has (`None`: FLAC that
-    /// did not say; its headers end at the first audio frame).
-    fn identify(first: &[u8]) -> Option<(Mapping, Option<usize>)> {
-        if first.starts_with(b"\x01vorbis") {
-            Some((Mapping::Vorbis, Some(3)))
-        } else if first.starts_with(b"OpusHead") {
-            Some((Mapping::Opus, Some(2)))
-        } else if first.starts_with(b"\x7fFLAC") {
-            let count = first.get(7..9).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
-            Some((Mapping::Flac, (count > 0).then_some(1 + count)))
-        } else {
-            None
-        }
+    fn of(first: &[u8]) -> Option<(Mapping, Option<usize>)> {
+        let codec = ogg_codec(first);
+        let mapping = match codec.kind? {
+            OggCodecKind::Vorbis => Mapping::Vorbis,
+            OggCodecKind::Opus => Mapping::Opus,
+            OggCodecKind::Flac => Mapping::Flac,
+            OggCodecKind::Theora | OggCodecKind::Speex => return None,
+        };
+        Some((mapping, codec.headers.map(|n| n as usize)))
     }
 }
 
@@ -103,7 +104,8 @@ impl OggDecoder {
                 tracing::debug!("chained Ogg stream, decoder rebuilt");
             }
             if self.stream.is_none() {
-                self.stream = first_packet(page).and_then(Mapping::identify).map(|m| Stream::new(page.serial, m));
+                let first = ogg_first_packet(page.table, page.body);
+                self.stream = Mapping::of(first).map(|mapping| Stream::new(page.serial, mapping));
             }
         } else {
             self.in_data = true;
@@ -128,20 +130,12 @@ impl OggDecoder {
     }
 }
 
-/// The bytes of the first packet a beginning-of-stream page holds (it
-/// starts on it and, in every mapping here, ends on it).
-fn first_packet<'a>(page: &OggPage<'a>) -> Option<&'a [u8]> {
-    let end = page.table.iter().position(|&lace| lace < 255)?;
-    let len: usize = page.table[..=end].iter().map(|&lace| usize::from(lace)).sum();
-    page.body.get(..len)
-}
-
 /// One logical stream: its packets as they complete, its headers until the
 /// decoder can be built, then its audio.
 struct Stream {
     serial: u32,
     mapping: Mapping,
-    /// Header packets expected (see `Mapping::identify`).
+    /// Header packets expected (see `Mapping::of`).
     header_count: Option<usize>,
     headers: Vec<Bytes>,
     decoder: Option<LinkDecoder>,
