@@ -123,9 +123,9 @@ impl ListenerStream {
         }
         let meta = stream.registration.mount().metadata();
         if let Some(intro) = stream.intro() {
-            stream.queue(&intro, &meta);
+            stream.queue(intro, &meta);
         }
-        stream.queue(&subscription.headers, &meta);
+        stream.queue(subscription.headers, &meta);
         if stream.icy.is_none() {
             // The burst as one copied piece: cheaper than a handle per chunk
             // when many listeners arrive at once. ICY listeners read chunk by
@@ -134,7 +134,7 @@ impl ListenerStream {
             if let Ok(next) = stream.mount().read_copy(stream.cursor, BATCH_BYTES, &mut burst) {
                 stream.cursor = next;
                 stream.registration.entry().cursor.store(next, Ordering::Relaxed);
-                stream.queue(&burst.freeze(), &meta);
+                stream.queue(burst.freeze(), &meta);
             }
         }
         stream
@@ -227,7 +227,7 @@ impl ListenerStream {
             }
             let position = batch.first().map(|c| c.start);
             for chunk in batch {
-                self.queue(&chunk.data, &chunk.meta);
+                self.queue(chunk.data, &chunk.meta);
             }
             if let Err(end) = self.flush(position).await {
                 return Stop::Ended(end);
@@ -235,17 +235,13 @@ impl ListenerStream {
         }
     }
 
-    fn queue(&mut self, data: &Bytes, meta: &Arc<Metadata>) {
+    fn queue(&mut self, data: Bytes, meta: &Arc<Metadata>) {
         if data.is_empty() {
             return;
         }
         match &mut self.icy {
-            Some(icy) => {
-                let mut out = Vec::new();
-                icy.feed(data, meta, &mut out);
-                self.pieces.extend(out);
-            }
-            None => self.pieces.push_back(data.clone()),
+            Some(icy) => icy.feed(&data, meta, &mut self.pieces),
+            None => self.pieces.push_back(data),
         }
     }
 
@@ -289,7 +285,7 @@ impl ListenerStream {
         self.registration.entry().cursor.store(self.cursor, Ordering::Relaxed);
         self.head = subscription.head;
         self.home = home.map(watching);
-        self.queue(&subscription.headers, &target.metadata());
+        self.queue(subscription.headers, &target.metadata());
     }
 
     /// Nothing to send: wait for the mount to change (new data, or a nudge

@@ -54,10 +54,10 @@ impl IcyInterleaver {
     }
 
     /// Append `data` (written under `meta`) to `out`, split by metadata blocks.
-    pub fn feed(&mut self, data: &Bytes, meta: &Arc<Metadata>, out: &mut Vec<Bytes>) {
+    pub fn feed(&mut self, data: &Bytes, meta: &Arc<Metadata>, out: &mut impl Extend<Bytes>) {
         self.plan(data.len(), meta, |piece| match piece {
-            Piece::Audio(range) => out.push(data.slice(range)),
-            Piece::Block(block) => out.push(block),
+            Piece::Audio(range) => out.extend(Some(data.slice(range))),
+            Piece::Block(block) => out.extend(Some(block)),
         });
     }
 

@@ -166,7 +166,7 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, he
             let listen = ListenRequest::of(&req, started);
             // Listeners live for hours: keep nothing per connection that is not needed.
             drop((req, head, buf));
-            listen_on(sock, listen, line, Client { peer, admission, held }, state, mount, started).await;
+            listen_on(sock, listen, line, Client { peer, admission, held }, state, mount).await;
         }
         Err(sock) => {
             drop((req, mount));
@@ -241,9 +241,9 @@ async fn listen_on(
     client: Client,
     state: AppState,
     mount: MountHandle,
-    started: Instant,
 ) {
     let Client { peer, mut admission, held } = client;
+    let started = listen.arrived;
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     crate::relay::demand(&state, &mount).await;
     match listener::start(sock, listen, peer, state.clone(), mount).await {

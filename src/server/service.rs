@@ -204,9 +204,8 @@ fn listen(
 ) -> hyper::Response<Body> {
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     let listen = ListenRequest::of(req, started);
-    let user = admission.user.clone();
     let finished = |status: Status, admission: &mut auth::Admission| {
-        state.access_log.finished(peer.ip(), user.as_deref(), Some(&line), status, 0, started);
+        state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), status, 0, started);
         admission.left(&state);
     };
     let admitted = match listener::admit(&listen, peer.ip(), &state, mount) {
