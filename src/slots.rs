@@ -31,6 +31,15 @@ struct Size {
 /// One slot; returned when dropped.
 pub type Slot = OwnedSemaphorePermit;
 
+/// What an open connection holds until the last thing it serves has
+/// ended (a listener's stream included): its slot of `[limits] connections`
+/// and of its address's `max_connections_per_ip`.
+#[allow(dead_code, reason = "never read: held for their drop, which returns the slots")]
+pub struct Held {
+    pub connection: Slot,
+    pub per_ip: Option<crate::access::PerIpSlot>,
+}
+
 impl Slots {
     pub fn new(cap: usize) -> Slots {
         Slots(Arc::new(Inner {

@@ -116,7 +116,7 @@ pub async fn start(
         Ok(stream) => Started::Streaming(Box::new(stream)),
         Err((sink, refused)) => Started::Answered(match sink {
             Sink::Socket(mut sock) => refuse(&mut sock, false, refused).await,
-            Sink::Body(_) | Sink::Lent => Served { status: refused.status(), bytes: 0 },
+            Sink::Body(_) => Served { status: refused.status(), bytes: 0 },
         }),
     }
 }
@@ -182,7 +182,7 @@ impl Admitted {
         state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);
         let head = head.unwrap_or_default();
         let mut stream = ListenerStream::new(sink, state, registration, self.home, self.metaint, self.permit, head);
-        stream.own_mount_only = req.own_mount_only;
+        stream.own_mount_only(req.own_mount_only);
         Ok(stream)
     }
 }

@@ -9,7 +9,7 @@ mod tests;
 mod writer;
 
 pub use admit::{admit, start, Admitted, ListenRequest, NotAdmitted, Served, Started};
-pub use session::{spawn, Finish};
+pub use session::{spawn, StreamEnd};
 pub use writer::{try_write_pieces, write_all_pieces, Sink};
 
 use std::collections::VecDeque;
@@ -60,30 +60,70 @@ fn watching(home: MountHandle) -> Box<(MountHandle, watch::Receiver<Head>)> {
     Box::new((home, rx))
 }
 
-/// One listener's socket, position and buffers, for the life of the stream.
+/// A listener being streamed: what it keeps for its whole life, and what
+/// it holds only while it has a task.
 pub struct ListenerStream {
-    sink: Sink,
+    lasting: Box<Lasting>,
+    wire: Wire,
+}
+
+/// What a listener keeps for its whole life, parked or not: boxed once at
+/// admission, and all a parked listener holds besides its place in the
+/// delivery set (see `session`). Kept small: it is held per listener for
+/// hours.
+pub(crate) struct Lasting {
     state: AppState,
     registration: Registration,
     /// This listener's slot of `limits.clients`.
     _permit: OwnedSemaphorePermit,
-    /// The mount to return to when its source comes back (`fallback_override`).
-    /// Boxed: few listeners have one, and every listener holds the field.
-    home: Option<Box<(MountHandle, watch::Receiver<Head>)>>,
-    cursor: u64,
-    head: watch::Receiver<Head>,
-    icy: Option<Box<IcyInterleaver>>,
-    /// What is queued to be written (empty between writes).
-    pieces: VecDeque<Bytes>,
     /// Bytes written, response head included.
     sent: u64,
     /// Length of the response head, so the access log counts body bytes.
-    head_len: u64,
+    head_len: u32,
     /// See `ListenRequest::own_mount_only`.
     own_mount_only: bool,
     /// May lend its socket to the mount's delivery set when caught up (a
     /// session that can give up its task; see `session`).
     parkable: bool,
+    /// What its end writes and lets go of; taken when it ends.
+    end: Option<StreamEnd>,
+}
+
+/// What a listener holds only while it has a task: its socket, position,
+/// queue and watches. A parked listener has none of it (the delivery set
+/// holds the socket, cursor and ICY state); resuming makes it again.
+struct Wire {
+    sink: Sink,
+    cursor: u64,
+    head: watch::Receiver<Head>,
+    icy: Option<Box<IcyInterleaver>>,
+    /// What is queued to be written (empty between writes).
+    pieces: VecDeque<Bytes>,
+    /// The mount to return to when its source comes back (`fallback_override`).
+    /// Boxed: few listeners have one.
+    home: Option<Box<(MountHandle, watch::Receiver<Head>)>>,
+}
+
+impl Wire {
+    /// The socket is back from the mount: carry on where the walk left off,
+    /// with what it could not send queued. `Err` if the listener ended.
+    fn taken_back(lasting: &mut Lasting, back: Unparked) -> Result<Wire, End> {
+        let Unparked { sock, cursor, icy, sent, pending, position: _, failed } = back;
+        lasting.sent += sent;
+        if failed {
+            return Err(End::ClientGone);
+        }
+        let sock = tokio::net::TcpStream::from_std(sock).map_err(|_| End::ClientGone)?;
+        let mount = lasting.registration.mount();
+        Ok(Wire {
+            sink: Sink::Socket(sock),
+            cursor,
+            head: mount.watch_group_of(lasting.registration.entry().id),
+            icy,
+            pieces: pending,
+            home: None,
+        })
+    }
 }
 
 impl ListenerStream {
@@ -98,46 +138,62 @@ impl ListenerStream {
     ) -> ListenerStream {
         let subscription = registration.mount().subscribe(registration.entry().id, true);
         registration.entry().cursor.store(subscription.cursor, Ordering::Relaxed);
-        let mut stream = ListenerStream {
+        let wire = Wire {
             sink,
-            state,
-            _permit: permit,
-            home: home.map(watching),
             cursor: subscription.cursor,
             head: subscription.head,
             icy: metaint.map(|metaint| {
                 Box::new(IcyInterleaver::starting_with(metaint, subscription.meta.clone(), subscription.burst))
             }),
             pieces: VecDeque::new(),
+            home: home.map(watching),
+        };
+        let lasting = Box::new(Lasting {
+            state,
+            registration,
+            _permit: permit,
             sent: 0,
-            head_len: 0,
+            // Not through `queue`: the response head is not stream data, so
+            // it must not count towards the ICY interval.
+            head_len: u32::try_from(response_head.len()).unwrap_or(u32::MAX),
             own_mount_only: false,
             parkable: false,
-            registration,
-        };
-        // Not through `queue`: the response head is not stream data, so it
-        // must not count towards the ICY interval.
-        stream.head_len = response_head.len() as u64;
+            end: None,
+        });
+        let mut stream = ListenerStream { lasting, wire };
         if !response_head.is_empty() {
-            stream.pieces.push_back(response_head);
+            stream.wire.pieces.push_back(response_head);
         }
-        let meta = stream.registration.mount().metadata();
+        let meta = stream.mount().metadata();
         if let Some(intro) = stream.intro() {
             stream.queue(intro, &meta);
         }
         stream.queue(subscription.headers, &meta);
-        if stream.icy.is_none() {
+        if stream.wire.icy.is_none() {
             // The burst as one copied piece: cheaper than a handle per chunk
             // when many listeners arrive at once. ICY listeners read chunk by
             // chunk, for each chunk's title.
             let mut burst = BytesMut::new();
-            if let Ok(next) = stream.mount().read_copy(stream.cursor, BATCH_BYTES, &mut burst) {
-                stream.cursor = next;
-                stream.registration.entry().cursor.store(next, Ordering::Relaxed);
+            if let Ok(next) = stream.mount().read_copy(stream.wire.cursor, BATCH_BYTES, &mut burst) {
+                stream.advance_to(next);
                 stream.queue(burst.freeze(), &meta);
             }
         }
         stream
+    }
+
+    /// See `ListenRequest::own_mount_only`.
+    pub(super) fn own_mount_only(&mut self, own: bool) {
+        self.lasting.own_mount_only = own;
+    }
+
+    /// The next chunk to read is `next` (told to the listener entry, so the
+    /// ring can trim what every listener has read).
+    fn advance_to(&mut self, next: u64) {
+        if next != self.wire.cursor {
+            self.wire.cursor = next;
+            self.lasting.registration.entry().cursor.store(next, Ordering::Relaxed);
+        }
     }
 
     /// The mount's intro, played before the live stream: frame formats and
@@ -150,7 +206,7 @@ impl ListenerStream {
     }
 
     fn mount(&self) -> &MountHandle {
-        self.registration.mount()
+        self.lasting.registration.mount()
     }
 
     /// Stream until the listener leaves or `limit` (URL auth's time limit)
@@ -163,8 +219,8 @@ impl ListenerStream {
             Some(limit) => match Box::pin(tokio::time::timeout(limit, self.run_to_end())).await {
                 Ok((_, sent)) => sent,
                 Err(_) => {
-                    tracing::debug!(mount = self.registration.mount().name(), "listener's time limit reached");
-                    self.sent.saturating_sub(self.head_len)
+                    tracing::debug!(mount = self.mount().name(), "listener's time limit reached");
+                    self.lasting.body_sent()
                 }
             },
         }
@@ -173,35 +229,21 @@ impl ListenerStream {
     /// Stream until the listener leaves (in this task, never parked);
     /// returns how it ended and the bytes sent.
     pub async fn run_to_end(&mut self) -> (End, u64) {
-        self.parkable = false;
+        self.lasting.parkable = false;
         let end = loop {
             match self.run().await {
                 Stop::Ended(end) => break end,
                 // Not reached while `parkable` is false; waits in place from now on.
-                Stop::CaughtUp => self.parkable = false,
+                Stop::CaughtUp => self.lasting.parkable = false,
             }
         };
-        (end, self.left(end))
-    }
-
-    /// Log the end; returns the body bytes sent.
-    fn left(&self, end: End) -> u64 {
-        let entry = self.registration.entry();
-        let body = self.sent.saturating_sub(self.head_len);
-        tracing::debug!(
-            mount = self.registration.mount().name(),
-            client_id = entry.id,
-            ?end,
-            bytes = body,
-            "listener left"
-        );
-        body
+        (end, self.lasting.left(end))
     }
 
     /// Stream until the listener ends or, if it may park, has caught up.
     async fn run(&mut self) -> Stop {
         loop {
-            if *self.state.shutdown.borrow() {
+            if *self.lasting.state.shutdown.borrow() {
                 return Stop::Ended(End::Shutdown);
             }
             if let Some(end) = self.apply_control() {
@@ -212,14 +254,11 @@ impl ListenerStream {
             // Chunk handles of this batch: local, so a listener between
             // batches (parked, for hours) holds no room for them.
             let mut batch = Vec::new();
-            let Ok(next) = mount.read(self.cursor, BATCH_BYTES, &mut batch) else {
-                return Stop::Ended(self.dropped_slow());
+            let Ok(next) = mount.read(self.wire.cursor, BATCH_BYTES, &mut batch) else {
+                return Stop::Ended(self.lasting.dropped_slow());
             };
-            if next != self.cursor {
-                self.cursor = next;
-                self.registration.entry().cursor.store(next, Ordering::Relaxed);
-            }
-            if batch.is_empty() && self.pieces.is_empty() {
+            self.advance_to(next);
+            if batch.is_empty() && self.wire.pieces.is_empty() {
                 if let Some(stop) = self.wait().await {
                     return stop;
                 }
@@ -239,15 +278,15 @@ impl ListenerStream {
         if data.is_empty() {
             return;
         }
-        match &mut self.icy {
-            Some(icy) => icy.feed(&data, meta, &mut self.pieces),
-            None => self.pieces.push_back(data),
+        match &mut self.wire.icy {
+            Some(icy) => icy.feed(&data, meta, &mut self.wire.pieces),
+            None => self.wire.pieces.push_back(data),
         }
     }
 
     /// Kill or move requests from admin (one atomic load when there are none).
     fn apply_control(&mut self) -> Option<End> {
-        let control = &self.registration.entry().control;
+        let control = &self.lasting.registration.entry().control;
         if !control.pending() {
             return None;
         }
@@ -263,7 +302,7 @@ impl ListenerStream {
     }
 
     fn return_home_if_live(&mut self) {
-        let live_home = self.home.as_ref().filter(|home| home.0.is_live()).map(|home| home.0.clone());
+        let live_home = self.wire.home.as_ref().filter(|home| home.0.is_live()).map(|home| home.0.clone());
         if let Some(home) = live_home {
             self.switch_to(home, None);
         }
@@ -271,20 +310,20 @@ impl ListenerStream {
 
     /// Continue on another mount at its live edge, with its stream headers.
     fn switch_to(&mut self, target: MountHandle, home: Option<MountHandle>) {
-        let entry = self.registration.entry().clone();
+        let entry = self.lasting.registration.entry().clone();
         // Hold the target's trimming until this listener's cursor there is known.
         entry.cursor.store(0, Ordering::Relaxed);
         let Some(registration) = target.register(entry.clone(), true) else {
-            entry.cursor.store(self.cursor, Ordering::Relaxed);
+            entry.cursor.store(self.wire.cursor, Ordering::Relaxed);
             return;
         };
         tracing::debug!(from = self.mount().name(), to = target.name(), "listener moved");
-        self.registration = registration;
-        let subscription = target.subscribe(self.registration.entry().id, false);
-        self.cursor = subscription.cursor;
-        self.registration.entry().cursor.store(self.cursor, Ordering::Relaxed);
-        self.head = subscription.head;
-        self.home = home.map(watching);
+        self.lasting.registration = registration;
+        let subscription = target.subscribe(entry.id, false);
+        self.wire.cursor = subscription.cursor;
+        entry.cursor.store(subscription.cursor, Ordering::Relaxed);
+        self.wire.head = subscription.head;
+        self.wire.home = home.map(watching);
         self.queue(subscription.headers, &target.metadata());
     }
 
@@ -293,22 +332,22 @@ impl ListenerStream {
     /// One wake source in the common case: this future is part of every idle
     /// listener's memory and its registration is paid on every wait.
     async fn wait(&mut self) -> Option<Stop> {
-        let head = *self.head.borrow_and_update();
+        let head = *self.wire.head.borrow_and_update();
         // Re-checked after marking the head seen, so a nudge cannot slip between.
-        if self.registration.entry().control.pending() || head.seq > self.cursor {
+        if self.lasting.registration.entry().control.pending() || head.seq > self.wire.cursor {
             return None;
         }
         if !head.live {
             return self.source_gone().map(Stop::Ended);
         }
         // A listener waiting for its home mount stays in its task, watching.
-        if self.parkable && self.home.is_none() && matches!(self.sink, Sink::Socket(_)) {
+        if self.lasting.parkable && self.wire.home.is_none() && matches!(self.wire.sink, Sink::Socket(_)) {
             return Some(Stop::CaughtUp);
         }
-        match self.home.as_mut() {
+        match self.wire.home.as_mut() {
             Some(home) => {
                 let home = &mut home.1;
-                let head = &mut self.head;
+                let head = &mut self.wire.head;
                 Box::pin(async move {
                     tokio::select! {
                         _ = head.changed() => {}
@@ -318,40 +357,7 @@ impl ListenerStream {
                 .await
             }
             None => {
-                let _ = self.head.changed().await;
-            }
-        }
-        None
-    }
-
-    /// Take the socket out of the stream to lend it to the mount: a plain
-    /// socket, out of the runtime's reactor (nothing waits on it while
-    /// parked). `None` if the stream has no socket or it cannot be taken out.
-    fn lend(&mut self) -> Option<std::net::TcpStream> {
-        let Sink::Socket(sock) = std::mem::replace(&mut self.sink, Sink::Lent) else {
-            return None;
-        };
-        sock.into_std().ok()
-    }
-
-    /// The socket is back from the mount: carry on where the walk left off,
-    /// sending what it could not. `Some` if the listener ended.
-    async fn take_back(&mut self, back: Unparked) -> Option<End> {
-        let Unparked { sock, cursor, icy, sent, pending, position, failed } = back;
-        self.cursor = cursor;
-        self.icy = icy;
-        self.sent += sent;
-        if failed {
-            return Some(End::ClientGone);
-        }
-        let Ok(sock) = tokio::net::TcpStream::from_std(sock) else {
-            return Some(End::ClientGone);
-        };
-        self.sink = Sink::Socket(sock);
-        if !pending.is_empty() {
-            self.pieces = pending;
-            if let Err(end) = self.flush(position).await {
-                return Some(end);
+                let _ = self.wire.head.changed().await;
             }
         }
         None
@@ -360,12 +366,13 @@ impl ListenerStream {
     /// The source left and the ring is drained: follow the fallback or end.
     fn source_gone(&mut self) -> Option<End> {
         let current = self.mount().clone();
-        let fallback = if self.own_mount_only { None } else { self.state.mounts.live_fallback(&current) };
+        let fallback =
+            if self.lasting.own_mount_only { None } else { self.lasting.state.mounts.live_fallback(&current) };
         let Some(fallback) = fallback else {
             return Some(End::SourceGone);
         };
         // Remember where we came from (or keep an earlier home) to move back later.
-        let home = match self.home.take() {
+        let home = match self.wire.home.take() {
             Some(home) => Some(home.0),
             None => current.config().fallback_override.then_some(current),
         };
@@ -373,30 +380,13 @@ impl ListenerStream {
         None
     }
 
-    fn dropped_slow(&self) -> End {
-        let mount = self.mount();
-        mount.stats().slow_listeners.fetch_add(1, Ordering::Relaxed);
-        self.state.stats.slow_listeners.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(mount = mount.name(), client_id = self.registration.entry().id, "listener too slow, dropped");
-        End::Slow
-    }
-
-    /// Count `n` bytes written: this stream's total, the mount's, and what
-    /// the admin's listener list shows (body bytes only).
-    fn count_sent(&mut self, mount: &MountHandle, n: u64) {
-        self.sent += n;
-        mount.stats().bytes_sent.fetch_add(n, Ordering::Relaxed);
-        self.registration.entry().sent.store(self.sent.saturating_sub(self.head_len), Ordering::Relaxed);
-    }
-
     /// Write the queued pieces, dropping the listener if it falls more than
     /// `queue_size` behind or stalls for `client_timeout` meanwhile.
     async fn flush(&mut self, position: Option<u64>) -> Result<(), End> {
-        let mount = self.mount().clone();
-        let quick = self.sink.try_write(&mut self.pieces).map_err(|_| End::ClientGone)?;
-        self.count_sent(&mount, quick);
-        if self.pieces.is_empty() {
-            self.pieces = VecDeque::new();
+        let quick = self.wire.sink.try_write(&mut self.wire.pieces).map_err(|_| End::ClientGone)?;
+        self.lasting.count_sent(quick);
+        if self.wire.pieces.is_empty() {
+            self.wire.pieces = VecDeque::new();
             return Ok(());
         }
         // Boxed: the waiting machinery (timer, select) exists only while a
@@ -407,20 +397,21 @@ impl ListenerStream {
     /// The socket is full: finish the write unless the listener falls
     /// `queue_size` behind, stalls for `client_timeout` or is killed.
     async fn flush_blocked(&mut self, position: Option<u64>) -> Result<(), End> {
-        let mount = self.mount().clone();
-        let entry = self.registration.entry().clone();
-        let control = &entry.control;
-        let deadline = tokio::time::sleep(self.state.config.get().limits.client_timeout);
+        let lasting = &mut self.lasting;
+        let wire = &mut self.wire;
+        let mount = lasting.registration.mount().clone();
+        let entry = lasting.registration.entry().clone();
+        let deadline = tokio::time::sleep(lasting.state.config.get().limits.client_timeout);
         tokio::pin!(deadline);
         let outcome = {
-            let write = self.sink.write_all(&mut self.pieces);
+            let write = wire.sink.write_all(&mut wire.pieces);
             tokio::pin!(write);
             loop {
                 tokio::select! {
                     result = &mut write => break result.map_err(|_| End::ClientGone),
                     _ = &mut deadline => break Err(End::Stalled),
-                    changed = self.head.changed() => {
-                        if control.is_killed() {
+                    changed = wire.head.changed() => {
+                        if entry.control.is_killed() {
                             break Err(End::Killed);
                         }
                         let too_far = position.is_some_and(|p| mount.lag_at(p) == Lag::TooFar);
@@ -433,11 +424,47 @@ impl ListenerStream {
         };
         match outcome {
             Ok(n) => {
-                self.count_sent(&mount, n);
+                lasting.count_sent(n);
                 Ok(())
             }
-            Err(End::Slow) => Err(self.dropped_slow()),
+            Err(End::Slow) => Err(lasting.dropped_slow()),
             Err(end) => Err(end),
         }
+    }
+}
+
+impl Lasting {
+    /// Body bytes sent (the response head not counted).
+    fn body_sent(&self) -> u64 {
+        self.sent.saturating_sub(u64::from(self.head_len))
+    }
+
+    /// Log the end; returns the body bytes sent.
+    fn left(&self, end: End) -> u64 {
+        let body = self.body_sent();
+        tracing::debug!(
+            mount = self.registration.mount().name(),
+            client_id = self.registration.entry().id,
+            ?end,
+            bytes = body,
+            "listener left"
+        );
+        body
+    }
+
+    fn dropped_slow(&self) -> End {
+        let mount = self.registration.mount();
+        mount.stats().slow_listeners.fetch_add(1, Ordering::Relaxed);
+        self.state.stats.slow_listeners.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(mount = mount.name(), client_id = self.registration.entry().id, "listener too slow, dropped");
+        End::Slow
+    }
+
+    /// Count `n` bytes written: this stream's total, the mount's, and what
+    /// the admin's listener list shows (body bytes only).
+    fn count_sent(&mut self, n: u64) {
+        self.sent += n;
+        self.registration.mount().stats().bytes_sent.fetch_add(n, Ordering::Relaxed);
+        self.registration.entry().sent.store(self.body_sent(), Ordering::Relaxed);
     }
 }

@@ -7,107 +7,141 @@
 //! of what a listener costs in memory. So a session runs in a task only
 //! while it has something to do itself (the burst on connect, a full
 //! socket, an admin request, a fallback move, the end): caught up, it parks,
-//! the task ends, and the delivery set holds the session until it hands the
-//! socket back, when `resume` gives it a new task.
+//! the task ends, and the delivery set holds what the listener keeps for
+//! its whole life (`Lasting`, one box made at admission) until it hands the
+//! socket back, when `resume` gives it a new task and a new `Wire`.
 //!
 //! A listener that must end by a deadline (URL auth's time limit) keeps its
 //! task, as does one on hyper's body channel; they never park.
 
 use std::time::Duration;
 
-use super::{End, ListenerStream, Stop};
+use super::{End, Lasting, ListenerStream, Stop, Wire};
+use crate::access_log::RequestLine;
+use crate::auth::Admission;
+use crate::http::status::Status;
 use crate::mount::{ListenerEntry, Parked, Resume, Unparked};
+use crate::slots::Held;
 use crate::state::AppState;
 
-/// What happens when a listener ends: the access log line and whatever the
-/// connection holds (auth's leave notice, its connection slots).
-pub trait Finish: Send + 'static {
-    /// `entry`: who the listener was (address, user agent, referer);
-    /// `sent`: the body bytes it received.
-    fn finish(self, state: &AppState, entry: &ListenerEntry, sent: u64);
+/// What a listener's end writes and lets go of: its access log line, auth's
+/// leave notice, and (on a connection of its own) the connection's slots.
+/// Held for the listener's whole life: what its listener entry already
+/// says (address, user agent, referer, when it connected) is read there at
+/// the end.
+pub struct StreamEnd {
+    /// `METHOD target HTTP/x.y`, as `RequestLine::line`.
+    line: Box<str>,
+    admission: Admission,
+    /// Held for its drop, with the rest of the listener.
+    _held: Option<Held>,
 }
 
-/// A listener stream and what to do when it ends.
-struct Session<F: Finish> {
-    stream: ListenerStream,
-    /// Taken when the listener ends; still here on drop means the session
-    /// was dropped unresumed (the runtime shutting down, a dropped mount).
-    finish: Option<F>,
+impl StreamEnd {
+    pub fn new(line: RequestLine, admission: Admission, held: Option<Held>) -> StreamEnd {
+        StreamEnd { line: line.line.into_boxed_str(), admission, _held: held }
+    }
+
+    /// `entry`: who the listener was; `sent`: the body bytes it received.
+    pub(super) fn finish(mut self, state: &AppState, entry: &ListenerEntry, sent: u64) {
+        let line = RequestLine {
+            line: self.line.into(),
+            referer: entry.referer.as_deref().map(str::to_string),
+            user_agent: entry.user_agent.as_deref().map(str::to_string),
+        };
+        let user = self.admission.user.as_deref();
+        state.access_log.finished(entry.ip, user, Some(&line), Status::Ok, sent, entry.connected);
+        self.admission.left(state);
+    }
 }
 
-/// Run `stream` until it ends, then `finish`: parked between writes when it
+/// Run `stream` until it ends, then `end`: parked between writes when it
 /// can be, or in a task of its own for its whole life when it has a
 /// `time_limit`.
-pub fn spawn<F: Finish>(stream: ListenerStream, time_limit: Option<Duration>, finish: F) {
-    let mut session = Box::new(Session { stream, finish: Some(finish) });
+pub fn spawn(mut stream: ListenerStream, time_limit: Option<Duration>, end: StreamEnd) {
+    stream.lasting.end = Some(end);
     match time_limit {
         Some(limit) => {
             tokio::spawn(async move {
-                let sent = session.stream.run_for(Some(limit)).await;
-                session.finish(sent);
+                let sent = stream.run_for(Some(limit)).await;
+                stream.lasting.finish(sent);
             });
         }
         None => {
-            session.stream.parkable = true;
-            tokio::spawn(drive(session, None));
+            stream.lasting.parkable = true;
+            tokio::spawn(drive(stream));
         }
     }
 }
 
-/// One stretch of a session's work: take the socket back (if it was
-/// parked), then stream until it ends or parks again.
-async fn drive<F: Finish>(mut session: Box<Session<F>>, back: Option<Unparked>) {
-    if let Some(back) = back {
-        if let Some(end) = session.stream.take_back(back).await {
-            return session.end(end);
-        }
-    }
-    match session.stream.run().await {
-        Stop::Ended(end) => session.end(end),
-        Stop::CaughtUp => session.park(),
+/// One stretch of a session's work: stream until it ends or parks again.
+async fn drive(mut stream: ListenerStream) {
+    match stream.run().await {
+        Stop::Ended(end) => stream.lasting.ended(end),
+        Stop::CaughtUp => stream.park(),
     }
 }
 
-impl<F: Finish> Session<F> {
-    /// Lend the socket and the session to the mount; the task ends.
-    fn park(mut self: Box<Self>) {
-        let Some(sock) = self.stream.lend() else {
-            return self.end(End::ClientGone);
+/// The socket is back from the mount: a stream again, first sending what
+/// the walk could not.
+async fn resumed(mut lasting: Box<Lasting>, back: Unparked) {
+    let position = back.position;
+    let mut stream = match Wire::taken_back(&mut lasting, back) {
+        Ok(wire) => ListenerStream { lasting, wire },
+        Err(end) => return lasting.ended(end),
+    };
+    if !stream.wire.pieces.is_empty() {
+        if let Err(end) = stream.flush(position).await {
+            return stream.lasting.ended(end);
+        }
+    }
+    drive(stream).await
+}
+
+impl ListenerStream {
+    /// Lend the socket and what the listener keeps to the mount; the
+    /// task, and with it the `Wire`, ends.
+    fn park(self) {
+        let ListenerStream { mut lasting, wire } = self;
+        let Some(sock) = wire.sink.lend() else {
+            return lasting.ended(End::ClientGone);
         };
-        let mount = self.stream.mount().clone();
-        let entry = self.stream.registration.entry().clone();
-        let cursor = self.stream.cursor;
-        let icy = self.stream.icy.take();
+        let mount = lasting.registration.mount().clone();
+        let entry = lasting.registration.entry().clone();
         // Refused (something to do first), it is resumed at once.
-        mount.park(Parked { entry, sock, cursor, icy, sent: 0, owner: self });
+        mount.park(Parked { entry, sock, cursor: wire.cursor, icy: wire.icy, sent: 0, owner: lasting });
     }
+}
 
-    fn end(&mut self, end: End) {
-        let sent = self.stream.left(end);
+impl Lasting {
+    /// The listener ended: log it and write its end.
+    fn ended(&mut self, end: End) {
+        let sent = self.left(end);
         self.finish(sent);
     }
 
     fn finish(&mut self, sent: u64) {
-        if let Some(finish) = self.finish.take() {
-            finish.finish(&self.stream.state, self.stream.registration.entry(), sent);
+        if let Some(end) = self.end.take() {
+            end.finish(&self.state, self.registration.entry(), sent);
         }
     }
 }
 
-impl<F: Finish> Resume for Session<F> {
+impl Resume for Lasting {
     fn resume(self: Box<Self>, back: Unparked) {
-        // Outside the runtime (it is going away) the session just ends.
+        // Outside the runtime (it is going away) the listener just ends.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(drive(self, Some(back)));
+            runtime.spawn(resumed(self, back));
         }
     }
 }
 
-impl<F: Finish> Drop for Session<F> {
+impl Drop for Lasting {
+    /// Dropped unresumed (the runtime shutting down, a dropped mount) or
+    /// without its end written: it ends here.
     fn drop(&mut self) {
-        if self.finish.is_some() {
-            let sent = self.stream.left(End::ClientGone);
-            self.finish(sent);
+        if self.end.is_some() {
+            self.ended(End::ClientGone);
         }
     }
 }

@@ -161,7 +161,7 @@ async fn a_listener_is_written_once_per_delivery_interval_at_its_groups_phase() 
     let interval = Duration::from_millis(200);
     let setup = live_mount(&format!("delivery_interval_ms = {}", interval.as_millis()));
     let (mut stream, body) = join(&setup);
-    let group = crate::mount::Heads::group_of(stream.registration.entry().id);
+    let group = crate::mount::Heads::group_of(stream.lasting.registration.entry().id);
     let listener = tokio::spawn(async move { stream.run_to_end().await });
     let start = Instant::now();
     let feeder = feed(setup.mount.clone());

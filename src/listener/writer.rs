@@ -19,17 +19,23 @@ pub enum Sink {
     Socket(TcpStream),
     /// A response body hyper writes (HTTP/1.1 chunked, or an HTTP/2 stream).
     Body(BodySender),
-    /// The socket is lent to the mount's delivery set (the listener is
-    /// parked); it comes back with the listener's `Unparked`.
-    Lent,
 }
 
 impl Sink {
+    /// Take the socket out to lend it to the mount: a plain socket, out of
+    /// the runtime's reactor (nothing waits on it while parked). `None` if
+    /// there is no socket or it cannot be taken out.
+    pub fn lend(self) -> Option<std::net::TcpStream> {
+        let Sink::Socket(sock) = self else {
+            return None;
+        };
+        sock.into_std().ok()
+    }
+
     /// Write what fits right now, without waiting. Returns the bytes written.
     pub fn try_write(&self, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
         match self {
             Sink::Socket(sock) => try_write_pieces(sock, pieces),
-            Sink::Lent => Err(std::io::ErrorKind::NotConnected.into()),
             Sink::Body(body) => {
                 let mut written = 0u64;
                 while let Some(piece) = pieces.front() {
@@ -48,7 +54,6 @@ impl Sink {
     pub async fn write_all(&mut self, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
         match self {
             Sink::Socket(sock) => write_all_pieces(sock, pieces).await,
-            Sink::Lent => Err(std::io::ErrorKind::NotConnected.into()),
             Sink::Body(body) => {
                 let mut written = 0u64;
                 while let Some(piece) = pieces.front() {

@@ -245,6 +245,11 @@ impl MountHandle {
         self.0.heads.subscribe(0)
     }
 
+    /// The head as listener `id`'s wake group sees it (as `subscribe` gives it).
+    pub fn watch_group_of(&self, id: u64) -> watch::Receiver<Head> {
+        self.0.heads.subscribe(Heads::group_of(id))
+    }
+
     /// The stream headers new listeners get first (Ogg/WebM header pages).
     pub fn stream_headers(&self) -> Bytes {
         self.0.stream.read().headers.clone()

@@ -20,15 +20,14 @@ use tokio_rustls::server::TlsStream;
 use super::rewind::Rewound;
 use super::routes::stream_target;
 use super::{gate, service};
-use crate::access::PerIpSlot;
 use crate::access_log::RequestLine;
 use crate::auth;
 use crate::http::request::{scan_head, HeadError, Request};
 use crate::http::response::Response;
-use crate::http::status::{Refusal, Status};
-use crate::listener::{self, ListenRequest, Started};
-use crate::mount::{ListenerEntry, MountHandle};
-use crate::slots::Slot;
+use crate::http::status::Refusal;
+use crate::listener::{self, ListenRequest, Started, StreamEnd};
+use crate::mount::MountHandle;
+use crate::slots::Held;
 use crate::state::AppState;
 use crate::tls::{Tls, HANDSHAKE_RECORD};
 
@@ -69,15 +68,6 @@ impl Transport for TlsStream<TcpStream> {
     fn into_plain(self) -> Result<TcpStream, Self> {
         Err(self)
     }
-}
-
-/// What an open connection holds until the last thing it serves has
-/// ended (a listener's stream included): its slot of `[limits] connections`
-/// and of its address's `max_connections_per_ip`.
-#[allow(dead_code, reason = "never read: held for their drop, which returns the slots")]
-pub struct Held {
-    pub connection: Slot,
-    pub per_ip: Option<PerIpSlot>,
 }
 
 /// A connection just accepted on a port that speaks `speaks`.
@@ -196,39 +186,6 @@ struct Client {
     /// What authentication said (`listener_auth`).
     admission: auth::Admission,
     held: Held,
-}
-
-/// What a listener's end writes and lets go of: its access log line, auth's
-/// leave notice, and (on a connection of its own) the connection's slots.
-/// Held for the listener's whole life: what its listener entry already
-/// says (address, user agent, referer, when it connected) is read there at
-/// the end.
-pub(super) struct StreamEnd {
-    /// `METHOD target HTTP/x.y`, as `RequestLine::line`.
-    pub line: Box<str>,
-    pub admission: auth::Admission,
-    /// Held for its drop, with the rest of the session.
-    #[allow(dead_code, reason = "never read: held for its drop, which returns the slots")]
-    pub held: Option<Held>,
-}
-
-impl StreamEnd {
-    pub fn new(line: RequestLine, admission: auth::Admission, held: Option<Held>) -> StreamEnd {
-        StreamEnd { line: line.line.into_boxed_str(), admission, held }
-    }
-}
-
-impl listener::Finish for StreamEnd {
-    fn finish(mut self, state: &AppState, entry: &ListenerEntry, sent: u64) {
-        let line = RequestLine {
-            line: self.line.into(),
-            referer: entry.referer.as_deref().map(str::to_string),
-            user_agent: entry.user_agent.as_deref().map(str::to_string),
-        };
-        let user = self.admission.user.as_deref();
-        state.access_log.finished(entry.ip, user, Some(&line), Status::Ok, sent, entry.connected);
-        self.admission.left(state);
-    }
 }
 
 /// A listener: admitted here, then streamed as a session of its own that

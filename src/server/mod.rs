@@ -111,10 +111,10 @@ async fn accept_http(listener: TcpListener, speaks: Speaks, state: AppState) {
 /// A slot of `[limits] connections` and of the peer's
 /// `max_connections_per_ip` for a connection just accepted on any port;
 /// `None` (close it) when either is full.
-fn hold(peer: SocketAddr, state: &AppState) -> Option<conn::Held> {
+fn hold(peer: SocketAddr, state: &AppState) -> Option<crate::slots::Held> {
     let connection = state.connections.try_claim()?;
     let per_ip = gate::claim(peer, state).ok()?;
-    Some(conn::Held { connection, per_ip })
+    Some(crate::slots::Held { connection, per_ip })
 }
 
 async fn accept_shoutcast(listener: TcpListener, state: AppState) {

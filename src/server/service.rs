@@ -13,7 +13,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 
-use super::conn::StreamEnd;
 use super::gate;
 use super::rewind::Rewound;
 use super::routes::{route, Route};
@@ -24,7 +23,7 @@ use crate::http::body::Body;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::http::status::{Refusal, Status};
-use crate::listener::{self, ListenRequest, Sink};
+use crate::listener::{self, ListenRequest, Sink, StreamEnd};
 use crate::mount::MountHandle;
 use crate::state::AppState;
 

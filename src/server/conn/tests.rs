@@ -31,7 +31,7 @@ fn connect() -> (DuplexStream, watch::Sender<bool>) {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let state = AppState::new(LiveConfig::new(config, None), AccessLog::default(), 0, shutdown_rx);
     let (client, server) = tokio::io::duplex(64 * 1024);
-    let held = super::Held { connection: state.connections.try_claim().expect("a free slot"), per_ip: None };
+    let held = crate::slots::Held { connection: state.connections.try_claim().expect("a free slot"), per_ip: None };
     tokio::spawn(handle(server, "127.0.0.1:9".parse().unwrap(), state, held));
     (client, shutdown)
 }
