@@ -9,7 +9,7 @@
 //! free pages back. Measured at 10k listeners: about 100 B per listener of
 //! resident memory, no CPU to speak of (README, Performance).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
@@ -68,6 +68,14 @@ impl<T> GiveBackRoom for Vec<T> {
 }
 
 impl<K: Eq + Hash, V, S: BuildHasher> GiveBackRoom for HashMap<K, V, S> {
+    fn give_back_room(&mut self) {
+        if let Some(keep) = room_to_keep(self.len(), self.capacity()) {
+            self.shrink_to(keep);
+        }
+    }
+}
+
+impl<T: Eq + Hash, S: BuildHasher> GiveBackRoom for HashSet<T, S> {
     fn give_back_room(&mut self) {
         if let Some(keep) = room_to_keep(self.len(), self.capacity()) {
             self.shrink_to(keep);

@@ -133,12 +133,12 @@ pub fn listclients(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
             id: Attr(l.id),
             ip: l.ip.to_string(),
             // Icecast's word for a listener that sent none.
-            user_agent: l.user_agent.as_deref().unwrap_or("Unknown").to_string(),
-            referer: l.referer.as_deref().map(str::to_string),
+            user_agent: l.request.user_agent().unwrap_or("Unknown").to_string(),
+            referer: l.request.referer().map(str::to_string),
             lag: 0,
             id_again: l.id,
             connected: l.connected.elapsed().as_secs(),
-            bytes: l.sent.load(std::sync::atomic::Ordering::Relaxed),
+            bytes: l.body_sent(),
         })
         .collect();
     let source =

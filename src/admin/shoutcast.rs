@@ -152,7 +152,7 @@ fn view_xml(mount: Option<&MountHandle>, state: &AppState) -> ServerXml {
         .into_iter()
         .map(|l| ListenerFigures {
             hostname: l.ip.to_string(),
-            useragent: l.user_agent.as_deref().unwrap_or_default().to_string(),
+            useragent: l.request.user_agent().unwrap_or_default().to_string(),
             underruns: 0,
             connecttime: l.connected.elapsed().as_secs(),
             pointer: 0,

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{ListenerStream, Sink, SEND_BUFFER};
+use crate::access_log::RequestLine;
 use crate::escape::header_value;
 use crate::http::request::Request;
 use crate::http::response::Response;
@@ -54,8 +55,8 @@ pub struct ListenRequest {
     pub head_only: bool,
     /// `Icy-MetaData: 1`.
     pub wants_icy: bool,
-    pub user_agent: Option<String>,
-    pub referer: Option<String>,
+    /// Its request line, user agent and referer (admin's list, the access log).
+    pub said: RequestLine,
     /// Ends with the mount's source instead of following its fallback (a
     /// binary upgrade's feed: the new process has the fallback itself).
     pub own_mount_only: bool,
@@ -70,8 +71,7 @@ impl ListenRequest {
         ListenRequest {
             head_only: req.method == "HEAD",
             wants_icy: req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1"),
-            user_agent: req.header("User-Agent").map(str::to_string),
-            referer: req.header("Referer").map(str::to_string),
+            said: RequestLine::of(req),
             own_mount_only: false,
             arrived,
         }
@@ -137,7 +137,7 @@ pub fn admit(
     state: &AppState,
     requested: MountHandle,
 ) -> Result<Admitted, NotAdmitted> {
-    if let Err(denied) = requested.config().access.check(client, req.user_agent.as_deref()) {
+    if let Err(denied) = requested.config().access.check(client, req.said.user_agent.as_deref()) {
         state.stats.access_refusals.fetch_add(1, Ordering::Relaxed);
         return Err(NotAdmitted::Denied(denied));
     }
@@ -175,12 +175,12 @@ impl Admitted {
         head: Option<Bytes>,
     ) -> Result<ListenerStream, (Sink, NotAdmitted)> {
         let id = state.mounts.next_listener_id();
-        let entry = listener_entry(id, peer.ip(), req.user_agent, req.referer, req.arrived);
+        let head = head.unwrap_or_default();
+        let entry = listener_entry(id, peer.ip(), &req.said, req.arrived, head.len());
         let Some(registration) = self.mount.register(Arc::new(entry), false) else {
             return Err((sink, NotAdmitted::MountFull));
         };
         state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);
-        let head = head.unwrap_or_default();
         let mut stream = ListenerStream::new(sink, state, registration, self.home, self.metaint, self.permit, head);
         stream.own_mount_only(req.own_mount_only);
         Ok(stream)

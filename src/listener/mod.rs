@@ -76,10 +76,6 @@ pub(crate) struct Lasting {
     registration: Registration,
     /// This listener's slot of `limits.clients`.
     _permit: OwnedSemaphorePermit,
-    /// Bytes written, response head included.
-    sent: u64,
-    /// Length of the response head, so the access log counts body bytes.
-    head_len: u32,
     /// See `ListenRequest::own_mount_only`.
     own_mount_only: bool,
     /// May lend its socket to the mount's delivery set when caught up (a
@@ -108,8 +104,7 @@ impl Wire {
     /// The socket is back from the mount: carry on where the walk left off,
     /// with what it could not send queued. `Err` if the listener ended.
     fn taken_back(lasting: &mut Lasting, back: Unparked) -> Result<Wire, End> {
-        let Unparked { sock, cursor, icy, sent, pending, position: _, failed } = back;
-        lasting.sent += sent;
+        let Unparked { sock, cursor, icy, pending, position: _, failed } = back;
         if failed {
             return Err(End::ClientGone);
         }
@@ -152,15 +147,13 @@ impl ListenerStream {
             state,
             registration,
             _permit: permit,
-            sent: 0,
-            // Not through `queue`: the response head is not stream data, so
-            // it must not count towards the ICY interval.
-            head_len: u32::try_from(response_head.len()).unwrap_or(u32::MAX),
             own_mount_only: false,
             parkable: false,
             end: None,
         });
         let mut stream = ListenerStream { lasting, wire };
+        // Not through `queue`: the response head is not stream data, so it
+        // must not count towards the ICY interval.
         if !response_head.is_empty() {
             stream.wire.pieces.push_back(response_head);
         }
@@ -220,7 +213,7 @@ impl ListenerStream {
                 Ok((_, sent)) => sent,
                 Err(_) => {
                     tracing::debug!(mount = self.mount().name(), "listener's time limit reached");
-                    self.lasting.body_sent()
+                    self.lasting.registration.entry().body_sent()
                 }
             },
         }
@@ -434,14 +427,9 @@ impl ListenerStream {
 }
 
 impl Lasting {
-    /// Body bytes sent (the response head not counted).
-    fn body_sent(&self) -> u64 {
-        self.sent.saturating_sub(u64::from(self.head_len))
-    }
-
     /// Log the end; returns the body bytes sent.
     fn left(&self, end: End) -> u64 {
-        let body = self.body_sent();
+        let body = self.registration.entry().body_sent();
         tracing::debug!(
             mount = self.registration.mount().name(),
             client_id = self.registration.entry().id,
@@ -460,11 +448,9 @@ impl Lasting {
         End::Slow
     }
 
-    /// Count `n` bytes written: this stream's total, the mount's, and what
-    /// the admin's listener list shows (body bytes only).
-    fn count_sent(&mut self, n: u64) {
-        self.sent += n;
+    /// Count `n` bytes written: this listener's and the mount's.
+    fn count_sent(&self, n: u64) {
         self.registration.mount().stats().bytes_sent.fetch_add(n, Ordering::Relaxed);
-        self.registration.entry().sent.store(self.body_sent(), Ordering::Relaxed);
+        self.registration.entry().sent.fetch_add(n, Ordering::Relaxed);
     }
 }

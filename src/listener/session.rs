@@ -17,7 +17,6 @@
 use std::time::Duration;
 
 use super::{End, Lasting, ListenerStream, Stop, Wire};
-use crate::access_log::RequestLine;
 use crate::auth::Admission;
 use crate::http::status::Status;
 use crate::mount::{ListenerEntry, Parked, Resume, Unparked};
@@ -27,28 +26,22 @@ use crate::state::AppState;
 /// What a listener's end writes and lets go of: its access log line, auth's
 /// leave notice, and (on a connection of its own) the connection's slots.
 /// Held for the listener's whole life: what its listener entry already
-/// says (address, user agent, referer, when it connected) is read there at
-/// the end.
+/// says (address, request line, user agent, referer, when it connected,
+/// bytes sent) is read there at the end.
 pub struct StreamEnd {
-    /// `METHOD target HTTP/x.y`, as `RequestLine::line`.
-    line: Box<str>,
     admission: Admission,
     /// Held for its drop, with the rest of the listener.
     _held: Option<Held>,
 }
 
 impl StreamEnd {
-    pub fn new(line: RequestLine, admission: Admission, held: Option<Held>) -> StreamEnd {
-        StreamEnd { line: line.line.into_boxed_str(), admission, _held: held }
+    pub fn new(admission: Admission, held: Option<Held>) -> StreamEnd {
+        StreamEnd { admission, _held: held }
     }
 
     /// `entry`: who the listener was; `sent`: the body bytes it received.
     pub(super) fn finish(mut self, state: &AppState, entry: &ListenerEntry, sent: u64) {
-        let line = RequestLine {
-            line: self.line.into(),
-            referer: entry.referer.as_deref().map(str::to_string),
-            user_agent: entry.user_agent.as_deref().map(str::to_string),
-        };
+        let line = entry.request.to_request_line();
         let user = self.admission.user.as_deref();
         state.access_log.finished(entry.ip, user, Some(&line), Status::Ok, sent, entry.connected);
         self.admission.left(state);
@@ -109,7 +102,7 @@ impl ListenerStream {
         let mount = lasting.registration.mount().clone();
         let entry = lasting.registration.entry().clone();
         // Refused (something to do first), it is resumed at once.
-        mount.park(Parked { entry, sock, cursor: wire.cursor, icy: wire.icy, sent: 0, owner: lasting });
+        mount.park(Parked { entry, sock, cursor: wire.cursor, icy: wire.icy, owner: lasting });
     }
 }
 

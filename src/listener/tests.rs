@@ -70,8 +70,7 @@ fn join(setup: &Setup) -> (super::ListenerStream, Body) {
     let request = ListenRequest {
         head_only: false,
         wants_icy: false,
-        user_agent: None,
-        referer: None,
+        said: crate::access_log::RequestLine { line: "GET /t HTTP/1.1".into(), referer: None, user_agent: None },
         own_mount_only: false,
         arrived: std::time::Instant::now(),
     };

@@ -63,8 +63,6 @@ pub struct Parked {
     /// Boxed, here and in the listener: most listeners have none, and this
     /// state is held per listener for hours.
     pub icy: Option<Box<IcyInterleaver>>,
-    /// Bytes written while parked.
-    pub sent: u64,
     /// The listener, to resume when the socket goes back.
     pub owner: Box<dyn Resume>,
 }
@@ -81,8 +79,6 @@ pub struct Unparked {
     pub sock: TcpStream,
     pub cursor: u64,
     pub icy: Option<Box<IcyInterleaver>>,
-    /// Bytes written while parked (already counted in the entry and the mount).
-    pub sent: u64,
     /// Bytes taken from the ring that the socket did not accept.
     pub pending: VecDeque<Bytes>,
     /// Stream offset of the first pending audio byte (for the lag check).
@@ -110,7 +106,6 @@ impl Parked {
             sock: self.sock,
             cursor: self.cursor,
             icy: self.icy,
-            sent: self.sent,
             pending: why.pending,
             position: why.position,
             failed: why.failed,
@@ -265,7 +260,7 @@ impl DeliverySets {
     pub(super) fn unpark_where(&self, unpark: impl Fn(&Parked) -> bool) {
         for group in &self.groups {
             let mut set = group.set.lock();
-            set.append(&mut group.inbox.lock());
+            take_in(&mut set, &mut group.inbox.lock());
             let mut i = 0;
             while i < set.len() {
                 if unpark(&set[i]) {
@@ -312,7 +307,7 @@ impl MountHandle {
         loop {
             let Some(mut set) = sets.set.try_lock() else { return };
             sets.dirty.store(false, Ordering::SeqCst);
-            set.append(&mut sets.inbox.lock());
+            take_in(&mut set, &mut sets.inbox.lock());
             let seq = self.0.heads.of(group).seq;
             let mut written = 0;
             let mut i = 0;
@@ -375,7 +370,6 @@ impl MountHandle {
             parked.cursor = scratch.next;
             parked.entry.cursor.store(parked.cursor, Ordering::Relaxed);
             parked.entry.sent.fetch_add(n as u64, Ordering::Relaxed);
-            parked.sent += n as u64;
             written += n as u64;
             if n < total || count < scratch.plan.len() {
                 // The rest of these chunks goes with the listener: its task
@@ -386,6 +380,18 @@ impl MountHandle {
         }
         Ok(written)
     }
+}
+
+/// Move the listeners parked since the last walk into the set. The set
+/// grows by an eighth at a time, not by doubling: it holds its listeners
+/// for hours, so its spare room is memory per listener (a doubled set of
+/// 10k listeners has room for 6k more).
+fn take_in(set: &mut Vec<Parked>, inbox: &mut Vec<Parked>) {
+    let needed = set.len() + inbox.len();
+    if needed > set.capacity() {
+        set.reserve_exact(inbox.len().max(set.len() / 8));
+    }
+    set.append(inbox);
 }
 
 /// Plan the write of `scratch.runs` for one listener: each run whole,

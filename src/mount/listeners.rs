@@ -4,7 +4,9 @@
 //! A listener's stream task owns a `Registration`; dropping it removes the
 //! entry, so the table never outlives the connections it describes.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::MountHandle;
+use crate::access_log::RequestLine;
 use crate::heap::GiveBackRoom;
 
 /// What admin may ask of a running listener. Setting a request does not wake
@@ -57,14 +60,75 @@ impl ListenerControl {
     }
 }
 
+/// What a listener's request said that admin and its access-log line
+/// show: the request line, user agent and referer, in one allocation (held
+/// for hours, never changed).
+#[derive(Debug)]
+pub struct RequestTexts {
+    /// The request line, the user agent and the referer, back to back.
+    text: Box<str>,
+    /// Length of the user agent in `text` (`ABSENT`: none was sent).
+    agent_len: u32,
+    referer_len: u32,
+}
+
+const ABSENT: u32 = u32::MAX;
+
+impl RequestTexts {
+    pub fn of(said: &RequestLine) -> RequestTexts {
+        // Heads are a few KiB at most; a text that would not fit counts as not sent.
+        let len = |text: &Option<String>| {
+            text.as_deref().and_then(|t| u32::try_from(t.len()).ok()).filter(|&n| n != ABSENT).unwrap_or(ABSENT)
+        };
+        let (agent_len, referer_len) = (len(&said.user_agent), len(&said.referer));
+        let mut text = said.line.clone();
+        for (part, n) in [(&said.user_agent, agent_len), (&said.referer, referer_len)] {
+            if n != ABSENT {
+                text.push_str(part.as_deref().unwrap_or_default());
+            }
+        }
+        RequestTexts { text: text.into_boxed_str(), agent_len, referer_len }
+    }
+
+    fn part_len(n: u32) -> usize {
+        if n == ABSENT {
+            0
+        } else {
+            n as usize
+        }
+    }
+
+    /// `METHOD target HTTP/x.y`.
+    pub fn line(&self) -> &str {
+        let tail = Self::part_len(self.agent_len) + Self::part_len(self.referer_len);
+        &self.text[..self.text.len() - tail]
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        let end = self.text.len() - Self::part_len(self.referer_len);
+        (self.agent_len != ABSENT).then(|| &self.text[end - self.agent_len as usize..end])
+    }
+
+    pub fn referer(&self) -> Option<&str> {
+        (self.referer_len != ABSENT).then(|| &self.text[self.text.len() - self.referer_len as usize..])
+    }
+
+    /// The texts as the access log takes them.
+    pub fn to_request_line(&self) -> RequestLine {
+        RequestLine {
+            line: self.line().to_string(),
+            referer: self.referer().map(str::to_string),
+            user_agent: self.user_agent().map(str::to_string),
+        }
+    }
+}
+
 /// One connected listener.
 #[derive(Debug)]
 pub struct ListenerEntry {
     pub id: u64,
     pub ip: IpAddr,
-    /// Boxed strings, not `String`s: held for hours, never grown.
-    pub user_agent: Option<Box<str>>,
-    pub referer: Option<Box<str>>,
+    pub request: RequestTexts,
     pub connected: Instant,
     /// In the entry, not beside it: one allocation per listener fewer.
     pub control: ListenerControl,
@@ -72,21 +136,57 @@ pub struct ListenerEntry {
     /// the ring can let go of what every listener has read. 0 while it
     /// (re)subscribes, which holds trimming until its real cursor is known.
     pub cursor: AtomicU64,
-    /// Stream bytes sent so far (the response head not counted).
+    /// Bytes written so far, the response head included.
     pub sent: AtomicU64,
+    /// Length of the response head, so what admin and the access log show
+    /// counts stream bytes only.
+    pub head_len: u32,
+}
+
+impl ListenerEntry {
+    /// Stream bytes sent so far (the response head not counted).
+    pub fn body_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed).saturating_sub(u64::from(self.head_len))
+    }
 }
 
 /// The table of a mount's listeners.
 #[derive(Debug, Default)]
 pub struct ListenerTable {
     /// Short critical sections only (insert, remove, snapshot for admin).
-    entries: Mutex<HashMap<u64, Arc<ListenerEntry>>>,
+    entries: Mutex<HashSet<ById>>,
+}
+
+/// A listener entry as its own table key, found by its id: a slot of the
+/// table is one pointer, not an id beside it.
+#[derive(Debug)]
+struct ById(Arc<ListenerEntry>);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &ById) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl Hash for ById {
+    /// As the id alone, so the table can be searched by id (`Borrow`).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+impl Borrow<u64> for ById {
+    fn borrow(&self) -> &u64 {
+        &self.0.id
+    }
 }
 
 impl ListenerTable {
     pub fn insert(&self, entry: Arc<ListenerEntry>) -> usize {
         let mut entries = self.entries.lock();
-        entries.insert(entry.id, entry);
+        entries.replace(ById(entry));
         entries.len()
     }
 
@@ -98,12 +198,12 @@ impl ListenerTable {
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ListenerEntry>> {
-        self.entries.lock().get(&id).cloned()
+        self.entries.lock().get(&id).map(|entry| entry.0.clone())
     }
 
     /// All listeners, oldest first.
     pub fn snapshot(&self) -> Vec<Arc<ListenerEntry>> {
-        let mut all: Vec<_> = self.entries.lock().values().cloned().collect();
+        let mut all: Vec<_> = self.entries.lock().iter().map(|entry| entry.0.clone()).collect();
         all.sort_by_key(|e| e.id);
         all
     }
@@ -114,7 +214,7 @@ impl ListenerTable {
 
     /// The smallest cursor of any listener (`None` without listeners).
     pub fn slowest_cursor(&self) -> Option<u64> {
-        self.entries.lock().values().map(|e| e.cursor.load(Ordering::Relaxed)).min()
+        self.entries.lock().iter().map(|e| e.0.cursor.load(Ordering::Relaxed)).min()
     }
 }
 
@@ -149,13 +249,29 @@ mod tests {
         Arc::new(ListenerEntry {
             id,
             ip: IpAddr::from([127, 0, 0, 1]),
-            user_agent: None,
-            referer: None,
+            request: RequestTexts::of(&RequestLine { line: "GET / HTTP/1.0".into(), referer: None, user_agent: None }),
             connected: Instant::now(),
             control: ListenerControl::default(),
             cursor: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            head_len: 0,
         })
+    }
+
+    #[test]
+    fn request_texts_keep_what_was_said() {
+        let said = |agent: Option<&str>, referer: Option<&str>| RequestLine {
+            line: "GET /live HTTP/1.1".into(),
+            user_agent: agent.map(str::to_string),
+            referer: referer.map(str::to_string),
+        };
+        for (agent, referer) in [(None, None), (Some("VLC/3"), None), (None, Some("http://x/")), (Some(""), Some("r"))]
+        {
+            let texts = RequestTexts::of(&said(agent, referer));
+            assert_eq!(texts.line(), "GET /live HTTP/1.1");
+            assert_eq!(texts.user_agent(), agent);
+            assert_eq!(texts.referer(), referer);
+        }
     }
 
     /// A crowd's room goes when the crowd does: the table of a mount 10k

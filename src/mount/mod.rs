@@ -17,7 +17,7 @@ mod wake;
 
 pub use delivery::{Parked, Resume, Unparked};
 pub use icy::IcyInterleaver;
-pub use listeners::{ListenerControl, ListenerEntry, Registration};
+pub use listeners::{ListenerControl, ListenerEntry, Registration, RequestTexts};
 pub use metadata::{decode_with_charset, encode_icy_block, truncate_on_char_boundary, Metadata, ICY_NO_CHANGE};
 pub use registry::{MountChanges, Mounts};
 pub use ring::{Chunk, Ring};
@@ -524,7 +524,7 @@ impl MountHandle {
             mount: self.name().to_string(),
             id: entry.id,
             ip: entry.ip.to_string(),
-            user_agent: entry.user_agent.as_deref().map(str::to_string),
+            user_agent: entry.request.user_agent().map(str::to_string),
         });
         let stats = &self.0.stats;
         stats.listeners.store(count, Ordering::Relaxed);
@@ -580,19 +580,19 @@ impl MountHandle {
 pub fn listener_entry(
     id: u64,
     ip: IpAddr,
-    user_agent: Option<String>,
-    referer: Option<String>,
+    said: &crate::access_log::RequestLine,
     connected: std::time::Instant,
+    head_len: usize,
 ) -> ListenerEntry {
     ListenerEntry {
         id,
         ip,
-        user_agent: user_agent.map(String::into_boxed_str),
-        referer: referer.map(String::into_boxed_str),
+        request: RequestTexts::of(said),
         connected,
         control: ListenerControl::default(),
         cursor: AtomicU64::new(0),
         sent: AtomicU64::new(0),
+        head_len: u32::try_from(head_len).unwrap_or(u32::MAX),
     }
 }
 

@@ -211,7 +211,7 @@ async fn listen_on(
         }
         Started::Streaming(stream) => {
             let time_limit = admission.time_limit();
-            let end = StreamEnd::new(line, admission, Some(held));
+            let end = StreamEnd::new(admission, Some(held));
             listener::spawn(*stream, time_limit, end);
         }
     }

@@ -234,6 +234,6 @@ fn listen(
         return response;
     }
     let time_limit = admission.time_limit();
-    listener::spawn(stream, time_limit, StreamEnd::new(line, admission, None));
+    listener::spawn(stream, time_limit, StreamEnd::new(admission, None));
     response
 }

@@ -43,8 +43,11 @@ async fn feed(state: &AppState, mount: MountHandle, to: SocketAddr, token: &str)
     let request = ListenRequest {
         head_only: false,
         wants_icy: true,
-        user_agent: Some(USER.to_string()),
-        referer: None,
+        said: crate::access_log::RequestLine {
+            line: format!("GET {} HTTP/1.1", mount.name()),
+            referer: None,
+            user_agent: Some(USER.to_string()),
+        },
         own_mount_only: true,
         arrived: std::time::Instant::now(),
     };
