@@ -3,7 +3,7 @@
 //! last thing it serves (a listener's stream, say) ends.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -15,10 +15,12 @@ use crate::heap::GiveBackRoom;
 #[derive(Default, Clone)]
 pub struct PerIp(Arc<Mutex<HashMap<IpAddr, u32>>>);
 
-/// One connection's claim; dropping it gives the slot back.
+/// One connection's claim; dropping it gives the slot back. Held by every
+/// listener for hours, so its address is kept in 16 bytes (an IPv4 address
+/// mapped), not `IpAddr`'s 17 and the padding after them.
 pub struct PerIpSlot {
     counts: PerIp,
-    ip: IpAddr,
+    ip: Ipv6Addr,
 }
 
 impl PerIp {
@@ -34,6 +36,10 @@ impl PerIp {
             return None;
         }
         *count += 1;
+        let ip = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
         Some(PerIpSlot { counts: self.clone(), ip })
     }
 
@@ -45,11 +51,12 @@ impl PerIp {
 
 impl Drop for PerIpSlot {
     fn drop(&mut self) {
+        let ip = IpAddr::V6(self.ip).to_canonical();
         let mut counts = self.counts.0.lock();
-        if let Some(count) = counts.get_mut(&self.ip) {
+        if let Some(count) = counts.get_mut(&ip) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.ip);
+                counts.remove(&ip);
                 counts.give_back_room();
             }
         }

@@ -155,7 +155,7 @@ pub fn killclient(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     let Some(listener) = mount.listener(id) else {
         return Ok(Document::failed(format!("Client {id} not found")));
     };
-    listener.control.kill();
+    listener.kill();
     mount.nudge();
     Ok(Document::done(format!("Client {id} removed")))
 }
@@ -198,7 +198,7 @@ pub fn moveclients(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     }
     let listeners = mount.listeners();
     for listener in &listeners {
-        listener.control.move_to(destination.clone());
+        listener.move_to(destination.clone());
     }
     mount.nudge();
     Ok(Document::done(format!("Clients moved from {} to {}", mount.name(), destination.name())))

@@ -279,14 +279,14 @@ impl ListenerStream {
 
     /// Kill or move requests from admin (one atomic load when there are none).
     fn apply_control(&mut self) -> Option<End> {
-        let control = &self.lasting.registration.entry().control;
-        if !control.pending() {
+        let entry = self.lasting.registration.entry();
+        if !entry.pending() {
             return None;
         }
-        if control.is_killed() {
+        if entry.is_killed() {
             return Some(End::Killed);
         }
-        if let Some(target) = control.take_move() {
+        if let Some(target) = entry.take_move() {
             if !target.same(self.mount()) {
                 self.switch_to(target, None);
             }
@@ -327,7 +327,7 @@ impl ListenerStream {
     async fn wait(&mut self) -> Option<Stop> {
         let head = *self.wire.head.borrow_and_update();
         // Re-checked after marking the head seen, so a nudge cannot slip between.
-        if self.lasting.registration.entry().control.pending() || head.seq > self.wire.cursor {
+        if self.lasting.registration.entry().pending() || head.seq > self.wire.cursor {
             return None;
         }
         if !head.live {
@@ -404,7 +404,7 @@ impl ListenerStream {
                     result = &mut write => break result.map_err(|_| End::ClientGone),
                     _ = &mut deadline => break Err(End::Stalled),
                     changed = wire.head.changed() => {
-                        if entry.control.is_killed() {
+                        if entry.is_killed() {
                             break Err(End::Killed);
                         }
                         let too_far = position.is_some_and(|p| mount.lag_at(p) == Lag::TooFar);

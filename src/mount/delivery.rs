@@ -287,7 +287,7 @@ impl MountHandle {
         let entry = parked.entry.clone();
         self.0.deliveries.park(group, parked, || {
             let head = self.0.heads.of(group);
-            head.live && head.seq <= cursor && !entry.control.pending()
+            head.live && head.seq <= cursor && !entry.pending()
         })
     }
 
@@ -295,7 +295,7 @@ impl MountHandle {
     /// their control flags (admin kill/move, shutdown).
     pub fn nudge(&self) {
         self.0.heads.modify_all(|_| {});
-        self.0.deliveries.unpark_where(|parked| parked.entry.control.pending());
+        self.0.deliveries.unpark_where(|parked| parked.entry.pending());
     }
 
     /// Walk `group`'s set up to its published head, and again while it is

@@ -8,7 +8,7 @@ use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,48 +17,6 @@ use parking_lot::Mutex;
 use super::MountHandle;
 use crate::access_log::RequestLine;
 use crate::heap::GiveBackRoom;
-
-/// What admin may ask of a running listener. Setting a request does not wake
-/// the listener by itself: the caller nudges the listener's mount
-/// (`MountHandle::nudge`), so an idle listener waits on one thing only.
-#[derive(Debug, Default)]
-pub struct ListenerControl {
-    killed: AtomicBool,
-    /// Something is set: the one load the data path pays.
-    pending: AtomicBool,
-    /// Set by `moveclients`; taken by the listener task. A mutex because it is
-    /// touched once per move, never on the data path.
-    move_to: Mutex<Option<MountHandle>>,
-}
-
-impl ListenerControl {
-    pub fn kill(&self) {
-        self.killed.store(true, Ordering::Release);
-        self.pending.store(true, Ordering::Release);
-    }
-
-    pub fn move_to(&self, mount: MountHandle) {
-        *self.move_to.lock() = Some(mount);
-        self.pending.store(true, Ordering::Release);
-    }
-
-    /// Has admin asked anything since the last `take_move`?
-    pub fn pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
-    }
-
-    pub fn is_killed(&self) -> bool {
-        self.killed.load(Ordering::Acquire)
-    }
-
-    pub fn take_move(&self) -> Option<MountHandle> {
-        let mut move_to = self.move_to.lock();
-        if !self.is_killed() {
-            self.pending.store(false, Ordering::Release);
-        }
-        move_to.take()
-    }
-}
 
 /// What a listener's request said that admin and its access-log line
 /// show: the request line, user agent and referer, in one allocation (held
@@ -130,8 +88,14 @@ pub struct ListenerEntry {
     pub ip: IpAddr,
     pub request: RequestTexts,
     pub connected: Instant,
-    /// In the entry, not beside it: one allocation per listener fewer.
-    pub control: ListenerControl,
+    /// What admin asked of the listener (`KILLED`, `PENDING`). Setting a
+    /// request does not wake the listener by itself: the caller nudges the
+    /// listener's mount (`MountHandle::nudge`), so an idle listener waits
+    /// on one thing only.
+    asked: AtomicU8,
+    /// Set by `moveclients`; taken by the listener. A mutex because it is
+    /// touched once per move, never on the data path.
+    move_to: Mutex<Option<MountHandle>>,
     /// The ring sequence this listener reads next on its current mount, so
     /// the ring can let go of what every listener has read. 0 while it
     /// (re)subscribes, which holds trimming until its real cursor is known.
@@ -143,7 +107,52 @@ pub struct ListenerEntry {
     pub head_len: u32,
 }
 
+/// `ListenerEntry::asked`: admin killed the listener.
+const KILLED: u8 = 1;
+/// Something is asked: the one load the data path pays.
+const PENDING: u8 = 2;
+
 impl ListenerEntry {
+    pub fn new(id: u64, ip: IpAddr, request: RequestTexts, connected: Instant, head_len: u32) -> ListenerEntry {
+        ListenerEntry {
+            id,
+            ip,
+            request,
+            connected,
+            asked: AtomicU8::new(0),
+            move_to: Mutex::new(None),
+            cursor: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            head_len,
+        }
+    }
+
+    pub fn kill(&self) {
+        self.asked.fetch_or(KILLED | PENDING, Ordering::Release);
+    }
+
+    pub fn move_to(&self, mount: MountHandle) {
+        *self.move_to.lock() = Some(mount);
+        self.asked.fetch_or(PENDING, Ordering::Release);
+    }
+
+    /// Has admin asked anything since the last `take_move`?
+    pub fn pending(&self) -> bool {
+        self.asked.load(Ordering::Acquire) & PENDING != 0
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.asked.load(Ordering::Acquire) & KILLED != 0
+    }
+
+    pub fn take_move(&self) -> Option<MountHandle> {
+        let mut move_to = self.move_to.lock();
+        if !self.is_killed() {
+            self.asked.fetch_and(!PENDING, Ordering::Release);
+        }
+        move_to.take()
+    }
+
     /// Stream bytes sent so far (the response head not counted).
     pub fn body_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed).saturating_sub(u64::from(self.head_len))
@@ -246,16 +255,8 @@ mod tests {
     use super::*;
 
     fn entry(id: u64) -> Arc<ListenerEntry> {
-        Arc::new(ListenerEntry {
-            id,
-            ip: IpAddr::from([127, 0, 0, 1]),
-            request: RequestTexts::of(&RequestLine { line: "GET / HTTP/1.0".into(), referer: None, user_agent: None }),
-            connected: Instant::now(),
-            control: ListenerControl::default(),
-            cursor: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            head_len: 0,
-        })
+        let said = RequestLine { line: "GET / HTTP/1.0".into(), referer: None, user_agent: None };
+        Arc::new(ListenerEntry::new(id, IpAddr::from([127, 0, 0, 1]), RequestTexts::of(&said), Instant::now(), 0))
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod wake;
 
 pub use delivery::{Parked, Resume, Unparked};
 pub use icy::IcyInterleaver;
-pub use listeners::{ListenerControl, ListenerEntry, Registration, RequestTexts};
+pub use listeners::{ListenerEntry, Registration, RequestTexts};
 pub use metadata::{decode_with_charset, encode_icy_block, truncate_on_char_boundary, Metadata, ICY_NO_CHANGE};
 pub use registry::{MountChanges, Mounts};
 pub use ring::{Chunk, Ring};
@@ -584,16 +584,7 @@ pub fn listener_entry(
     connected: std::time::Instant,
     head_len: usize,
 ) -> ListenerEntry {
-    ListenerEntry {
-        id,
-        ip,
-        request: RequestTexts::of(said),
-        connected,
-        control: ListenerControl::default(),
-        cursor: AtomicU64::new(0),
-        sent: AtomicU64::new(0),
-        head_len: u32::try_from(head_len).unwrap_or(u32::MAX),
-    }
+    ListenerEntry::new(id, ip, RequestTexts::of(said), connected, u32::try_from(head_len).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]

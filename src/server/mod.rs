@@ -67,7 +67,7 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
     // small), so shutdown reaches them as a kill; they see the flag and end.
     for mount in state.mounts.all() {
         for listener in mount.listeners() {
-            listener.control.kill();
+            listener.kill();
         }
         // Sources see the flag too, except at the end of an upgrade's
         // drain, where nothing sets it.
