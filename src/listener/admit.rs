@@ -17,7 +17,7 @@ use crate::escape::header_value;
 use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::http::status::{Refusal, Status};
-use crate::mount::{listener_entry, MountHandle, SourceInfo};
+use crate::mount::{ListenerEntry, MountHandle, RequestTexts, SourceInfo};
 use crate::state::AppState;
 
 /// Why a listener was not let in.
@@ -176,7 +176,8 @@ impl Admitted {
     ) -> Result<ListenerStream, (Sink, NotAdmitted)> {
         let id = state.mounts.next_listener_id();
         let head = head.unwrap_or_default();
-        let entry = listener_entry(id, peer.ip(), &req.said, req.arrived, head.len());
+        let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX);
+        let entry = ListenerEntry::new(id, peer.ip(), RequestTexts::of(&req.said), req.arrived, head_len);
         let Some(registration) = self.mount.register(Arc::new(entry), false) else {
             return Err((sink, NotAdmitted::MountFull));
         };

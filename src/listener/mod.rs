@@ -10,7 +10,7 @@ mod writer;
 
 pub use admit::{admit, start, Admitted, ListenRequest, NotAdmitted, Served, Started};
 pub use session::{spawn, StreamEnd};
-pub use writer::{try_write_pieces, write_all_pieces, Sink};
+pub use writer::Sink;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -63,15 +63,16 @@ fn watching(home: MountHandle) -> Box<(MountHandle, watch::Receiver<Head>)> {
 /// A listener being streamed: what it keeps for its whole life, and what
 /// it holds only while it has a task.
 pub struct ListenerStream {
-    lasting: Box<Lasting>,
+    /// First, so a stream dropped closes its socket before its slots go back.
     wire: Wire,
+    lasting: Box<Lasting>,
 }
 
 /// What a listener keeps for its whole life, parked or not: boxed once at
 /// admission, and all a parked listener holds besides its place in the
 /// delivery set (see `session`). Kept small: it is held per listener for
 /// hours.
-pub(crate) struct Lasting {
+struct Lasting {
     state: AppState,
     registration: Registration,
     /// This listener's slot of `limits.clients`.
@@ -103,7 +104,7 @@ struct Wire {
 impl Wire {
     /// The socket is back from the mount: carry on where the walk left off,
     /// with what it could not send queued. `Err` if the listener ended.
-    fn taken_back(lasting: &mut Lasting, back: Unparked) -> Result<Wire, End> {
+    fn taken_back(lasting: &Lasting, back: Unparked) -> Result<Wire, End> {
         let Unparked { sock, cursor, icy, pending, position: _, failed } = back;
         if failed {
             return Err(End::ClientGone);
@@ -376,8 +377,10 @@ impl ListenerStream {
     /// Write the queued pieces, dropping the listener if it falls more than
     /// `queue_size` behind or stalls for `client_timeout` meanwhile.
     async fn flush(&mut self, position: Option<u64>) -> Result<(), End> {
-        let quick = self.wire.sink.try_write(&mut self.wire.pieces).map_err(|_| End::ClientGone)?;
+        let mut quick = 0;
+        let wrote = self.wire.sink.try_write(&mut self.wire.pieces, &mut quick);
         self.lasting.count_sent(quick);
+        wrote.map_err(|_| End::ClientGone)?;
         if self.wire.pieces.is_empty() {
             self.wire.pieces = VecDeque::new();
             return Ok(());
@@ -390,14 +393,15 @@ impl ListenerStream {
     /// The socket is full: finish the write unless the listener falls
     /// `queue_size` behind, stalls for `client_timeout` or is killed.
     async fn flush_blocked(&mut self, position: Option<u64>) -> Result<(), End> {
-        let lasting = &mut self.lasting;
+        let lasting = &self.lasting;
         let wire = &mut self.wire;
         let mount = lasting.registration.mount().clone();
         let entry = lasting.registration.entry().clone();
         let deadline = tokio::time::sleep(lasting.state.config.get().limits.client_timeout);
         tokio::pin!(deadline);
+        let mut written = 0;
         let outcome = {
-            let write = wire.sink.write_all(&mut wire.pieces);
+            let write = wire.sink.write_all(&mut wire.pieces, &mut written);
             tokio::pin!(write);
             loop {
                 tokio::select! {
@@ -415,11 +419,10 @@ impl ListenerStream {
                 }
             }
         };
+        // What went out counts however the write ended.
+        lasting.count_sent(written);
         match outcome {
-            Ok(n) => {
-                lasting.count_sent(n);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(End::Slow) => Err(lasting.dropped_slow()),
             Err(end) => Err(end),
         }

@@ -39,10 +39,11 @@ impl StreamEnd {
         StreamEnd { admission, _held: held }
     }
 
-    /// `entry`: who the listener was; `sent`: the body bytes it received.
-    pub(super) fn finish(mut self, state: &AppState, entry: &ListenerEntry, sent: u64) {
+    /// `entry`: who the listener was and what it was sent.
+    pub(super) fn finish(mut self, state: &AppState, entry: &ListenerEntry) {
         let line = entry.request.to_request_line();
         let user = self.admission.user.as_deref();
+        let sent = entry.body_sent();
         state.access_log.finished(entry.ip, user, Some(&line), Status::Ok, sent, entry.connected);
         self.admission.left(state);
     }
@@ -56,8 +57,8 @@ pub fn spawn(mut stream: ListenerStream, time_limit: Option<Duration>, end: Stre
     match time_limit {
         Some(limit) => {
             tokio::spawn(async move {
-                let sent = stream.run_for(Some(limit)).await;
-                stream.lasting.finish(sent);
+                stream.run_for(Some(limit)).await;
+                stream.lasting.finish();
             });
         }
         None => {
@@ -79,7 +80,7 @@ async fn drive(mut stream: ListenerStream) {
 /// the walk could not.
 async fn resumed(mut lasting: Box<Lasting>, back: Unparked) {
     let position = back.position;
-    let mut stream = match Wire::taken_back(&mut lasting, back) {
+    let mut stream = match Wire::taken_back(&lasting, back) {
         Ok(wire) => ListenerStream { lasting, wire },
         Err(end) => return lasting.ended(end),
     };
@@ -109,13 +110,13 @@ impl ListenerStream {
 impl Lasting {
     /// The listener ended: log it and write its end.
     fn ended(&mut self, end: End) {
-        let sent = self.left(end);
-        self.finish(sent);
+        self.left(end);
+        self.finish();
     }
 
-    fn finish(&mut self, sent: u64) {
+    fn finish(&mut self) {
         if let Some(end) = self.end.take() {
-            end.finish(&self.state, self.registration.entry(), sent);
+            end.finish(&self.state, self.registration.entry());
         }
     }
 }

@@ -65,15 +65,20 @@ fn feed(mount: MountHandle) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// A plain listener joined to `/t`, on a body channel (so it never parks).
-fn join(setup: &Setup) -> (super::ListenerStream, Body) {
-    let request = ListenRequest {
+/// A plain listener's request for `/t`.
+fn plain_request() -> ListenRequest {
+    ListenRequest {
         head_only: false,
         wants_icy: false,
         said: crate::access_log::RequestLine { line: "GET /t HTTP/1.1".into(), referer: None, user_agent: None },
         own_mount_only: false,
         arrived: std::time::Instant::now(),
-    };
+    }
+}
+
+/// A plain listener joined to `/t`, on a body channel (so it never parks).
+fn join(setup: &Setup) -> (super::ListenerStream, Body) {
+    let request = plain_request();
     let peer: SocketAddr = "127.0.0.1:10".parse().unwrap();
     let admitted = admit(&request, peer.ip(), &setup.state, setup.mount.clone()).expect("admitted");
     let (sender, body) = Body::channel();
@@ -192,4 +197,53 @@ async fn a_listener_is_written_once_per_delivery_interval_at_its_groups_phase() 
         let pushed = (at.as_millis() / TICK.as_millis() + 1) as usize * PIECE;
         assert_eq!(total, pushed, "by {at:?}");
     }
+}
+
+/// A listener on a socket of its own parks once caught up, is written by
+/// its mount's walks from then on, and what admin and the access log count
+/// is exactly the stream bytes its client got (the response head not
+/// included), whoever wrote them.
+#[tokio::test]
+async fn a_parked_listener_counts_the_stream_bytes_its_client_got() {
+    use tokio::io::AsyncReadExt;
+    let setup = live_mount("");
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = tokio::net::TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
+    let (sock, peer) = server.accept().await.unwrap();
+    let super::Started::Streaming(stream) =
+        super::start(sock, plain_request(), peer, setup.state.clone(), setup.mount.clone()).await
+    else {
+        panic!("not admitted");
+    };
+    let entry = stream.lasting.registration.entry().clone();
+    assert!(entry.head_len > 0);
+    super::spawn(*stream, None, super::StreamEnd::new(crate::auth::Admission::default(), None));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pushed = 0;
+    let end_of_head = |got: &[u8]| got.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4);
+    for round in 0..20 {
+        if round > 0 {
+            setup.mount.push_units(&mut vec![Unit::Data { bytes: Bytes::from(vec![0x55; PIECE]), sync: true }]);
+            pushed += PIECE;
+        }
+        while end_of_head(&got).is_none_or(|head| got.len() - head < pushed) {
+            assert!(std::time::Instant::now() < deadline, "round {round}: {} bytes", got.len());
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "the server closed the stream");
+            got.extend_from_slice(&buf[..n]);
+        }
+        if round == 0 {
+            // Caught up (no burst here): it parks, and the walks write the rest.
+            while setup.mount.parked() == 0 {
+                assert!(std::time::Instant::now() < deadline, "never parked");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    let head = end_of_head(&got).expect("a response head");
+    assert_eq!(head, entry.head_len as usize);
+    assert_eq!(got.len() - head, pushed);
+    assert_eq!(entry.body_sent(), pushed as u64);
 }

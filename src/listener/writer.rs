@@ -32,35 +32,36 @@ impl Sink {
         sock.into_std().ok()
     }
 
-    /// Write what fits right now, without waiting. Returns the bytes written.
-    pub fn try_write(&self, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
+    /// Write what fits right now, without waiting, adding the bytes
+    /// written to `written` (also those written before an error).
+    pub fn try_write(&self, pieces: &mut VecDeque<Bytes>, written: &mut u64) -> std::io::Result<()> {
         match self {
-            Sink::Socket(sock) => try_write_pieces(sock, pieces),
+            Sink::Socket(sock) => try_write_pieces(sock, pieces, written),
             Sink::Body(body) => {
-                let mut written = 0u64;
                 while let Some(piece) = pieces.front() {
                     match body.try_send(piece.clone()) {
-                        Ok(true) => written += pieces.pop_front().map_or(0, |p| p.len() as u64),
+                        Ok(true) => *written += pieces.pop_front().map_or(0, |p| p.len() as u64),
                         Ok(false) => break,
                         Err(_) => return Err(std::io::ErrorKind::BrokenPipe.into()),
                     }
                 }
-                Ok(written)
+                Ok(())
             }
         }
     }
 
-    /// Write every piece, waiting while the client is behind.
-    pub async fn write_all(&mut self, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
+    /// Write every piece, waiting while the client is behind, adding the
+    /// bytes written to `written` (also those written before an error or
+    /// before the write is dropped).
+    pub async fn write_all(&mut self, pieces: &mut VecDeque<Bytes>, written: &mut u64) -> std::io::Result<()> {
         match self {
-            Sink::Socket(sock) => write_all_pieces(sock, pieces).await,
+            Sink::Socket(sock) => write_all_pieces(sock, pieces, written).await,
             Sink::Body(body) => {
-                let mut written = 0u64;
                 while let Some(piece) = pieces.front() {
                     body.send(piece.clone()).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
-                    written += pieces.pop_front().map_or(0, |p| p.len() as u64);
+                    *written += pieces.pop_front().map_or(0, |p| p.len() as u64);
                 }
-                Ok(written)
+                Ok(())
             }
         }
     }
@@ -70,12 +71,13 @@ impl Sink {
 const MAX_SLICES: usize = 64;
 
 /// Write every piece, in order. On return `pieces` is empty (or holds what
-/// was not written when an error occurred). Returns the bytes written.
-pub async fn write_all_pieces<W: AsyncWrite + Unpin>(
+/// was not written when an error occurred). Adds the bytes written to
+/// `written` as they go, so a write cut short still counts what went out.
+async fn write_all_pieces<W: AsyncWrite + Unpin>(
     out: &mut W,
     pieces: &mut VecDeque<Bytes>,
-) -> std::io::Result<u64> {
-    let mut written = 0u64;
+    written: &mut u64,
+) -> std::io::Result<()> {
     while !pieces.is_empty() {
         let n = {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -85,31 +87,30 @@ pub async fn write_all_pieces<W: AsyncWrite + Unpin>(
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        written += n as u64;
+        *written += n as u64;
         advance(pieces, n);
     }
-    Ok(written)
+    Ok(())
 }
 
 /// Write what the socket takes right now, without waiting. Most batches fit
 /// in the socket buffer, so this usually finishes the batch with no timer,
-/// no select and no extra wake-up. Returns the bytes written.
-pub fn try_write_pieces(sock: &TcpStream, pieces: &mut VecDeque<Bytes>) -> std::io::Result<u64> {
-    let mut written = 0u64;
+/// no select and no extra wake-up. Adds the bytes written to `written`.
+fn try_write_pieces(sock: &TcpStream, pieces: &mut VecDeque<Bytes>, written: &mut u64) -> std::io::Result<()> {
     while !pieces.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let count = fill_slices(pieces, &mut slices);
         match sock.try_write_vectored(&slices[..count]) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => {
-                written += n as u64;
+                *written += n as u64;
                 advance(pieces, n);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
         }
     }
-    Ok(written)
+    Ok(())
 }
 
 /// Point `slices` (a stack array: this runs per listener per batch, so no
@@ -160,7 +161,8 @@ mod tests {
     async fn writes_everything_in_order() {
         let mut pieces: VecDeque<Bytes> = (0..200u8).map(|i| Bytes::from(vec![i; 3])).collect();
         let mut sink = Vec::new();
-        let n = write_all_pieces(&mut sink, &mut pieces).await.unwrap();
+        let mut n = 0;
+        write_all_pieces(&mut sink, &mut pieces, &mut n).await.unwrap();
         assert_eq!(n, 600);
         assert_eq!(sink.len(), 600);
         assert_eq!(&sink[597..], &[199, 199, 199]);

@@ -10,8 +10,8 @@
 //! per listener.
 //!
 //! A parked listener has no task: its task ends when it parks, and the set
-//! holds the listener's whole state (`Resume`, which the mount cannot name)
-//! beside the hot part. The socket is parked as a plain non-blocking socket,
+//! holds what the listener keeps for its whole life (`Resume`, which the
+//! mount cannot name) beside the hot part. The socket is parked as a plain non-blocking socket,
 //! out of the runtime's reactor: nothing waits on it.
 //!
 //! Anything out of the ordinary hands the socket back (*unparks*) with
@@ -43,9 +43,12 @@ use crate::heap::GiveBackRoom;
 const WALK_BYTES: usize = 64 * 1024;
 /// Most slices handed to one write (well under Linux's IOV_MAX of 1024).
 const MAX_SLICES: usize = 64;
+/// Fewest slots a delivery set grows by (a small set grows by this, not
+/// by an eighth of itself, so it does not reallocate for every arrival).
+const MIN_GROWTH: usize = 16;
 
-/// What a parked listener is besides its hot state: everything its task
-/// held, waiting to be given a task again.
+/// What a parked listener is besides its hot state: what it keeps for its
+/// whole life, waiting to be given a task again.
 pub trait Resume: Send {
     /// Take the socket back and carry on (in a task of its own). Dropping
     /// the `Resume` instead ends the listener.
@@ -223,6 +226,12 @@ impl Scratch {
 }
 
 impl DeliverySets {
+    /// Listeners parked in every group (inboxes included).
+    #[cfg(test)]
+    pub(crate) fn parked(&self) -> usize {
+        self.groups.iter().map(|group| group.parked.load(Ordering::Relaxed)).sum()
+    }
+
     /// Park `parked` unless `may_park` says no (checked under the inbox
     /// lock, so it cannot race with a walk starting or an unpark-all); a
     /// refused listener is resumed at once. Returns whether it parked.
@@ -389,7 +398,7 @@ impl MountHandle {
 fn take_in(set: &mut Vec<Parked>, inbox: &mut Vec<Parked>) {
     let needed = set.len() + inbox.len();
     if needed > set.capacity() {
-        set.reserve_exact(inbox.len().max(set.len() / 8));
+        set.reserve_exact(inbox.len().max(set.len() / 8).max(MIN_GROWTH));
     }
     set.append(inbox);
 }

@@ -1,5 +1,5 @@
-//! The listeners attached to a mount, as admin sees them (`listclients`), and
-//! the control handle admin uses to kill or move one.
+//! The listeners attached to a mount, as admin sees them (`listclients`) and
+//! asks things of them (kill, move).
 //!
 //! A listener's stream task owns a `Registration`; dropping it removes the
 //! entry, so the table never outlives the connections it describes.
@@ -27,6 +27,7 @@ pub struct RequestTexts {
     text: Box<str>,
     /// Length of the user agent in `text` (`ABSENT`: none was sent).
     agent_len: u32,
+    /// Length of the referer in `text`, last (`ABSENT`: none was sent).
     referer_len: u32,
 }
 
@@ -39,8 +40,11 @@ impl RequestTexts {
             text.as_deref().and_then(|t| u32::try_from(t.len()).ok()).filter(|&n| n != ABSENT).unwrap_or(ABSENT)
         };
         let (agent_len, referer_len) = (len(&said.user_agent), len(&said.referer));
-        let mut text = said.line.clone();
-        for (part, n) in [(&said.user_agent, agent_len), (&said.referer, referer_len)] {
+        let parts = [(&said.user_agent, agent_len), (&said.referer, referer_len)];
+        let total = said.line.len() + parts.iter().map(|&(_, n)| Self::part_len(n)).sum::<usize>();
+        let mut text = String::with_capacity(total);
+        text.push_str(&said.line);
+        for (part, n) in parts {
             if n != ABSENT {
                 text.push_str(part.as_deref().unwrap_or_default());
             }
@@ -109,7 +113,7 @@ pub struct ListenerEntry {
 
 /// `ListenerEntry::asked`: admin killed the listener.
 const KILLED: u8 = 1;
-/// Something is asked: the one load the data path pays.
+/// A move is asked (or was, until `take_move`).
 const PENDING: u8 = 2;
 
 impl ListenerEntry {
@@ -136,20 +140,22 @@ impl ListenerEntry {
         self.asked.fetch_or(PENDING, Ordering::Release);
     }
 
-    /// Has admin asked anything since the last `take_move`?
+    /// Has admin asked anything since the last `take_move`? A killed
+    /// listener always has.
     pub fn pending(&self) -> bool {
-        self.asked.load(Ordering::Acquire) & PENDING != 0
+        self.asked.load(Ordering::Acquire) != 0
     }
 
     pub fn is_killed(&self) -> bool {
         self.asked.load(Ordering::Acquire) & KILLED != 0
     }
 
+    /// The mount admin asked this listener to move to, if any; clears
+    /// `PENDING` (one atomic step, so a kill meanwhile is never cleared:
+    /// `KILLED` alone keeps `pending` true).
     pub fn take_move(&self) -> Option<MountHandle> {
         let mut move_to = self.move_to.lock();
-        if !self.is_killed() {
-            self.asked.fetch_and(!PENDING, Ordering::Release);
-        }
+        self.asked.fetch_and(!PENDING, Ordering::AcqRel);
         move_to.take()
     }
 

@@ -26,7 +26,6 @@ pub use stats::MountStats;
 pub use stream::MIN_TITLE_BYTES;
 pub use tap::{Tap, TapId, Tapped};
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,6 +242,12 @@ impl MountHandle {
     /// A receiver that sees the source come and go (for a fallback's home).
     pub fn watch_head(&self) -> watch::Receiver<Head> {
         self.0.heads.subscribe(0)
+    }
+
+    /// Listeners parked in this mount's delivery sets.
+    #[cfg(test)]
+    pub(crate) fn parked(&self) -> usize {
+        self.0.deliveries.parked()
     }
 
     /// The head as listener `id`'s wake group sees it (as `subscribe` gives it).
@@ -574,17 +579,6 @@ impl MountHandle {
     pub fn queue_size(&self) -> usize {
         self.0.queue_size.load(Ordering::Relaxed)
     }
-}
-
-/// Build a listener table entry for a connection accepted at `connected`.
-pub fn listener_entry(
-    id: u64,
-    ip: IpAddr,
-    said: &crate::access_log::RequestLine,
-    connected: std::time::Instant,
-    head_len: usize,
-) -> ListenerEntry {
-    ListenerEntry::new(id, ip, RequestTexts::of(said), connected, u32::try_from(head_len).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]

@@ -139,7 +139,7 @@ fn ring_keeps_only_what_listeners_and_new_joiners_need() {
     assert_eq!(m.subscribe(0, true).cursor, burst, "the burst is unchanged");
 
     // A listener behind the burst keeps its chunks in the ring.
-    let entry = Arc::new(listener_entry(1, [127, 0, 0, 1].into(), &said(), std::time::Instant::now(), 0));
+    let entry = Arc::new(entry_for(1));
     entry.cursor.store(60, Ordering::Relaxed);
     let registration = m.register(entry.clone(), false).unwrap();
     for i in 0..16 {
@@ -193,9 +193,7 @@ fn the_last_listener_leaving_an_ended_stream_releases_it() {
     let info = source();
     m.attach_source(info.clone()).unwrap();
     m.push_units(&mut data(1, 5000));
-    let registration = m
-        .register(Arc::new(listener_entry(1, [127, 0, 0, 1].into(), &said(), std::time::Instant::now(), 0)), false)
-        .unwrap();
+    let registration = m.register(Arc::new(entry_for(1)), false).unwrap();
     m.detach_source(&info);
     assert!(m.held_bytes() >= 5000, "kept for the draining listener");
     drop(registration);
@@ -209,9 +207,7 @@ fn a_new_source_starts_a_new_burst() {
     let first = source();
     m.attach_source(first.clone()).unwrap();
     m.push_units(&mut data(1, 100));
-    let _keep = m
-        .register(Arc::new(listener_entry(1, [127, 0, 0, 1].into(), &said(), std::time::Instant::now(), 0)), false)
-        .unwrap();
+    let _keep = m.register(Arc::new(entry_for(1)), false).unwrap();
     m.detach_source(&first);
     m.attach_source(source()).unwrap();
     let subscription = m.subscribe(2, true);
@@ -272,7 +268,7 @@ fn to_park(
     sock: std::net::TcpStream,
     icy: Option<usize>,
 ) -> (Parked, tokio::sync::oneshot::Receiver<Unparked>) {
-    let entry = Arc::new(listener_entry(id, [127, 0, 0, 1].into(), &said(), std::time::Instant::now(), 0));
+    let entry = Arc::new(entry_for(id));
     // Caught up: at the head.
     let cursor = m.head().seq;
     entry.cursor.store(cursor, std::sync::atomic::Ordering::Relaxed);
@@ -344,7 +340,27 @@ async fn parked_listeners_are_written_and_handed_back() {
     assert!(rx.try_recv().is_ok(), "a refused listener is resumed at once");
 }
 
-/// A listener's request as the tests' listeners send it.
-fn said() -> crate::access_log::RequestLine {
-    crate::access_log::RequestLine { line: "GET /live HTTP/1.0".into(), referer: None, user_agent: None }
+/// Listener `id`'s entry, as the tests' listeners send their requests.
+fn entry_for(id: u64) -> ListenerEntry {
+    let said = crate::access_log::RequestLine { line: "GET /live HTTP/1.0".into(), referer: None, user_agent: None };
+    ListenerEntry::new(id, [127, 0, 0, 1].into(), crate::mount::RequestTexts::of(&said), std::time::Instant::now(), 0)
+}
+
+/// A kill is never lost to a move taken at the same time: once killed, a
+/// listener stays pending (so it never parks again) whatever `take_move`
+/// clears.
+#[test]
+fn a_kill_outlasts_a_taken_move() {
+    let (m, other) = (mount(0), mount(0));
+    let entry = entry_for(1);
+    entry.move_to(other.clone());
+    assert!(entry.pending() && !entry.is_killed());
+    assert!(entry.take_move().is_some_and(|to| to.same(&other)));
+    assert!(!entry.pending(), "a move taken is no longer pending");
+    entry.move_to(m.clone());
+    entry.kill();
+    assert!(entry.take_move().is_some());
+    assert!(entry.pending() && entry.is_killed(), "the kill is still asked");
+    assert!(entry.take_move().is_none());
+    assert!(entry.pending());
 }

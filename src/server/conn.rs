@@ -188,9 +188,9 @@ struct Client {
     held: Held,
 }
 
-/// A listener: admitted here, then streamed as a session of its own that
-/// holds only the stream's state (listeners last hours; their memory is the
-/// cost that scales), and logged when it ends.
+/// A listener: admitted here, then streamed on its own (`listener::spawn`),
+/// holding only what the stream needs (listeners last hours; their memory
+/// is the cost that scales), and logged when it ends.
 async fn listen_on(
     sock: TcpStream,
     listen: ListenRequest,

@@ -63,8 +63,8 @@ pub async fn run(acceptors: Acceptors, state: AppState) {
         }
     }
     tasks.abort_all();
-    // Listeners wait only on their mount and their control handle (to stay
-    // small), so shutdown reaches them as a kill; they see the flag and end.
+    // Listeners wait only on their mount (to stay small), so shutdown
+    // reaches them as a kill in their entry; they see the flag and end.
     for mount in state.mounts.all() {
         for listener in mount.listeners() {
             listener.kill();
