@@ -67,11 +67,13 @@ pub struct ListenRequest {
 }
 
 impl ListenRequest {
-    pub fn of(req: &Request, arrived: std::time::Instant) -> ListenRequest {
+    /// `said`: the request's line as the caller already made it for its
+    /// own access-log lines (`RequestLine::of(req)`).
+    pub fn of(req: &Request, said: RequestLine, arrived: std::time::Instant) -> ListenRequest {
         ListenRequest {
             head_only: req.method == "HEAD",
             wants_icy: req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1"),
-            said: RequestLine::of(req),
+            said,
             own_mount_only: false,
             arrived,
         }
@@ -93,12 +95,12 @@ pub enum Started {
 /// the request-handling state.
 pub async fn start(
     mut sock: TcpStream,
-    req: ListenRequest,
+    req: &ListenRequest,
     peer: SocketAddr,
     state: AppState,
     requested: MountHandle,
 ) -> Started {
-    let admitted = match admit(&req, peer.ip(), &state, requested) {
+    let admitted = match admit(req, peer.ip(), &state, requested) {
         Ok(admitted) => admitted,
         Err(refused) => return Started::Answered(refuse(&mut sock, req.head_only, refused).await),
     };
@@ -169,7 +171,7 @@ impl Admitted {
     pub fn stream(
         self,
         sink: Sink,
-        req: ListenRequest,
+        req: &ListenRequest,
         peer: SocketAddr,
         state: AppState,
         head: Option<Bytes>,

@@ -82,7 +82,7 @@ fn join(setup: &Setup) -> (super::ListenerStream, Body) {
     let peer: SocketAddr = "127.0.0.1:10".parse().unwrap();
     let admitted = admit(&request, peer.ip(), &setup.state, setup.mount.clone()).expect("admitted");
     let (sender, body) = Body::channel();
-    let stream = admitted.stream(Sink::Body(sender), request, peer, setup.state.clone(), None).ok().expect("joined");
+    let stream = admitted.stream(Sink::Body(sender), &request, peer, setup.state.clone(), None).ok().expect("joined");
     (stream, body)
 }
 
@@ -211,7 +211,7 @@ async fn a_parked_listener_counts_the_stream_bytes_its_client_got() {
     let mut client = tokio::net::TcpStream::connect(server.local_addr().unwrap()).await.unwrap();
     let (sock, peer) = server.accept().await.unwrap();
     let super::Started::Streaming(stream) =
-        super::start(sock, plain_request(), peer, setup.state.clone(), setup.mount.clone()).await
+        super::start(sock, &plain_request(), peer, setup.state.clone(), setup.mount.clone()).await
     else {
         panic!("not admitted");
     };

@@ -11,8 +11,8 @@
 //!
 //! A parked listener has no task: its task ends when it parks, and the set
 //! holds what the listener keeps for its whole life (`Resume`, which the
-//! mount cannot name) beside the hot part. The socket is parked as a plain non-blocking socket,
-//! out of the runtime's reactor: nothing waits on it.
+//! mount cannot name) beside the hot part. The socket is parked as a plain
+//! non-blocking socket, out of the runtime's reactor: nothing waits on it.
 //!
 //! Anything out of the ordinary hands the socket back (*unparks*) with
 //! whatever could not be written: `Resume::resume` gives the listener a task

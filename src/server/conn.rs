@@ -143,20 +143,20 @@ async fn handle<S: Transport>(mut sock: S, peer: SocketAddr, state: AppState, he
     };
     match sock.into_plain() {
         Ok(mut sock) => {
-            let line = RequestLine::of(&req);
+            let listen = ListenRequest::of(&req, RequestLine::of(&req), started);
+            let line = Some(&listen.said);
             let peer = match gate::admit(&req, peer, &state) {
                 Ok(client) => client,
-                Err(response) => return answer(&mut sock, peer, &state, response, Some(&line), started).await,
+                Err(response) => return answer(&mut sock, peer, &state, response, line, started).await,
             };
             let asked = auth::ListenerRequest::of(&req, false);
             let admission = match auth::listener(&state, mount.name(), &asked, peer.ip()).await {
                 Ok(admission) => admission,
-                Err(refused) => return answer(&mut sock, peer, &state, refused.response(), Some(&line), started).await,
+                Err(refused) => return answer(&mut sock, peer, &state, refused.response(), line, started).await,
             };
-            let listen = ListenRequest::of(&req, started);
             // Listeners live for hours: keep nothing per connection that is not needed.
             drop((req, head, buf));
-            listen_on(sock, listen, line, Client { peer, admission, held }, state, mount).await;
+            listen_on(sock, listen, Client { peer, admission, held }, state, mount).await;
         }
         Err(sock) => {
             drop((req, mount));
@@ -191,22 +191,15 @@ struct Client {
 /// A listener: admitted here, then streamed on its own (`listener::spawn`),
 /// holding only what the stream needs (listeners last hours; their memory
 /// is the cost that scales), and logged when it ends.
-async fn listen_on(
-    sock: TcpStream,
-    listen: ListenRequest,
-    line: RequestLine,
-    client: Client,
-    state: AppState,
-    mount: MountHandle,
-) {
+async fn listen_on(sock: TcpStream, listen: ListenRequest, client: Client, state: AppState, mount: MountHandle) {
     let Client { peer, mut admission, held } = client;
     let started = listen.arrived;
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     crate::relay::demand(&state, &mount).await;
-    match listener::start(sock, listen, peer, state.clone(), mount).await {
+    match listener::start(sock, &listen, peer, state.clone(), mount).await {
         Started::Answered(served) => {
             let user = admission.user.as_deref();
-            state.access_log.finished(peer.ip(), user, Some(&line), served.status, served.bytes, started);
+            state.access_log.finished(peer.ip(), user, Some(&listen.said), served.status, served.bytes, started);
             admission.left(&state);
         }
         Started::Streaming(stream) => {

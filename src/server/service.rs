@@ -202,9 +202,9 @@ fn listen(
     started: Instant,
 ) -> hyper::Response<Body> {
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
-    let listen = ListenRequest::of(req, started);
+    let listen = ListenRequest::of(req, line, started);
     let finished = |status: Status, admission: &mut auth::Admission| {
-        state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&line), status, 0, started);
+        state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&listen.said), status, 0, started);
         admission.left(&state);
     };
     let admitted = match listener::admit(&listen, peer.ip(), &state, mount) {
@@ -220,7 +220,7 @@ fn listen(
         return head.into_hyper();
     }
     let (sender, body) = Body::channel();
-    let stream = match admitted.stream(Sink::Body(sender), listen, peer, state.clone(), None) {
+    let stream = match admitted.stream(Sink::Body(sender), &listen, peer, state.clone(), None) {
         Ok(stream) => stream,
         Err((_, refused)) => {
             finished(refused.status(), &mut admission);

@@ -74,7 +74,7 @@ async fn feed(state: &AppState, mount: MountHandle, to: SocketAddr, token: &str)
         return Err(io::Error::other(format!("the new process answered {line:?}")));
     }
     let mut stream = admitted
-        .stream(Sink::Socket(sock), request, to, state.clone(), None)
+        .stream(Sink::Socket(sock), &request, to, state.clone(), None)
         .map_err(|(_, refused)| io::Error::other(format!("the mount refused its feed ({refused})")))?;
     let (_, bytes) = stream.run_to_end().await;
     Ok(bytes)
