@@ -424,6 +424,7 @@ impl ListenerStream {
         match outcome {
             Ok(()) => Ok(()),
             Err(End::Slow) => Err(lasting.dropped_slow()),
+            Err(End::Stalled) => Err(lasting.dropped_stalled()),
             Err(end) => Err(end),
         }
     }
@@ -449,6 +450,15 @@ impl Lasting {
         self.state.stats.slow_listeners.fetch_add(1, Ordering::Relaxed);
         tracing::info!(mount = mount.name(), client_id = self.registration.entry().id, "listener too slow, dropped");
         End::Slow
+    }
+
+    /// Took nothing for `client_timeout`: gone without a word (a phone off
+    /// the network, a forgotten NAT mapping) or stopped reading.
+    fn dropped_stalled(&self) -> End {
+        let mount = self.registration.mount();
+        let client_id = self.registration.entry().id;
+        tracing::info!(mount = mount.name(), client_id, "listener took nothing for client_timeout, dropped");
+        End::Stalled
     }
 
     /// Count `n` bytes written: this listener's and the mount's.

@@ -14,7 +14,7 @@ use crate::sources::sine_mp3;
 use crate::support::*;
 
 /// A size from the environment, or the CI default.
-fn size(name: &str, default: usize) -> usize {
+pub fn size(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
@@ -163,69 +163,6 @@ fn source_flaps_cost_listeners_nothing() {
             body.len()
         );
     }
-}
-
-/// The server's open file descriptors.
-fn open_fds(server: &TestServer) -> usize {
-    std::fs::read_dir(format!("/proc/{}/fd", server.pid())).map(|d| d.count()).unwrap_or(0)
-}
-
-/// `cycles` listeners of `mount` on four threads, each ending one of the
-/// ways a client can: a clean close, a reset, or a half-close (it stops
-/// sending, and vanishes only 50 cycles later: a few hundred descriptors at
-/// most, whatever the machine's limit).
-fn churn(server: &TestServer, mount: &str, cycles: usize) {
-    std::thread::scope(|scope| {
-        for worker in 0..4 {
-            scope.spawn(move || {
-                let mut half_closed = std::collections::VecDeque::new();
-                for cycle in (worker..cycles).step_by(4) {
-                    let mut listener = Listener::connect(server, mount, &[]);
-                    listener.read_at_least(1, WAIT);
-                    match cycle % 3 {
-                        0 => drop(listener),
-                        1 => {
-                            socket2::SockRef::from(&listener.sock).set_linger(Some(Duration::ZERO)).unwrap();
-                            drop(listener);
-                        }
-                        _ => {
-                            listener.sock.shutdown(std::net::Shutdown::Write).unwrap();
-                            half_closed.push_back(listener);
-                            if half_closed.len() > 50 {
-                                half_closed.pop_front();
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    eventually("every churned listener is gone", WAIT, || server.mount_stat(mount, "listeners") == 0);
-}
-
-/// Listeners come and go many times, ending every way a client can.
-/// Afterwards the server holds no more descriptors than before, and a
-/// second round leaves its memory within 5 % (or 1 MiB) of where the first
-/// left it: whatever one round costs is given back, not kept.
-#[test]
-fn listener_churn_leaves_nothing_behind() {
-    let cycles = size("FLOE_DRILL_CYCLES", 3000);
-    let server = TestServer::start(Opts::default());
-    let _source = FfmpegSource::sine(&server, "/churn.mp3", MP3);
-    server.wait_live("/churn.mp3");
-    let fds_before = open_fds(&server);
-    // The first round sizes the allocator's and the runtime's pools.
-    churn(&server, "/churn.mp3", cycles);
-    eventually("descriptors are back to the start", WAIT, || open_fds(&server) <= fds_before);
-    let rss_before = server.rss_kib();
-    churn(&server, "/churn.mp3", cycles);
-    eventually("descriptors are back to the start again", WAIT, || open_fds(&server) <= fds_before);
-    let rss_after = server.rss_kib();
-    let allowed = (rss_before / 20).max(1024);
-    assert!(
-        rss_after <= rss_before + allowed,
-        "a second round of {cycles} cycles grew the server from {rss_before} KiB to {rss_after} KiB"
-    );
 }
 
 /// Slowloris (a header byte every `FLOE_DRILL_SLOW_EVERY_S` seconds, 1 in

@@ -7,10 +7,12 @@
 pub mod hostile;
 mod icecast;
 mod media;
+mod netns;
 mod nginx;
 
 pub use icecast::Icecast;
 pub use media::*;
+pub use netns::{private_network, PrivateNetwork};
 pub use nginx::CachingProxy;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -397,8 +399,18 @@ pub struct Listener {
 
 impl Listener {
     pub fn connect(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Listener {
-        let mut sock = TcpStream::connect(server.http).expect("connect");
+        let sock = TcpStream::connect(server.http).expect("connect");
         sock.set_read_timeout(Some(WAIT)).unwrap();
+        Listener::ask(sock, server, path, headers)
+    }
+
+    /// A listener connecting from `from` (another loopback address).
+    pub fn connect_from(from: [u8; 4], server: &TestServer, path: &str) -> Listener {
+        Listener::ask(connect_from(from, server.http), server, path, &[])
+    }
+
+    /// Send the request on `sock` and read the response head.
+    fn ask(mut sock: TcpStream, server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Listener {
         let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: floe-test\r\n", server.http);
         for (k, v) in headers {
             request.push_str(&format!("{k}: {v}\r\n"));
