@@ -94,17 +94,17 @@ fn threads(server: &TestServer) -> u64 {
 
 /// How much the server may grow from a fresh start without keeping
 /// anything of its listeners: each thread's allocator cache filled, what
-/// the ring has grown by since `held_at_start` (it fills to `queue_size`
-/// over a source's first half minute), and a MiB of partly used pages.
+/// the ring has grown by since `held_at_start` (to its burst and a little
+/// more over a source's first seconds), and a MiB of partly used pages.
 fn one_time_step(server: &TestServer, held_at_start: u64) -> u64 {
     let ring_grew = server.server_stat("held_bytes").saturating_sub(held_at_start) / 1024;
     threads(server) * THREAD_CACHE_KIB + ring_grew + 1024
 }
 
 /// The server's RSS once it is at most `bound()` KiB (within a minute): it
-/// hands freed pages back every 10 s, and the ring's chunks allocated among
-/// a crowd's free only as the ring moves on (half a minute), so a crowd that
-/// just left is still in it for a while.
+/// hands freed pages back every 10 s, and pages that still hold something
+/// allocated among a crowd (ring chunks, a shrunk table) free only once that
+/// goes, so a crowd that just left is still in it for a while.
 fn rss_within(server: &TestServer, bound: impl Fn() -> u64, failure: impl Fn(u64, u64) -> String) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
