@@ -452,12 +452,13 @@ impl Lasting {
         End::Slow
     }
 
-    /// Took nothing for `client_timeout`: gone without a word (a phone off
-    /// the network, a forgotten NAT mapping) or stopped reading.
+    /// A blocked write did not finish within `client_timeout`: the client
+    /// is gone without a word (a phone off the network, a forgotten NAT
+    /// mapping), stopped reading, or reads too slowly to take what was queued.
     fn dropped_stalled(&self) -> End {
         let mount = self.registration.mount();
         let client_id = self.registration.entry().id;
-        tracing::info!(mount = mount.name(), client_id, "listener took nothing for client_timeout, dropped");
+        tracing::info!(mount = mount.name(), client_id, "a write to the listener waited client_timeout, dropped");
         End::Stalled
     }
 

@@ -1,7 +1,8 @@
 //! Fault drills, at a size `.ci/run` can afford; larger by environment
-//! (`FLOE_DRILL_FLAPS`, `FLOE_DRILL_LISTENERS`, `FLOE_DRILL_CYCLES`,
-//! `FLOE_DRILL_IDLERS`). Each checks that ordinary faults cost no listener
-//! anything and leave nothing behind.
+//! (`FLOE_DRILL_FLAPS`, `FLOE_DRILL_LISTENERS`, `FLOE_DRILL_IDLERS` and the
+//! others named at each drill; listener churn is in `churn.rs`). Each
+//! checks that ordinary faults cost no listener anything and leave nothing
+//! behind.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,11 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::sources::sine_mp3;
 use crate::support::*;
-
-/// A size from the environment, or the CI default.
-pub fn size(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// What reader threads watch: when to note how much they have (`mark`),
 /// and when to stop.

@@ -16,7 +16,7 @@ mod clients;
 mod codec_isolation;
 mod config;
 mod directory;
-pub mod drills;
+mod drills;
 mod events;
 mod icy;
 mod ingest;

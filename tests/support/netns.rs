@@ -10,17 +10,28 @@
 //! namespace mapping root as well), where `nft` drops every packet to and
 //! from an address its vanishing listeners connect from.
 
+use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// Set in the test run inside the namespace.
 const INSIDE: &str = "FLOE_TEST_PRIVATE_NETWORK";
+
+/// Whether this process's network has no interface but loopback, as a
+/// fresh namespace has (so a stray `INSIDE` cannot pass the machine's own
+/// network off as private).
+fn only_loopback() -> bool {
+    let devices = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
+    // Two header lines, then "  name: counters…" per interface.
+    devices.lines().skip(2).filter_map(|l| l.split_once(':')).all(|(name, _)| name.trim() == "lo")
+}
 
 /// The test `name` (its path in the test binary) runs in a private network:
 /// `Some` inside, where the drill goes on; `None` outside, once the run
 /// inside has passed (a failed run panics with its output).
 pub fn private_network(name: &str) -> Option<PrivateNetwork> {
     if std::env::var_os(INSIDE).is_some() {
+        assert!(only_loopback(), "{INSIDE} is set, but this network has more than a loopback");
         run("ip", &["link", "set", "lo", "up"]);
         return Some(PrivateNetwork);
     }
@@ -37,11 +48,17 @@ pub fn private_network(name: &str) -> Option<PrivateNetwork> {
         .env(INSIDE, "1")
         .output()
         .expect("unshare (util-linux) runs");
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    println!("{said}");
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{output}");
+    // unshare's own failures start with its name; the test harness's exit is 101.
+    let no_namespace = output.lines().any(|l| l.starts_with("unshare:"));
+    assert!(
+        !no_namespace,
+        "{name} could not make a network namespace: it needs root (CAP_SYS_ADMIN) or unprivileged user namespaces"
+    );
     assert!(out.status.success(), "{name} failed in its private network ({})", out.status);
     // A misspelt name runs nothing, and passes.
-    assert!(said.contains("1 passed"), "{name} did not run in its private network");
+    assert!(output.contains("test result: ok. 1 passed"), "{name} did not run in its private network");
     None
 }
 
@@ -77,10 +94,15 @@ impl PrivateNetwork {
             "table ip {table} {{\n chain out {{\n  type filter hook output priority 0;\n  \
              ip saddr {address} drop\n  ip daddr {address} drop\n }}\n}}\n"
         );
-        let path = std::env::temp_dir().join(format!("{table}-{}.nft", std::process::id()));
-        std::fs::write(&path, rules).expect("nft rules written");
-        run("nft", &["-f", path.to_str().expect("a UTF-8 temp dir")]);
-        let _ = std::fs::remove_file(&path);
+        let mut nft = tool("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("nft does not run ({e}); scripts/test installs nftables"));
+        nft.stdin.take().expect("nft's stdin").write_all(rules.as_bytes()).expect("rules written to nft");
+        let out = nft.wait_with_output().expect("nft ran");
+        assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
         Vanished { table }
     }
 }
@@ -92,8 +114,11 @@ pub struct Vanished {
 
 impl Drop for Vanished {
     fn drop(&mut self) {
-        // Not `run`: this may drop during a failed test's unwinding, and the
-        // namespace (with its firewall) goes with the test anyway.
-        let _ = tool("nft").args(["delete", "table", "ip", &self.table]).status();
+        // Not `run` while unwinding from a failed test (a second panic
+        // aborts): the namespace, firewall and all, goes with the test anyway.
+        let deleted = tool("nft").args(["delete", "table", "ip", &self.table]).status();
+        if !std::thread::panicking() {
+            assert!(deleted.is_ok_and(|s| s.success()), "nft could not delete table {}", self.table);
+        }
     }
 }
