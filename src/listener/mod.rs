@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::mount::{Head, IcyInterleaver, Lag, Metadata, MountHandle, Registration, Unparked};
@@ -167,10 +167,9 @@ impl ListenerStream {
             // The burst as one copied piece: cheaper than a handle per chunk
             // when many listeners arrive at once. ICY listeners read chunk by
             // chunk, for each chunk's title.
-            let mut burst = BytesMut::new();
-            if let Ok(next) = stream.mount().read_copy(stream.wire.cursor, BATCH_BYTES, &mut burst) {
+            if let Ok((burst, next)) = stream.mount().read_copy(stream.wire.cursor, BATCH_BYTES) {
                 stream.advance_to(next);
-                stream.queue(burst.freeze(), &meta);
+                stream.queue(burst, &meta);
             }
         }
         stream

@@ -3,6 +3,7 @@
 //! headers and current metadata), at most one live source, a listener table
 //! and counters. `Mounts` is the registry the server looks names up in.
 
+mod burst;
 mod delivery;
 mod icy;
 mod listeners;
@@ -30,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 // Delivery runs on tokio's clock (the system's, outside tests), so its
@@ -40,6 +41,7 @@ use tokio::time::Instant;
 use crate::config::{Limits, MountConfig};
 use crate::events::Event;
 use crate::format::{AudioInfo, Unit};
+use burst::LastBurst;
 use delivery::DeliverySets;
 use listeners::ListenerTable;
 use stream::StreamState;
@@ -75,6 +77,8 @@ pub struct Mount {
     /// Read-mostly: many listeners copy out chunk handles, one source appends.
     /// Held only for those copies, never across an await.
     stream: RwLock<StreamState>,
+    /// The last burst copied for a new listener (see `read_copy`).
+    last_burst: LastBurst,
     /// What listeners wait on, one head per wake group.
     heads: Heads,
     /// The caught-up listeners, written to by a walk per publish.
@@ -140,6 +144,7 @@ impl MountHandle {
             burst_size: AtomicUsize::new(0),
             delivery_interval_us: AtomicU64::new(0),
             stream: RwLock::new(StreamState::new(0)),
+            last_burst: LastBurst::default(),
             heads: Heads::new(),
             deliveries: DeliverySets::default(),
             source: Mutex::new(None),
@@ -486,11 +491,13 @@ impl MountHandle {
         Ok(stream.ring.read_from(cursor, max_bytes, out))
     }
 
-    /// `read`, copying the bytes into `out` (see `Ring::copy_from`).
-    pub fn read_copy(&self, cursor: u64, max_bytes: usize, out: &mut BytesMut) -> Result<u64, Lag> {
+    /// `read`, as one buffer of the bytes (see `Ring::copy_from`), shared
+    /// with whoever asked for the same since the last publish. Returns the
+    /// bytes and the new cursor.
+    pub fn read_copy(&self, cursor: u64, max_bytes: usize) -> Result<(Bytes, u64), Lag> {
         let stream = self.0.stream.read();
         self.check_lag(&stream.ring, cursor)?;
-        Ok(stream.ring.copy_from(cursor, max_bytes, out))
+        Ok(self.0.last_burst.copy(&stream.ring, cursor, max_bytes))
     }
 
     /// Is a listener whose next byte is at stream offset `position` too far behind?

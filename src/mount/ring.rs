@@ -184,11 +184,17 @@ impl Ring {
         self.each_from(seq, max_bytes, |chunk| out.push(chunk.clone()))
     }
 
-    /// Like `read_from`, but the bytes are copied into `out`: one buffer
-    /// instead of a handle per chunk (a new listener's burst is many small
-    /// chunks, and each handle is a shared reference count to bump).
-    pub fn copy_from(&self, seq: u64, max_bytes: usize, out: &mut BytesMut) -> u64 {
-        self.each_from(seq, max_bytes, |chunk| out.extend_from_slice(&chunk.data))
+    /// Like `read_from`, but the bytes are copied into one buffer instead
+    /// of a handle per chunk (a new listener's burst is many small chunks,
+    /// and each handle is a shared reference count to bump). Sized first,
+    /// so it is one allocation, not a doubling series. Returns the bytes and
+    /// the next sequence.
+    pub fn copy_from(&self, seq: u64, max_bytes: usize) -> (Bytes, u64) {
+        let mut len = 0;
+        self.each_from(seq, max_bytes, |chunk| len += chunk.data.len());
+        let mut out = BytesMut::with_capacity(len);
+        let next = self.each_from(seq, max_bytes, |chunk| out.extend_from_slice(&chunk.data));
+        (out.freeze(), next)
     }
 
     /// Visit chunks from `seq` up to about `max_bytes` (at least one); returns the next sequence.

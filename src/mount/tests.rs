@@ -163,9 +163,30 @@ fn read_copy_joins_chunks_into_one_buffer() {
     for i in 0..5 {
         m.push_units(&mut data(i, 100));
     }
-    let mut out = BytesMut::new();
-    assert_eq!(m.read_copy(1, 250, &mut out), Ok(3));
+    let (out, next) = m.read_copy(1, 250).unwrap();
+    assert_eq!(next, 3);
     assert_eq!(&out[..], &[[1u8; 100], [2u8; 100]].concat()[..]);
+}
+
+/// Listeners asking for the same burst before anything new is published
+/// share one copy; a publish makes the next one fresh.
+#[test]
+fn a_burst_copy_is_shared_until_the_next_publish() {
+    let m = mount(0);
+    for i in 0..3 {
+        m.push_units(&mut data(i, 100));
+    }
+    let (first, next) = m.read_copy(0, 10_000).unwrap();
+    let (second, again) = m.read_copy(0, 10_000).unwrap();
+    assert_eq!((next, again), (3, 3));
+    assert_eq!(first.as_ptr(), second.as_ptr(), "one copy, shared");
+    // Another start, or another size, is another copy.
+    assert_eq!(m.read_copy(1, 10_000).unwrap().0.len(), 200);
+    assert_eq!(m.read_copy(0, 150).unwrap(), (Bytes::from(vec![0u8; 100]), 1));
+    m.push_units(&mut data(3, 100));
+    let (third, after) = m.read_copy(0, 10_000).unwrap();
+    assert_eq!(after, 4);
+    assert_eq!(third.len(), 400, "what was published since is in it");
 }
 
 fn source() -> Arc<SourceInfo> {

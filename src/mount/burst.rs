@@ -1,0 +1,44 @@
+//! A new listener's burst, copied out of the ring into one buffer and kept
+//! for the next listener who asks for the same (everyone who arrives
+//! between two publishes does): a crowd arriving makes one copy per
+//! publish, not one per listener, and leaves no buffer per listener in the
+//! heap among the listener state allocated next. It holds at most one
+//! burst of audio the ring also holds, per mount.
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::ring::Ring;
+
+/// The last burst copied, if any.
+#[derive(Debug, Default)]
+pub(super) struct LastBurst(Mutex<Option<BurstCopy>>);
+
+#[derive(Debug)]
+struct BurstCopy {
+    from: u64,
+    max_bytes: usize,
+    /// The ring's head when copied: with nothing pushed since, the same
+    /// request copies the same bytes (chunks never change once pushed, and
+    /// sequence numbers are never reused).
+    head: u64,
+    next: u64,
+    bytes: Bytes,
+}
+
+impl LastBurst {
+    /// `ring` from `from`, up to about `max_bytes` (`Ring::copy_from`): the
+    /// bytes and the next sequence, shared with whoever asked for the same
+    /// since the ring last grew.
+    pub(super) fn copy(&self, ring: &Ring, from: u64, max_bytes: usize) -> (Bytes, u64) {
+        let mut last = self.0.lock();
+        let head = ring.head_seq();
+        let same = |b: &&BurstCopy| b.from == from && b.max_bytes == max_bytes && b.head == head;
+        if let Some(copy) = last.as_ref().filter(same) {
+            return (copy.bytes.clone(), copy.next);
+        }
+        let (bytes, next) = ring.copy_from(from, max_bytes);
+        *last = Some(BurstCopy { from, max_bytes, head, next, bytes: bytes.clone() });
+        (bytes, next)
+    }
+}
