@@ -1,9 +1,8 @@
 //! A new listener's burst, copied out of the ring into one buffer and kept
 //! for the next listener who asks for the same (everyone who arrives
 //! between two publishes does): a crowd arriving makes one copy per
-//! publish, not one per listener, and leaves no buffer per listener in the
-//! heap among the listener state allocated next. It holds at most one
-//! burst of audio the ring also holds, per mount.
+//! publish, not one per listener. It holds at most one burst of audio the
+//! ring also holds, and goes with the ring's chunks when the stream ends.
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -40,5 +39,11 @@ impl LastBurst {
         let (bytes, next) = ring.copy_from(from, max_bytes);
         *last = Some(BurstCopy { from, max_bytes, head, next, bytes: bytes.clone() });
         (bytes, next)
+    }
+
+    /// Whether a copy is kept.
+    #[cfg(test)]
+    pub(super) fn holds_one(&self) -> bool {
+        self.0.lock().is_some()
     }
 }

@@ -41,7 +41,6 @@ use tokio::time::Instant;
 use crate::config::{Limits, MountConfig};
 use crate::events::Event;
 use crate::format::{AudioInfo, Unit};
-use burst::LastBurst;
 use delivery::DeliverySets;
 use listeners::ListenerTable;
 use stream::StreamState;
@@ -77,8 +76,6 @@ pub struct Mount {
     /// Read-mostly: many listeners copy out chunk handles, one source appends.
     /// Held only for those copies, never across an await.
     stream: RwLock<StreamState>,
-    /// The last burst copied for a new listener (see `read_copy`).
-    last_burst: LastBurst,
     /// What listeners wait on, one head per wake group.
     heads: Heads,
     /// The caught-up listeners, written to by a walk per publish.
@@ -144,7 +141,6 @@ impl MountHandle {
             burst_size: AtomicUsize::new(0),
             delivery_interval_us: AtomicU64::new(0),
             stream: RwLock::new(StreamState::new(0)),
-            last_burst: LastBurst::default(),
             heads: Heads::new(),
             deliveries: DeliverySets::default(),
             source: Mutex::new(None),
@@ -497,7 +493,7 @@ impl MountHandle {
     pub fn read_copy(&self, cursor: u64, max_bytes: usize) -> Result<(Bytes, u64), Lag> {
         let stream = self.0.stream.read();
         self.check_lag(&stream.ring, cursor)?;
-        Ok(self.0.last_burst.copy(&stream.ring, cursor, max_bytes))
+        Ok(stream.last_burst.copy(&stream.ring, cursor, max_bytes))
     }
 
     /// Is a listener whose next byte is at stream offset `position` too far behind?

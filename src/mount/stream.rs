@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use super::burst::LastBurst;
 use super::wake::Schedule;
 use super::{Metadata, Ring};
 
@@ -23,6 +24,8 @@ pub const MIN_TITLE_BYTES: u64 = 4096;
 #[derive(Debug)]
 pub(super) struct StreamState {
     pub(super) ring: Ring,
+    /// The last burst copied for a new listener, shared by the next ones.
+    pub(super) last_burst: LastBurst,
     /// Headers a new listener needs before any chunk (Ogg/WebM); empty otherwise.
     pub(super) headers: Bytes,
     pub(super) meta: Arc<Metadata>,
@@ -46,6 +49,7 @@ impl StreamState {
     pub(super) fn new(capacity: usize) -> StreamState {
         StreamState {
             ring: Ring::new(capacity),
+            last_burst: LastBurst::default(),
             headers: Bytes::new(),
             meta: Arc::new(Metadata::default()),
             schedule: Schedule::default(),
@@ -96,6 +100,7 @@ impl StreamState {
         // Its buffer too: `held` keeps its room between intervals, not for good.
         self.held = BytesMut::new();
         self.ring.clear();
+        self.last_burst = LastBurst::default();
         self.headers = Bytes::new();
         self.meta = Arc::new(Metadata::default());
         self.title_at = None;

@@ -202,8 +202,11 @@ fn an_ended_stream_without_listeners_is_released() {
     m.push_units(&mut data(1, 5000));
     m.set_metadata(Metadata::from_song("A title", None));
     assert!(m.held_bytes() > 5000);
+    m.read_copy(0, 10_000).unwrap();
+    assert!(m.0.stream.read().last_burst.holds_one());
     m.detach_source(&info);
     assert_eq!(m.held_bytes(), 0);
+    assert!(!m.0.stream.read().last_burst.holds_one(), "the copied burst goes too");
     assert_eq!(m.metadata().song, "");
 }
 
