@@ -371,7 +371,7 @@ impl MountHandle {
                         stream.release_held();
                         stream.headers = bytes.clone();
                         let meta = stream.meta.clone();
-                        stream.ring.push(bytes, meta, true, true);
+                        stream.push(bytes, meta, true, true);
                     }
                 }
             }
@@ -488,7 +488,7 @@ impl MountHandle {
     }
 
     /// `read`, as one buffer of the bytes (see `Ring::copy_from`), shared
-    /// with whoever asked for the same since the last publish. Returns the
+    /// with whoever asked for the same since the ring last grew. Returns the
     /// bytes and the new cursor.
     pub fn read_copy(&self, cursor: u64, max_bytes: usize) -> Result<(Bytes, u64), Lag> {
         let stream = self.0.stream.read();
@@ -559,12 +559,13 @@ impl MountHandle {
     }
 
     /// Bytes the mount keeps for its listeners (ring data, bookkeeping,
-    /// titles, stream headers, data held back for the next wake-up) and in
+    /// titles, stream headers, data held back for the next wake-up, the
+    /// last burst copied) and in
     /// its source's framer: everything its source can make it hold.
     pub fn held_bytes(&self) -> usize {
         let framer = self.0.stats.framer_bytes.load(Ordering::Relaxed) as usize;
         let stream = self.0.stream.read();
-        stream.ring.held() + stream.held.len() + stream.headers.len() + framer
+        stream.ring.held() + stream.held.len() + stream.headers.len() + stream.last_burst.held() + framer
     }
 
     pub fn listeners(&self) -> Vec<Arc<ListenerEntry>> {

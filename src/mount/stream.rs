@@ -100,7 +100,7 @@ impl StreamState {
         // Its buffer too: `held` keeps its room between intervals, not for good.
         self.held = BytesMut::new();
         self.ring.clear();
-        self.last_burst = LastBurst::default();
+        self.last_burst.forget();
         self.headers = Bytes::new();
         self.meta = Arc::new(Metadata::default());
         self.title_at = None;
@@ -117,8 +117,14 @@ impl StreamState {
             let data = Bytes::copy_from_slice(&self.held);
             self.held.clear();
             let meta = self.meta.clone();
-            self.ring.push(data, meta, self.held_sync, false);
+            self.push(data, meta, self.held_sync, false);
         }
+    }
+
+    /// Append a chunk to the ring; the last burst copied is stale from here.
+    pub(super) fn push(&mut self, data: Bytes, meta: Arc<Metadata>, sync: bool, headers: bool) {
+        self.ring.push(data, meta, sync, headers);
+        self.last_burst.forget();
     }
 
     /// Release held data; returns the sequence to publish.

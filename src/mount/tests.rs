@@ -187,6 +187,25 @@ fn a_burst_copy_is_shared_until_the_next_publish() {
     let (third, after) = m.read_copy(0, 10_000).unwrap();
     assert_eq!(after, 4);
     assert_eq!(third.len(), 400, "what was published since is in it");
+    // Trimmed from the front (the head unchanged): the copy from 0 is not
+    // handed out again; the lag check refuses the cursor.
+    m.0.stream.write().ring.trim_before(2);
+    assert_eq!(m.read_copy(0, 10_000), Err(Lag::TooFar));
+    assert_eq!(m.read_copy(2, 10_000).unwrap(), (Bytes::from([[2u8; 100], [3u8; 100]].concat()), 4));
+    // At the head: nothing to copy.
+    assert_eq!(m.read_copy(4, 10_000).unwrap(), (Bytes::new(), 4));
+}
+
+/// The copy is stale once the ring grows, and counted while kept.
+#[test]
+fn a_burst_copy_is_counted_and_dropped_when_the_ring_grows() {
+    let m = mount(0);
+    m.push_units(&mut data(0, 100));
+    let before = m.held_bytes();
+    m.read_copy(0, 10_000).unwrap();
+    assert_eq!(m.held_bytes(), before + 100);
+    m.push_units(&mut data(1, 100));
+    assert!(!m.0.stream.read().last_burst.holds_one());
 }
 
 fn source() -> Arc<SourceInfo> {
