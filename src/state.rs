@@ -25,6 +25,8 @@ pub struct ServerStats {
     pub stats_connections: AtomicU64,
     /// Listeners dropped for falling more than `queue_size` behind, all mounts.
     pub slow_listeners: AtomicU64,
+    /// Listeners dropped because a write waited `client_timeout`, all mounts.
+    pub stalled_listeners: AtomicU64,
     /// Requests refused before routing (bad heads, timeouts, limits).
     pub bad_requests: AtomicU64,
     /// Codec processes that failed (crashed, stalled, ran away, refused a

@@ -65,6 +65,12 @@ fn server(out: &mut Exposition, state: &AppState) {
     out.sample(&[], load(&s.source_total_connections));
     out.family("floe_slow_listener_drops_total", Counter, "Listeners dropped for falling behind, all mounts.");
     out.sample(&[], load(&s.slow_listeners));
+    out.family(
+        "floe_stalled_listener_drops_total",
+        Counter,
+        "Listeners dropped because a write waited client_timeout, all mounts.",
+    );
+    out.sample(&[], load(&s.stalled_listeners));
     out.family("floe_transcode_failures_total", Counter, "Codec processes and encoders that failed, all mounts.");
     out.sample(&[], load(&s.transcode_failures));
     out.family("floe_adaptive_requests_total", Counter, "HLS and DASH requests, by kind of asset.");
@@ -86,7 +92,7 @@ fn mounts(out: &mut Exposition, state: &AppState) {
     let hls_bytes = |m: &MountHandle| state.hls.get(m.name()).map_or(0, |h| h.held_bytes() as u64);
     let hls_seconds = |m: &MountHandle| state.hls.get(m.name()).map_or(0.0, |h| h.held_seconds());
     type Value = fn(&MountHandle) -> u64;
-    let families: [(&str, Kind, &str, Value); 10] = [
+    let families: [(&str, Kind, &str, Value); 11] = [
         ("floe_mount_listeners", Gauge, "Listeners connected.", |m| load(&m.stats().listeners)),
         ("floe_mount_listener_peak", Gauge, "Most listeners at once.", |m| load(&m.stats().listener_peak)),
         ("floe_mount_source_connected", Gauge, "1 while a source streams.", |m| u64::from(m.is_live())),
@@ -104,6 +110,12 @@ fn mounts(out: &mut Exposition, state: &AppState) {
         ("floe_mount_slow_listener_drops_total", Counter, "Listeners dropped for falling behind.", |m| {
             load(&m.stats().slow_listeners)
         }),
+        (
+            "floe_mount_stalled_listener_drops_total",
+            Counter,
+            "Listeners dropped because a write waited client_timeout.",
+            |m| load(&m.stats().stalled_listeners),
+        ),
         ("floe_mount_held_bytes", Gauge, "Bytes the mount's ring holds.", |m| m.held_bytes() as u64),
     ];
     for (name, kind, help, value) in families {

@@ -456,6 +456,8 @@ impl Lasting {
     /// mapping), stopped reading, or reads too slowly to take what was queued.
     fn dropped_stalled(&self) -> End {
         let mount = self.registration.mount();
+        mount.stats().stalled_listeners.fetch_add(1, Ordering::Relaxed);
+        self.state.stats.stalled_listeners.fetch_add(1, Ordering::Relaxed);
         let client_id = self.registration.entry().id;
         tracing::info!(mount = mount.name(), client_id, "a write to the listener waited client_timeout, dropped");
         End::Stalled

@@ -118,6 +118,8 @@ async fn a_client_that_reads_nothing_is_dropped_at_client_timeout() {
     // next one blocks, and the listener goes exactly client_timeout later.
     assert_eq!(after, TICK * CHANNEL_PIECES as u32 + Duration::from_secs(10));
     assert_eq!(setup.state.stats.slow_listeners.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(setup.state.stats.stalled_listeners.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(setup.mount.stats().stalled_listeners.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,6 +10,8 @@ pub struct MountStats {
     pub listener_peak: AtomicU64,
     /// Listeners dropped for falling more than `queue_size` behind.
     pub slow_listeners: AtomicU64,
+    /// Listeners dropped because a write to them waited `client_timeout`.
+    pub stalled_listeners: AtomicU64,
     pub listener_connections: AtomicU64,
     /// Sources that have connected to this mount (reconnects show here).
     pub source_connections: AtomicU64,

@@ -40,6 +40,7 @@ fn churn(server: &TestServer, network: &PrivateNetwork, mount: &str, cycles: usi
     let vanishing_ids = listeners_from(server, mount, VANISHING_ADDRESS);
     assert_eq!(vanishing_ids.len(), vanishing.len());
     assert_eq!(server.listener_ids(mount).len(), vanishing.len());
+    let stalled_before = server.mount_stat(mount, "stalled_listeners");
     let vanished = network.vanish(VANISHING_ADDRESS.into());
     // Their goodbyes are lost as well.
     drop(vanishing);
@@ -74,6 +75,8 @@ fn churn(server: &TestServer, network: &PrivateNetwork, mount: &str, cycles: usi
     let stalled = stalled_ids(&server.log());
     let heard_from: Vec<_> = vanishing_ids.iter().filter(|id| !stalled.contains(id)).collect();
     assert!(heard_from.is_empty(), "vanished listeners {heard_from:?} did not end by a write waiting client_timeout");
+    let stalled = server.mount_stat(mount, "stalled_listeners") - stalled_before;
+    assert!(stalled >= vanishing_ids.len() as u64, "{stalled} stalled listeners counted");
 }
 
 /// The ids of `mount`'s listeners connected from `address`.
