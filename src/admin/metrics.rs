@@ -116,7 +116,9 @@ fn mounts(out: &mut Exposition, state: &AppState) {
             "Listeners dropped because a write waited client_timeout.",
             |m| load(&m.stats().stalled_listeners),
         ),
-        ("floe_mount_held_bytes", Gauge, "Bytes the mount's ring holds.", |m| m.held_bytes() as u64),
+        ("floe_mount_held_bytes", Gauge, "Bytes the mount holds for its listeners and source.", |m| {
+            m.held_bytes() as u64
+        }),
     ];
     for (name, kind, help, value) in families {
         out.family(name, kind, help);

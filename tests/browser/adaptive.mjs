@@ -17,7 +17,9 @@ import { launchChromium } from './chromium.mjs';
 
 const [pageUrl, mount, mode, secondsArg, scenario = 'play'] = process.argv.slice(2);
 const seconds = Number(secondsArg || 12);
-const deadline = Date.now() + (seconds + 90) * 1000;
+// Start-up (30 s at most), the throttle scenario's media wait (30 s) and its
+// two variant switches (45 s each) fit; the test kills this at SECONDS + 150.
+const deadline = Date.now() + (seconds + 140) * 1000;
 
 const browser = await launchChromium();
 const result = { ok: false, mode, scenario, samples: [], errors: [] };

@@ -143,6 +143,7 @@ impl TestServer {
             .unwrap_or(0)
     }
 
+    /// Wait (at most `limit`) for the process to exit on its own.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
