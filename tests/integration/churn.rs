@@ -81,10 +81,8 @@ fn churn(server: &TestServer, network: &PrivateNetwork, mount: &str, cycles: usi
 
 /// The ids of `mount`'s listeners connected from `address`.
 fn listeners_from(server: &TestServer, mount: &str, address: [u8; 4]) -> Vec<u64> {
-    let response = server.admin(&format!("/admin/listclients.json?mount={mount}"));
-    let json: serde_json::Value = serde_json::from_slice(&response.body).expect("listclients JSON");
     let address = std::net::Ipv4Addr::from(address).to_string();
-    let listeners = json["icestats"]["source"][0]["listener"].as_array().cloned().unwrap_or_default();
+    let listeners = server.listeners(mount);
     listeners.iter().filter(|l| l["IP"] == address.as_str()).filter_map(|l| l["id"].as_u64()).collect()
 }
 

@@ -251,15 +251,18 @@ impl TestServer {
     }
 
     pub fn listener_ids(&self, mount: &str) -> Vec<u64> {
+        self.listeners(mount).iter().filter_map(|l| l["id"].as_u64()).collect()
+    }
+
+    /// `mount`'s listeners as `/admin/listclients.json` shows them (none
+    /// when the mount is not there).
+    pub fn listeners(&self, mount: &str) -> Vec<serde_json::Value> {
         let response = self.admin(&format!("/admin/listclients.json?mount={mount}"));
         if response.status != 200 {
             return Vec::new();
         }
         let json: serde_json::Value = serde_json::from_slice(&response.body).expect("listclients JSON");
-        json["icestats"]["source"][0]["listener"]
-            .as_array()
-            .map(|l| l.iter().filter_map(|x| x["id"].as_u64()).collect())
-            .unwrap_or_default()
+        json["icestats"]["source"][0]["listener"].as_array().cloned().unwrap_or_default()
     }
 }
 
