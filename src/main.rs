@@ -19,6 +19,11 @@ use floe::tls::Tls;
 use floe::upgrade::sockets::Role;
 use floe::upgrade::Upgrader;
 
+/// glibc's malloc, with a region of its own for what listeners keep for
+/// hours (see `floe::heap`): packed there, it leaves no holes in the heap.
+#[global_allocator]
+static ALLOCATOR: floe::heap::Allocator = floe::heap::Allocator;
+
 /// Exit code for configuration errors (EX_USAGE-style, as sysexits' EX_DATAERR family).
 const EXIT_CONFIG: u8 = 64;
 

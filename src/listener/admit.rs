@@ -179,8 +179,11 @@ impl Admitted {
         let id = state.mounts.next_listener_id();
         let head = head.unwrap_or_default();
         let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX);
-        let entry = ListenerEntry::new(id, peer.ip(), RequestTexts::of(&req.said), req.arrived, head_len);
-        let Some(registration) = self.mount.register(Arc::new(entry), false) else {
+        let entry = {
+            let _kept_for_hours = crate::heap::long_lived();
+            Arc::new(ListenerEntry::new(id, peer.ip(), RequestTexts::of(&req.said), req.arrived, head_len))
+        };
+        let Some(registration) = self.mount.register(entry, false) else {
             return Err((sink, NotAdmitted::MountFull));
         };
         state.stats.listener_connections.fetch_add(1, Ordering::Relaxed);

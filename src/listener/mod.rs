@@ -139,11 +139,13 @@ impl ListenerStream {
             cursor: subscription.cursor,
             head: subscription.head,
             icy: metaint.map(|metaint| {
+                let _kept_for_hours = crate::heap::long_lived();
                 Box::new(IcyInterleaver::starting_with(metaint, subscription.meta.clone(), subscription.burst))
             }),
             pieces: VecDeque::new(),
             home: home.map(watching),
         };
+        let _kept_for_hours = crate::heap::long_lived();
         let lasting = Box::new(Lasting {
             state,
             registration,
@@ -152,6 +154,7 @@ impl ListenerStream {
             parkable: false,
             end: None,
         });
+        drop(_kept_for_hours);
         let mut stream = ListenerStream { lasting, wire };
         // Not through `queue`: the response head is not stream data, so it
         // must not count towards the ICY interval.

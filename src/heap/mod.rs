@@ -1,5 +1,6 @@
-//! Giving freed heap memory back to the system, and the room a crowd
-//! needed back to the heap.
+//! Giving freed heap memory back to the system, the room a crowd needed
+//! back to the heap, and a region of its own for what listeners keep for
+//! hours (`region`), so that it does not pin the heap's holes.
 //!
 //! Listeners arrive in crowds and stay for hours. Each one, while it
 //! connects, allocates its burst (up to `burst_size`, 64 KiB by default)
@@ -8,6 +9,10 @@
 //! pages of such holes in its heaps for good; `malloc_trim` hands the whole
 //! free pages back. Measured at 10k listeners: about 100 B per listener of
 //! resident memory, no CPU to speak of (README, Performance).
+
+mod region;
+
+pub use region::{long_lived, Allocator, LongLived};
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
