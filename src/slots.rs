@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 /// A resizable semaphore. Clones share it.
 #[derive(Debug, Clone)]
@@ -28,8 +28,16 @@ struct Size {
     owed: usize,
 }
 
-/// One slot; returned when dropped.
-pub type Slot = OwnedSemaphorePermit;
+/// One slot; returned when dropped. The semaphore's handle alone, not a
+/// permit (which also counts its permits): a listener holds two for hours.
+#[derive(Debug)]
+pub struct Slot(Arc<Semaphore>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.add_permits(1);
+    }
+}
 
 /// What an open connection holds until the last thing it serves has
 /// ended (a listener's stream included): its slot of `[limits] connections`
@@ -55,7 +63,10 @@ impl Slots {
             size.owed -= self.0.permits.forget_permits(size.owed);
         }
         drop(size);
-        self.0.permits.clone().try_acquire_owned().ok()
+        let permit = self.0.permits.try_acquire().ok()?;
+        // Given back by the slot's drop.
+        permit.forget();
+        Some(Slot(self.0.permits.clone()))
     }
 
     /// Change the cap.

@@ -131,13 +131,13 @@ pub fn listclients(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
         .into_iter()
         .map(|l| Client {
             id: Attr(l.id),
-            ip: l.ip.to_string(),
+            ip: l.ip().to_string(),
             // Icecast's word for a listener that sent none.
             user_agent: l.request.user_agent().unwrap_or("Unknown").to_string(),
             referer: l.request.referer().map(str::to_string),
             lag: 0,
             id_again: l.id,
-            connected: l.connected.elapsed().as_secs(),
+            connected: l.connected().elapsed().as_secs(),
             bytes: l.body_sent(),
         })
         .collect();
@@ -198,7 +198,7 @@ pub fn moveclients(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
     }
     let listeners = mount.listeners();
     for listener in &listeners {
-        listener.move_to(destination.clone());
+        mount.ask_move(listener, destination.clone());
     }
     mount.nudge();
     Ok(Document::done(format!("Clients moved from {} to {}", mount.name(), destination.name())))

@@ -84,14 +84,17 @@ pub fn attempt(throttle: &Throttle, ip: IpAddr, what: &str, check: impl FnOnce()
 }
 
 /// A listener let in: who (when the mount asks), for how long, and whom
-/// to tell when it leaves. Held for a listener's whole stream, so kept small.
+/// to tell when it leaves. Held for a listener's whole stream, so one
+/// pointer, and nothing behind it for a listener of an open mount.
 #[derive(Default)]
-pub struct Admission {
-    pub user: Option<Box<str>>,
+pub struct Admission(Option<Box<Granted>>);
+
+/// What authentication gave a listener.
+struct Granted {
+    user: Option<Box<str>>,
     /// `icecast-auth-timelimit`, in its own unit: seconds.
     time_limit_secs: Option<u32>,
-    /// Boxed: most listeners have none.
-    leave: Option<Box<Leave>>,
+    leave: Option<Leave>,
 }
 
 /// A `listener_remove` to send when the listener leaves.
@@ -103,16 +106,35 @@ struct Leave {
 }
 
 impl Admission {
+    fn granted(user: Option<Box<str>>, time_limit_secs: Option<u32>, leave: Option<Leave>) -> Admission {
+        let nothing = user.is_none() && time_limit_secs.is_none() && leave.is_none();
+        Admission((!nothing).then(|| Box::new(Granted { user, time_limit_secs, leave })))
+    }
+
+    fn user_only(user: Option<String>) -> Admission {
+        Admission::granted(user.filter(|u| !u.is_empty()).map(Into::into), None, None)
+    }
+
+    /// The user name the listener logged in with, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.0.as_ref()?.user.as_deref()
+    }
+
+    /// The user name, kept when the rest is not needed.
+    pub fn into_user(self) -> Option<Box<str>> {
+        self.0.and_then(|granted| granted.user)
+    }
+
     /// `icecast-auth-timelimit`: the stream ends after this long.
     pub fn time_limit(&self) -> Option<Duration> {
-        self.time_limit_secs.map(|secs| Duration::from_secs(secs.into()))
+        let secs = self.0.as_ref()?.time_limit_secs?;
+        Some(Duration::from_secs(secs.into()))
     }
 
     /// The listener has gone (or was not let in after all): tell the
     /// backend, with how long it stayed. Once.
     pub fn left(&mut self, state: &crate::state::AppState) {
-        if let Some(leave) = self.leave.take() {
-            let Leave { auth, url, mut form, since } = *leave;
+        if let Some(Leave { auth, url, mut form, since }) = self.0.as_mut().and_then(|g| g.leave.take()) {
             form.push(("duration", since.elapsed().as_secs().to_string()));
             state.url_auth.tell(auth, url, form);
         }
@@ -168,7 +190,7 @@ pub async fn listener(
             }
             if state.htpasswd.verify(file, &creds.user, &creds.password).await {
                 state.logins.succeeded(ip);
-                return Ok(Admission { user: Some(creds.user.into()), ..Admission::default() });
+                return Ok(Admission::user_only(Some(creds.user)));
             }
             if let Some(block) = state.logins.failed(ip, now) {
                 tracing::warn!(%ip, mount, block_s = block.as_secs(), "too many failed listener logins; address refused for a while");
@@ -180,10 +202,7 @@ pub async fn listener(
             let (user, pass) = creds.map_or((String::new(), String::new()), |c| (c.user, c.password));
             let remembered = (mount, &user, &pass, ip);
             if req.adaptive && state.url_auth.accepted_lately(remembered) {
-                return Ok(Admission {
-                    user: Some(user).filter(|u| !u.is_empty()).map(Into::into),
-                    ..Admission::default()
-                });
+                return Ok(Admission::user_only(Some(user)));
             }
             let listeners = handle.stats().listeners.load(std::sync::atomic::Ordering::Relaxed);
             let form: Vec<(&'static str, String)> = vec![
@@ -206,9 +225,9 @@ pub async fn listener(
                     let mut form = form.clone();
                     form[0].1 = "listener_remove".into();
                     form.truncate(9);
-                    Box::new(Leave { auth: auth.clone(), url, form, since: Instant::now() })
+                    Leave { auth: auth.clone(), url, form, since: Instant::now() }
                 });
-                Admission { user: user_name.clone().map(Into::into), time_limit_secs: time_limit, leave }
+                Admission::granted(user_name.clone().map(Into::into), time_limit, leave)
             };
             // The headers the backend asked to see, as Icecast names them.
             let shown: Vec<(String, String)> = (auth.headers.iter())

@@ -129,7 +129,7 @@ pub struct Admitted {
     home: Option<MountHandle>,
     source: Arc<SourceInfo>,
     metaint: Option<usize>,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: crate::slots::Slot,
 }
 
 /// Pick the live mount (or its live fallback) and take a client slot.

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::watch;
 
 use crate::mount::{Head, IcyInterleaver, Lag, Metadata, MountHandle, Registration, Unparked};
 use crate::state::AppState;
@@ -76,7 +76,7 @@ struct Lasting {
     state: AppState,
     registration: Registration,
     /// This listener's slot of `limits.clients`.
-    _permit: OwnedSemaphorePermit,
+    _permit: crate::slots::Slot,
     /// See `ListenRequest::own_mount_only`.
     own_mount_only: bool,
     /// May lend its socket to the mount's delivery set when caught up (a
@@ -129,7 +129,7 @@ impl ListenerStream {
         registration: Registration,
         home: Option<MountHandle>,
         metaint: Option<usize>,
-        permit: OwnedSemaphorePermit,
+        permit: crate::slots::Slot,
         response_head: Bytes,
     ) -> ListenerStream {
         let subscription = registration.mount().subscribe(registration.entry().id, true);
@@ -289,7 +289,7 @@ impl ListenerStream {
         if entry.is_killed() {
             return Some(End::Killed);
         }
-        if let Some(target) = entry.take_move() {
+        if let Some(target) = self.mount().take_move(entry) {
             if !target.same(self.mount()) {
                 self.switch_to(target, None);
             }

@@ -42,9 +42,9 @@ impl StreamEnd {
     /// `entry`: who the listener was and what it was sent.
     pub(super) fn finish(mut self, state: &AppState, entry: &ListenerEntry) {
         let line = entry.request.to_request_line();
-        let user = self.admission.user.as_deref();
+        let user = self.admission.user();
         let sent = entry.body_sent();
-        state.access_log.finished(entry.ip, user, Some(&line), Status::Ok, sent, entry.connected);
+        state.access_log.finished(entry.ip(), user, Some(&line), Status::Ok, sent, entry.connected());
         self.admission.left(state);
     }
 }

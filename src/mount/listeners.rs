@@ -5,12 +5,12 @@
 //! entry, so the table never outlives the connections it describes.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -85,21 +85,21 @@ impl RequestTexts {
     }
 }
 
-/// One connected listener.
+/// One connected listener. Kept small: held for hours, per listener.
 #[derive(Debug)]
 pub struct ListenerEntry {
     pub id: u64,
-    pub ip: IpAddr,
+    /// IPv4 addresses mapped (16 bytes, not `IpAddr`'s 17 and the padding
+    /// after them); see `ip`.
+    ip: Ipv6Addr,
     pub request: RequestTexts,
-    pub connected: Instant,
+    connected: Arrived,
     /// What admin asked of the listener (`KILLED`, `PENDING`). Setting a
     /// request does not wake the listener by itself: the caller nudges the
     /// listener's mount (`MountHandle::nudge`), so an idle listener waits
-    /// on one thing only.
+    /// on one thing only. Where a move goes is kept by the mount's table
+    /// (`MountHandle::ask_move`), not here: moves are rare.
     asked: AtomicU8,
-    /// Set by `moveclients`; taken by the listener. A mutex because it is
-    /// touched once per move, never on the data path.
-    move_to: Mutex<Option<MountHandle>>,
     /// The ring sequence this listener reads next on its current mount, so
     /// the ring can let go of what every listener has read. 0 while it
     /// (re)subscribes, which holds trimming until its real cursor is known.
@@ -116,28 +116,56 @@ const KILLED: u8 = 1;
 /// A move is asked (or was, until `take_move`).
 const PENDING: u8 = 2;
 
+/// When a request arrived, in 8 bytes (an `Instant` takes 16): microseconds
+/// since `EPOCH`.
+#[derive(Debug, Clone, Copy)]
+struct Arrived(u64);
+
+/// The first arrival kept: one handled concurrently may have come a little
+/// earlier, and counts from here (off by its handling time, at most).
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+impl Arrived {
+    fn at(instant: Instant) -> Arrived {
+        let since = instant.saturating_duration_since(*EPOCH.get_or_init(|| instant));
+        Arrived(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn instant(self) -> Instant {
+        *EPOCH.get_or_init(Instant::now) + Duration::from_micros(self.0)
+    }
+}
+
 impl ListenerEntry {
     pub fn new(id: u64, ip: IpAddr, request: RequestTexts, connected: Instant, head_len: u32) -> ListenerEntry {
+        let ip = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
         ListenerEntry {
             id,
             ip,
             request,
-            connected,
+            connected: Arrived::at(connected),
             asked: AtomicU8::new(0),
-            move_to: Mutex::new(None),
             cursor: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             head_len,
         }
     }
 
-    pub fn kill(&self) {
-        self.asked.fetch_or(KILLED | PENDING, Ordering::Release);
+    /// The listener's address (an IPv4 address as such, however it came in).
+    pub fn ip(&self) -> IpAddr {
+        self.ip.to_canonical()
     }
 
-    pub fn move_to(&self, mount: MountHandle) {
-        *self.move_to.lock() = Some(mount);
-        self.asked.fetch_or(PENDING, Ordering::Release);
+    /// When its request arrived.
+    pub fn connected(&self) -> Instant {
+        self.connected.instant()
+    }
+
+    pub fn kill(&self) {
+        self.asked.fetch_or(KILLED | PENDING, Ordering::Release);
     }
 
     /// Has admin asked anything since the last `take_move`? A killed
@@ -150,15 +178,6 @@ impl ListenerEntry {
         self.asked.load(Ordering::Acquire) & KILLED != 0
     }
 
-    /// The mount admin asked this listener to move to, if any; clears
-    /// `PENDING` (one atomic step, so a kill meanwhile is never cleared:
-    /// `KILLED` alone keeps `pending` true).
-    pub fn take_move(&self) -> Option<MountHandle> {
-        let mut move_to = self.move_to.lock();
-        self.asked.fetch_and(!PENDING, Ordering::AcqRel);
-        move_to.take()
-    }
-
     /// Stream bytes sent so far (the response head not counted).
     pub fn body_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed).saturating_sub(u64::from(self.head_len))
@@ -169,7 +188,15 @@ impl ListenerEntry {
 #[derive(Debug, Default)]
 pub struct ListenerTable {
     /// Short critical sections only (insert, remove, snapshot for admin).
-    entries: Mutex<HashSet<ById>>,
+    entries: Mutex<Listeners>,
+}
+
+#[derive(Debug, Default)]
+struct Listeners {
+    by_id: HashSet<ById>,
+    /// Moves admin asked that their listeners have not taken yet (see
+    /// `MountHandle::ask_move`): few, and for a moment.
+    moves: HashMap<u64, MountHandle>,
 }
 
 /// A listener entry as its own table key, found by its id: a slot of the
@@ -201,35 +228,60 @@ impl Borrow<u64> for ById {
 impl ListenerTable {
     pub fn insert(&self, entry: Arc<ListenerEntry>) -> usize {
         let mut entries = self.entries.lock();
-        entries.replace(ById(entry));
-        entries.len()
+        entries.by_id.replace(ById(entry));
+        entries.by_id.len()
     }
 
     pub fn remove(&self, id: u64) -> usize {
         let mut entries = self.entries.lock();
-        entries.remove(&id);
-        entries.give_back_room();
-        entries.len()
+        entries.by_id.remove(&id);
+        entries.by_id.give_back_room();
+        if entries.moves.remove(&id).is_some() {
+            entries.moves.give_back_room();
+        }
+        entries.by_id.len()
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ListenerEntry>> {
-        self.entries.lock().get(&id).map(|entry| entry.0.clone())
+        self.entries.lock().by_id.get(&id).map(|entry| entry.0.clone())
     }
 
     /// All listeners, oldest first.
     pub fn snapshot(&self) -> Vec<Arc<ListenerEntry>> {
-        let mut all: Vec<_> = self.entries.lock().iter().map(|entry| entry.0.clone()).collect();
+        let mut all: Vec<_> = self.entries.lock().by_id.iter().map(|entry| entry.0.clone()).collect();
         all.sort_by_key(|e| e.id);
         all
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().len()
+        self.entries.lock().by_id.len()
     }
 
     /// The smallest cursor of any listener (`None` without listeners).
     pub fn slowest_cursor(&self) -> Option<u64> {
-        self.entries.lock().iter().map(|e| e.0.cursor.load(Ordering::Relaxed)).min()
+        self.entries.lock().by_id.iter().map(|e| e.0.cursor.load(Ordering::Relaxed)).min()
+    }
+}
+
+impl MountHandle {
+    /// Ask listener `entry` of this mount to move to `to` (it takes the
+    /// move when it next looks: nudge the mount). A listener no longer here
+    /// (it moved on meanwhile) is left alone.
+    pub fn ask_move(&self, entry: &ListenerEntry, to: MountHandle) {
+        let mut entries = self.0.listeners.entries.lock();
+        if entries.by_id.contains(&entry.id) {
+            entries.moves.insert(entry.id, to);
+            entry.asked.fetch_or(PENDING, Ordering::Release);
+        }
+    }
+
+    /// The mount admin asked listener `entry` of this mount to move to, if
+    /// any; clears `PENDING` (one step under the table's lock, so a kill
+    /// meanwhile is never cleared: `KILLED` alone keeps `pending` true).
+    pub fn take_move(&self, entry: &ListenerEntry) -> Option<MountHandle> {
+        let mut entries = self.0.listeners.entries.lock();
+        entry.asked.fetch_and(!PENDING, Ordering::AcqRel);
+        entries.moves.remove(&entry.id)
     }
 }
 
@@ -289,11 +341,11 @@ mod tests {
         for id in 0..10_000 {
             table.insert(entry(id));
         }
-        let crowd = table.entries.lock().capacity();
+        let crowd = table.entries.lock().by_id.capacity();
         for id in 0..9_990 {
             table.remove(id);
         }
         assert_eq!(table.len(), 10);
-        assert!(table.entries.lock().capacity() * 20 < crowd, "{crowd} slots kept");
+        assert!(table.entries.lock().by_id.capacity() * 20 < crowd, "{crowd} slots kept");
     }
 }

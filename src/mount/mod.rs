@@ -531,7 +531,7 @@ impl MountHandle {
         self.0.events.publish(|| Event::ListenerAdded {
             mount: self.name().to_string(),
             id: entry.id,
-            ip: entry.ip.to_string(),
+            ip: entry.ip().to_string(),
             user_agent: entry.request.user_agent().map(str::to_string),
         });
         let stats = &self.0.stats;
@@ -546,7 +546,7 @@ impl MountHandle {
         self.0.events.publish(|| Event::ListenerRemoved {
             mount: self.name().to_string(),
             id: entry.id,
-            seconds: entry.connected.elapsed().as_secs(),
+            seconds: entry.connected().elapsed().as_secs(),
         });
         self.0.stats.listeners.store(count as u64, Ordering::Relaxed);
         if count == 0 && !self.is_live() {

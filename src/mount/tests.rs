@@ -391,19 +391,26 @@ fn entry_for(id: u64) -> ListenerEntry {
 
 /// A kill is never lost to a move taken at the same time: once killed, a
 /// listener stays pending (so it never parks again) whatever `take_move`
-/// clears.
+/// clears. A move is asked of the mount a listener is on, and forgotten
+/// when it leaves that mount.
 #[test]
 fn a_kill_outlasts_a_taken_move() {
     let (m, other) = (mount(0), mount(0));
-    let entry = entry_for(1);
-    entry.move_to(other.clone());
+    let entry = Arc::new(entry_for(1));
+    m.ask_move(&entry, other.clone());
+    assert!(!entry.pending(), "not a listener of this mount: nothing asked");
+    let registration = m.register(entry.clone(), false).unwrap();
+    m.ask_move(&entry, other.clone());
     assert!(entry.pending() && !entry.is_killed());
-    assert!(entry.take_move().is_some_and(|to| to.same(&other)));
+    assert!(m.take_move(&entry).is_some_and(|to| to.same(&other)));
     assert!(!entry.pending(), "a move taken is no longer pending");
-    entry.move_to(m.clone());
+    m.ask_move(&entry, m.clone());
     entry.kill();
-    assert!(entry.take_move().is_some());
+    assert!(m.take_move(&entry).is_some());
     assert!(entry.pending() && entry.is_killed(), "the kill is still asked");
-    assert!(entry.take_move().is_none());
+    assert!(m.take_move(&entry).is_none());
     assert!(entry.pending());
+    m.ask_move(&entry, other.clone());
+    drop(registration);
+    assert!(m.take_move(&entry).is_none(), "gone from the mount, its move with it");
 }

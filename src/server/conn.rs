@@ -198,7 +198,7 @@ async fn listen_on(sock: TcpStream, listen: ListenRequest, client: Client, state
     crate::relay::demand(&state, &mount).await;
     match listener::start(sock, &listen, peer, state.clone(), mount).await {
         Started::Answered(served) => {
-            let user = admission.user.as_deref();
+            let user = admission.user();
             state.access_log.finished(peer.ip(), user, Some(&listen.said), served.status, served.bytes, started);
             admission.left(&state);
         }

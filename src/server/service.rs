@@ -121,7 +121,7 @@ async fn serve(
             state.stats.adaptive_requests[asset.kind()].fetch_add(1, Ordering::Relaxed);
             let asked = auth::ListenerRequest::of(&req, true);
             let user = match auth::listener(&state, &mount, &asked, peer.ip()).await {
-                Ok(admission) => admission.user,
+                Ok(admission) => admission.into_user(),
                 Err(refused) => return complete(refused.response(), None),
             };
             if let Some(relayed) = state.mounts.get(&mount) {
@@ -204,7 +204,7 @@ fn listen(
     state.stats.client_connections.fetch_add(1, Ordering::Relaxed);
     let listen = ListenRequest::of(req, line, started);
     let finished = |status: Status, admission: &mut auth::Admission| {
-        state.access_log.finished(peer.ip(), admission.user.as_deref(), Some(&listen.said), status, 0, started);
+        state.access_log.finished(peer.ip(), admission.user(), Some(&listen.said), status, 0, started);
         admission.left(&state);
     };
     let admitted = match listener::admit(&listen, peer.ip(), &state, mount) {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::icy_strip::IcyStripper;
 use super::SourceError;
@@ -30,7 +29,7 @@ pub struct Attached {
     pub mount: MountHandle,
     pub info: Arc<SourceInfo>,
     state: AppState,
-    _permit: OwnedSemaphorePermit,
+    _permit: crate::slots::Slot,
     /// The mount's renditions, if it has any; they stop with the source.
     _ladder: Option<crate::transcode::Ladder>,
     /// The mount's recording (`dump_file`), likewise.
