@@ -17,9 +17,10 @@ import { launchChromium } from './chromium.mjs';
 
 const [pageUrl, mount, mode, secondsArg, scenario = 'play'] = process.argv.slice(2);
 const seconds = Number(secondsArg || 12);
-// Start-up (30 s at most), the throttle scenario's media wait (30 s) and its
-// two variant switches (45 s each) fit; the test kills this at SECONDS + 150.
-const deadline = Date.now() + (seconds + 140) * 1000;
+// Start-up (30 s at most), the throttle scenario's media wait (30 s), its
+// wait for the variant's name (15 s at most, usually none) and its two
+// variant switches (45 s each) fit; the test kills this at SECONDS + 170.
+const deadline = Date.now() + (seconds + 160) * 1000;
 
 const browser = await launchChromium();
 const result = { ok: false, mode, scenario, samples: [], errors: [] };
@@ -114,7 +115,15 @@ try {
   }
   if (scenario === 'throttle') {
     const cdp = await context.newCDPSession(page);
-    const start = result.variant;
+    // The page names the variant once the player reports it, which a busy
+    // machine can make come after the media wait: a switch is only a
+    // switch from a known variant.
+    let start = result.variant;
+    const known = Date.now() + 15000;
+    while (!start && Date.now() < known && Date.now() < deadline) {
+      await page.waitForTimeout(500);
+      start = (await sample()).variant;
+    }
     result.startVariant = start;
     await cdp.send('Network.enable');
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: 12000, uploadThroughput: 12000 });
@@ -122,7 +131,7 @@ try {
     const downUntil = Date.now() + 45000;
     while (Date.now() < downUntil && Date.now() < deadline) {
       const s = await sample();
-      if (s.variant && s.variant !== start) { down = s.variant; break; }
+      if (start && s.variant && s.variant !== start) { down = s.variant; break; }
       await page.waitForTimeout(500);
     }
     result.downVariant = down;

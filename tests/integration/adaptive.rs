@@ -99,7 +99,7 @@ fn play_in_chromium(
             let _ = tx.send(line);
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 150);
+    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 170);
     let mut on_playing = Some(on_playing);
     let mut report = None;
     loop {
