@@ -14,6 +14,7 @@
 //! A listener that must end by a deadline (URL auth's time limit) keeps its
 //! task, as does one on hyper's body channel; they never park.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{End, Lasting, ListenerStream, Stop, Wire};
@@ -103,7 +104,10 @@ impl ListenerStream {
         let mount = lasting.registration.mount().clone();
         let entry = lasting.registration.entry().clone();
         // Refused (something to do first), it is resumed at once.
-        mount.park(Parked { entry, sock, cursor: wire.cursor, icy: wire.icy, owner: lasting });
+        // The walk reads where the listener is from its entry (kept in step
+        // by `advance_to`; stored again here, so parking never depends on it).
+        entry.cursor.store(wire.cursor, Ordering::Relaxed);
+        mount.park(Parked { entry, sock, icy: wire.icy, owner: lasting });
     }
 }
 

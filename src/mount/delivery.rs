@@ -58,11 +58,12 @@ pub trait Resume: Send {
 /// A listener lent to its mount's delivery set: the few dozen bytes of hot
 /// state a walk needs, and the rest of the listener, boxed.
 pub struct Parked {
+    /// Also where the listener is in the stream (`cursor`: the sequence of
+    /// the next chunk to send), which the walk reads and moves on there,
+    /// not in a copy of its own: the walk touches the entry anyway.
     pub entry: Arc<ListenerEntry>,
     /// Non-blocking, and not registered with the runtime's reactor.
     pub sock: TcpStream,
-    /// Sequence of the next chunk to send.
-    pub cursor: u64,
     /// Boxed, here and in the listener: most listeners have none, and this
     /// state is held per listener for hours.
     pub icy: Option<Box<IcyInterleaver>>,
@@ -72,7 +73,7 @@ pub struct Parked {
 
 impl std::fmt::Debug for Parked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Parked").field("id", &self.entry.id).field("cursor", &self.cursor).finish_non_exhaustive()
+        f.debug_struct("Parked").field("id", &self.entry.id).field("cursor", &self.cursor()).finish_non_exhaustive()
     }
 }
 
@@ -104,10 +105,15 @@ impl Handback {
 }
 
 impl Parked {
+    /// Sequence of the next chunk to send.
+    fn cursor(&self) -> u64 {
+        self.entry.cursor.load(Ordering::Relaxed)
+    }
+
     fn unpark(self, why: Handback) {
         let back = Unparked {
+            cursor: self.cursor(),
             sock: self.sock,
-            cursor: self.cursor,
             icy: self.icy,
             pending: why.pending,
             position: why.position,
@@ -292,7 +298,7 @@ impl MountHandle {
     /// Returns whether it parked.
     pub fn park(&self, parked: Parked) -> bool {
         let group = Heads::group_of(parked.entry.id);
-        let cursor = parked.cursor;
+        let cursor = parked.cursor();
         let entry = parked.entry.clone();
         self.0.deliveries.park(group, parked, || {
             let head = self.0.heads.of(group);
@@ -351,16 +357,17 @@ impl MountHandle {
     /// Returns the bytes written, or why it goes back to its task.
     fn deliver(&self, parked: &mut Parked, seq: u64, scratch: &mut Scratch) -> Result<u64, Handback> {
         let mut written = 0;
-        while parked.cursor < seq {
-            if scratch.from != Some(parked.cursor) {
+        let mut cursor = parked.cursor();
+        while cursor < seq {
+            if scratch.from != Some(cursor) {
                 scratch.read.clear();
                 scratch.from = None;
-                scratch.next = self.read(parked.cursor, WALK_BYTES, &mut scratch.read).map_err(|_| Handback::bare())?;
+                scratch.next = self.read(cursor, WALK_BYTES, &mut scratch.read).map_err(|_| Handback::bare())?;
                 join_runs(&scratch.read, &mut scratch.runs);
                 scratch.read.clear();
-                scratch.from = Some(parked.cursor);
+                scratch.from = Some(cursor);
             }
-            if scratch.next == parked.cursor {
+            if scratch.next == cursor {
                 break;
             }
             plan(parked.icy.as_deref_mut(), scratch);
@@ -376,8 +383,8 @@ impl MountHandle {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
                 Err(_) => return Err(Handback { failed: true, ..Handback::bare() }),
             };
-            parked.cursor = scratch.next;
-            parked.entry.cursor.store(parked.cursor, Ordering::Relaxed);
+            cursor = scratch.next;
+            parked.entry.cursor.store(cursor, Ordering::Relaxed);
             parked.entry.sent.fetch_add(n as u64, Ordering::Relaxed);
             written += n as u64;
             if n < total || count < scratch.plan.len() {

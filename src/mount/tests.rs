@@ -317,7 +317,7 @@ fn to_park(
     entry.cursor.store(cursor, std::sync::atomic::Ordering::Relaxed);
     let (back, returned) = tokio::sync::oneshot::channel();
     let icy = icy.map(|metaint| Box::new(IcyInterleaver::new(metaint)));
-    (Parked { entry, sock, cursor, icy, owner: Box::new(ToChannel(back)) }, returned)
+    (Parked { entry, sock, icy, owner: Box::new(ToChannel(back)) }, returned)
 }
 
 fn parked(
