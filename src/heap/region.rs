@@ -269,6 +269,59 @@ mod tests {
         assert!(!region.holds((&raw const *elsewhere).cast_mut().cast()));
     }
 
+    proptest::proptest! {
+        /// For any run of takes and gives back: every block taken lies in
+        /// the region, aligned, overlapping no other live block, and keeps
+        /// what was written to it until it is given back (a free list never
+        /// writes into a live block); and the region has handed out exactly
+        /// the room each size's busiest moment needed (a freed block is
+        /// always taken again before new room).
+        #[test]
+        fn blocks_never_overlap_and_keep_their_bytes(
+            ops in proptest::collection::vec((0usize..=LARGEST + 8, proptest::bool::weighted(0.4), 0usize..64), 1..400),
+        ) {
+            let region = Region::new(64 << 10);
+            // Live blocks: (address, size, fill byte).
+            let mut live: Vec<(usize, usize, u8)> = Vec::new();
+            // Blocks alive now and at most, by class.
+            let (mut alive, mut peak) = ([0usize; CLASSES], [0usize; CLASSES]);
+            for (n, (size, give_back, which)) in ops.into_iter().enumerate() {
+                let size = size.max(1);
+                if give_back && !live.is_empty() {
+                    let (at, size, fill) = live.swap_remove(which % live.len());
+                    // SAFETY: a live block of this region, taken for `size`.
+                    let bytes = unsafe { std::slice::from_raw_parts(at as *const u8, size) };
+                    proptest::prop_assert!(bytes.iter().all(|&b| b == fill), "a live block was written to");
+                    // SAFETY: as above, and not used again.
+                    unsafe { region.give_back(at as *mut u8, size) };
+                    alive[class_of(size).unwrap_or_default()] -= 1;
+                    continue;
+                }
+                let block = region.take(size);
+                if size > LARGEST {
+                    proptest::prop_assert!(block.is_null());
+                    continue;
+                }
+                proptest::prop_assert!(!block.is_null() && region.holds(block));
+                let at = block as usize;
+                proptest::prop_assert!(at.is_multiple_of(GRAIN));
+                for &(other, other_size, _) in &live {
+                    proptest::prop_assert!(at + size <= other || other + other_size <= at, "overlap");
+                }
+                let fill = n as u8;
+                // SAFETY: the block was just taken for `size` bytes.
+                unsafe { block.write_bytes(fill, size) };
+                live.push((at, size, fill));
+                let class = class_of(size).unwrap_or_default();
+                alive[class] += 1;
+                peak[class] = peak[class].max(alive[class]);
+            }
+            let used = region.inner.lock().unwrap_or_else(PoisonError::into_inner).used;
+            let needed: usize = peak.iter().enumerate().map(|(class, &n)| n * (class + 1) * GRAIN).sum();
+            proptest::prop_assert_eq!(used, needed);
+        }
+    }
+
     #[test]
     fn only_a_scope_puts_blocks_in_the_region() {
         let layout = Layout::new::<[u64; 15]>();
