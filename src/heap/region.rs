@@ -10,8 +10,10 @@
 //! sorted by size; the heap's holes join up and go back to the system
 //! (`trim`).
 //!
-//! The region is one reservation of address space, paged in as it is
-//! used. A freed block goes on its size's free list for the next block of
+//! The region is one reservation of address space (256 MiB, made on
+//! first use: a process that never keeps a listener, the codec worker say,
+//! never makes it; refused, by an address-space limit say, everything stays
+//! glibc's), paged in as it is used. A freed block goes on its size's free list for the next block of
 //! that size, so the region holds at most what was alive at its busiest.
 //! Whatever it does not take (too big, aligned beyond 8, the region full,
 //! or allocated outside a scope) is glibc's as before; a block is given
