@@ -13,8 +13,10 @@
 //! The region is one reservation of address space (256 MiB, made on
 //! first use: a process that never keeps a listener, the codec worker say,
 //! never makes it; refused, by an address-space limit say, everything stays
-//! glibc's), paged in as it is used. A freed block goes on its size's free list for the next block of
-//! that size, so the region holds at most what was alive at its busiest.
+//! glibc's), paged in as it is used. A freed block goes on its size's free
+//! list for the next block of that size, so the region holds at most what
+//! was alive at its busiest; when its last block is freed (the crowd, or a
+//! storm of short visits, has gone), its pages go back to the system.
 //! Whatever it does not take (too big, aligned beyond 8, the region full,
 //! or allocated outside a scope) is glibc's as before; a block is given
 //! back to whichever allocator its address belongs to.
@@ -144,6 +146,8 @@ struct Blocks {
     /// Head of each class's free list (0: empty); a free block holds the
     /// address of the next one.
     free: [usize; CLASSES],
+    /// Blocks handed out and not given back.
+    live: usize,
     /// Reserving failed: the region stays empty.
     unavailable: bool,
 }
@@ -153,7 +157,7 @@ impl Region {
         Region {
             base: AtomicUsize::new(0),
             len,
-            inner: Mutex::new(Blocks { used: 0, free: [0; CLASSES], unavailable: false }),
+            inner: Mutex::new(Blocks { used: 0, free: [0; CLASSES], live: 0, unavailable: false }),
         }
     }
 
@@ -181,6 +185,7 @@ impl Region {
         if head != 0 {
             // SAFETY: a free block of this class holds the next one's address.
             blocks.free[class] = unsafe { (head as *const usize).read() };
+            blocks.live += 1;
             return head as *mut u8;
         }
         let size = (class + 1) * GRAIN;
@@ -189,6 +194,7 @@ impl Region {
         }
         let block = base + blocks.used;
         blocks.used += size;
+        blocks.live += 1;
         block as *mut u8
     }
 
@@ -207,6 +213,18 @@ impl Region {
             return;
         };
         let mut blocks = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        blocks.live -= 1;
+        if blocks.live == 0 {
+            // The last one: the pages go back (they read as zeros when
+            // touched again) and the room starts over.
+            let base = self.base.load(Ordering::Acquire);
+            // SAFETY: no block of the region is live, so nothing refers to
+            // these pages; they stay mapped.
+            unsafe { libc::madvise(base as *mut libc::c_void, blocks.used, libc::MADV_DONTNEED) };
+            blocks.used = 0;
+            blocks.free = [0; CLASSES];
+            return;
+        }
         // SAFETY: the block is at least `GRAIN` bytes, aligned, and now unused.
         unsafe { (ptr as *mut usize).write(blocks.free[class]) };
         blocks.free[class] = ptr as usize;
@@ -262,6 +280,29 @@ mod tests {
     }
 
     #[test]
+    fn the_last_block_freed_gives_the_pages_back() {
+        let region = Region::new(1 << 20);
+        let blocks: Vec<*mut u8> = (0..5000).map(|_| region.take(200)).collect();
+        let first = blocks[0];
+        // SAFETY: live blocks of the region, of 200 bytes, each given back once.
+        unsafe {
+            for &block in &blocks {
+                block.write_bytes(0xAB, 200);
+            }
+            for &block in &blocks[1..] {
+                region.give_back(block, 200);
+            }
+            assert!(region.inner.lock().unwrap().used > 0, "one block still live: kept");
+            region.give_back(first, 200);
+        }
+        assert_eq!(region.inner.lock().unwrap().used, 0);
+        let again = region.take(16);
+        assert_eq!(again, first, "the room starts over");
+        // SAFETY: a live block of 16 bytes.
+        assert!(unsafe { std::slice::from_raw_parts(again, 16) }.iter().all(|&b| b == 0), "pages given back");
+    }
+
+    #[test]
     fn what_the_region_does_not_take_is_refused() {
         let region = Region::new(256);
         assert!(region.take(LARGEST + 1).is_null(), "too big");
@@ -276,8 +317,8 @@ mod tests {
         /// the region, aligned, overlapping no other live block, and keeps
         /// what was written to it until it is given back (a free list never
         /// writes into a live block); and the region has handed out exactly
-        /// the room each size's busiest moment needed (a freed block is
-        /// always taken again before new room).
+        /// the room each size's busiest moment needed since it was last
+        /// empty (a freed block is always taken again before new room).
         #[test]
         fn blocks_never_overlap_and_keep_their_bytes(
             ops in proptest::collection::vec((0usize..=LARGEST + 8, proptest::bool::weighted(0.4), 0usize..64), 1..400),
@@ -297,6 +338,10 @@ mod tests {
                     // SAFETY: as above, and not used again.
                     unsafe { region.give_back(at as *mut u8, size) };
                     alive[class_of(size).unwrap_or_default()] -= 1;
+                    if live.is_empty() {
+                        // All given back: the room starts over.
+                        peak = [0; CLASSES];
+                    }
                     continue;
                 }
                 let block = region.take(size);

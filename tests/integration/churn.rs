@@ -139,8 +139,8 @@ fn rss_within(server: &TestServer, bound: impl Fn() -> u64, failure: impl Fn(u64
 /// Afterwards the server holds no more descriptors than before; the first
 /// round costs its anonymous memory no more than a one-time step (each
 /// thread's allocator cache filled, the ring at its working size, and
-/// partly used pages: measured here 1.5 MiB at 3,000 cycles a round and
-/// 2.0–2.3 MiB at 100,000), and a second round leaves it within 5 % (or 1 MiB)
+/// partly used pages: measured here 0.8 MiB at 3,000 cycles a round and
+/// 1.5 MiB at 100,000), and a second round leaves it within 5 % (or 1 MiB)
 /// of where the first left it: whatever a round costs is given back, not
 /// kept.
 #[test]
@@ -155,6 +155,7 @@ fn listener_churn_leaves_nothing_behind() {
     server.wait_live("/churn.mp3");
     let fds_before = open_fds(&server);
     let (rss_cold, held_cold) = (server.rss_anon_kib(), server.server_stat("held_bytes"));
+    let vm_rss_cold = server.rss_kib();
     churn(&server, &network, "/churn.mp3", cycles);
     eventually("descriptors are back to the start", WAIT, || open_fds(&server) <= fds_before);
     let rss_first = rss_within(
@@ -174,4 +175,5 @@ fn listener_churn_leaves_nothing_behind() {
         |rss, _| format!("a second round of {cycles} cycles left the server at {rss} KiB from {rss_first} KiB"),
     );
     println!("anonymous RSS {rss_cold} KiB at the start, {rss_first} KiB after one round (a one-time step of {step_kib} KiB, {} allowed), {rss_second} KiB after two", one_time_step(&server, held_cold));
+    println!("all RSS {vm_rss_cold} KiB at the start, {} KiB now", server.rss_kib());
 }
