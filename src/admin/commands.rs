@@ -131,7 +131,7 @@ pub fn listclients(ctx: &Ctx<'_>) -> Result<Document, AdminError> {
         .into_iter()
         .map(|l| Client {
             id: Attr(l.id),
-            ip: l.ip().to_string(),
+            ip: l.ip.to_string(),
             // Icecast's word for a listener that sent none.
             user_agent: l.request.user_agent().unwrap_or("Unknown").to_string(),
             referer: l.request.referer().map(str::to_string),

@@ -151,7 +151,7 @@ fn view_xml(mount: Option<&MountHandle>, state: &AppState) -> ServerXml {
         .unwrap_or_default()
         .into_iter()
         .map(|l| ListenerFigures {
-            hostname: l.ip().to_string(),
+            hostname: l.ip.to_string(),
             useragent: l.request.user_agent().unwrap_or_default().to_string(),
             underruns: 0,
             connecttime: l.connected().elapsed().as_secs(),

@@ -45,7 +45,7 @@ impl StreamEnd {
         let line = entry.request.to_request_line();
         let user = self.admission.user();
         let sent = entry.body_sent();
-        state.access_log.finished(entry.ip(), user, Some(&line), Status::Ok, sent, entry.connected());
+        state.access_log.finished(entry.ip, user, Some(&line), Status::Ok, sent, entry.connected());
         self.admission.left(state);
     }
 }

@@ -249,3 +249,17 @@ async fn a_parked_listener_counts_the_stream_bytes_its_client_got() {
     assert_eq!(got.len() - head, pushed);
     assert_eq!(entry.body_sent(), pushed as u64);
 }
+
+/// What a listener holds for hours stays within its budget (README,
+/// Performance: every byte here is a byte per listener, 10k times over):
+/// the entry (in an `Arc`), what it keeps when parked, its place in the
+/// delivery set.
+#[test]
+fn a_listeners_lifelong_state_stays_small() {
+    let entry = std::mem::size_of::<crate::mount::ListenerEntry>();
+    assert!(entry <= 80, "{entry}");
+    let lasting = std::mem::size_of::<super::Lasting>();
+    assert!(lasting <= 88, "{lasting}");
+    let parked = std::mem::size_of::<crate::mount::Parked>();
+    assert!(parked <= 40, "{parked}");
+}

@@ -7,7 +7,7 @@
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -89,9 +89,7 @@ impl RequestTexts {
 #[derive(Debug)]
 pub struct ListenerEntry {
     pub id: u64,
-    /// IPv4 addresses mapped (16 bytes, not `IpAddr`'s 17 and the padding
-    /// after them); see `ip`.
-    ip: Ipv6Addr,
+    pub ip: IpAddr,
     pub request: RequestTexts,
     connected: Arrived,
     /// What admin asked of the listener (`KILLED`, `PENDING`). Setting a
@@ -138,10 +136,6 @@ impl Arrived {
 
 impl ListenerEntry {
     pub fn new(id: u64, ip: IpAddr, request: RequestTexts, connected: Instant, head_len: u32) -> ListenerEntry {
-        let ip = match ip {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-            IpAddr::V6(v6) => v6,
-        };
         ListenerEntry {
             id,
             ip,
@@ -152,11 +146,6 @@ impl ListenerEntry {
             sent: AtomicU64::new(0),
             head_len,
         }
-    }
-
-    /// The listener's address (an IPv4 address as such, however it came in).
-    pub fn ip(&self) -> IpAddr {
-        self.ip.to_canonical()
     }
 
     /// When its request arrived.

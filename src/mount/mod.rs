@@ -531,7 +531,7 @@ impl MountHandle {
         self.0.events.publish(|| Event::ListenerAdded {
             mount: self.name().to_string(),
             id: entry.id,
-            ip: entry.ip().to_string(),
+            ip: entry.ip.to_string(),
             user_agent: entry.request.user_agent().map(str::to_string),
         });
         let stats = &self.0.stats;
