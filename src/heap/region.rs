@@ -76,27 +76,23 @@ static REGION: Region = Region::new(RESERVED);
 // `GRAIN` go there).
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if SCOPED.get() && layout.align() <= GRAIN {
-            let block = REGION.take(layout.size());
-            if !block.is_null() {
-                return block;
-            }
+        match scoped_block(layout) {
+            Some(block) => block,
+            // SAFETY: the caller's layout, passed on.
+            None => unsafe { System.alloc(layout) },
         }
-        // SAFETY: the caller's layout, passed on.
-        unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if SCOPED.get() && layout.align() <= GRAIN {
-            let block = REGION.take(layout.size());
-            if !block.is_null() {
+        match scoped_block(layout) {
+            Some(block) => {
                 // SAFETY: the block holds `layout.size()` bytes; a reused one is not zero.
                 unsafe { block.write_bytes(0, layout.size()) };
-                return block;
+                block
             }
+            // SAFETY: the caller's layout, passed on.
+            None => unsafe { System.alloc_zeroed(layout) },
         }
-        // SAFETY: the caller's layout, passed on.
-        unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -127,6 +123,16 @@ unsafe impl GlobalAlloc for Allocator {
         }
         moved
     }
+}
+
+/// A region block for `layout`, if this thread is in a `long_lived` scope
+/// and the region takes it.
+fn scoped_block(layout: Layout) -> Option<*mut u8> {
+    if !SCOPED.get() || layout.align() > GRAIN {
+        return None;
+    }
+    let block = REGION.take(layout.size());
+    (!block.is_null()).then_some(block)
 }
 
 /// One reservation of address space cut into blocks by size class.

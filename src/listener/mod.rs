@@ -145,16 +145,17 @@ impl ListenerStream {
             pieces: VecDeque::new(),
             home: home.map(watching),
         };
-        let _kept_for_hours = crate::heap::long_lived();
-        let lasting = Box::new(Lasting {
-            state,
-            registration,
-            _permit: permit,
-            own_mount_only: false,
-            parkable: false,
-            end: None,
-        });
-        drop(_kept_for_hours);
+        let lasting = {
+            let _kept_for_hours = crate::heap::long_lived();
+            Box::new(Lasting {
+                state,
+                registration,
+                _permit: permit,
+                own_mount_only: false,
+                parkable: false,
+                end: None,
+            })
+        };
         let mut stream = ListenerStream { lasting, wire };
         // Not through `queue`: the response head is not stream data, so it
         // must not count towards the ICY interval.
