@@ -14,76 +14,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::request_texts::RequestTexts;
 use super::MountHandle;
-use crate::access_log::RequestLine;
 use crate::heap::GiveBackRoom;
-
-/// What a listener's request said that admin and its access-log line
-/// show: the request line, user agent and referer, in one allocation (held
-/// for hours, never changed).
-#[derive(Debug)]
-pub struct RequestTexts {
-    /// The request line, the user agent and the referer, back to back.
-    text: Box<str>,
-    /// Length of the user agent in `text` (`ABSENT`: none was sent).
-    agent_len: u32,
-    /// Length of the referer in `text`, last (`ABSENT`: none was sent).
-    referer_len: u32,
-}
-
-const ABSENT: u32 = u32::MAX;
-
-impl RequestTexts {
-    pub fn of(said: &RequestLine) -> RequestTexts {
-        // Heads are a few KiB at most; a text that would not fit counts as not sent.
-        let len = |text: &Option<String>| {
-            text.as_deref().and_then(|t| u32::try_from(t.len()).ok()).filter(|&n| n != ABSENT).unwrap_or(ABSENT)
-        };
-        let (agent_len, referer_len) = (len(&said.user_agent), len(&said.referer));
-        let parts = [(&said.user_agent, agent_len), (&said.referer, referer_len)];
-        let total = said.line.len() + parts.iter().map(|&(_, n)| Self::part_len(n)).sum::<usize>();
-        let mut text = String::with_capacity(total);
-        text.push_str(&said.line);
-        for (part, n) in parts {
-            if n != ABSENT {
-                text.push_str(part.as_deref().unwrap_or_default());
-            }
-        }
-        RequestTexts { text: text.into_boxed_str(), agent_len, referer_len }
-    }
-
-    fn part_len(n: u32) -> usize {
-        if n == ABSENT {
-            0
-        } else {
-            n as usize
-        }
-    }
-
-    /// `METHOD target HTTP/x.y`.
-    pub fn line(&self) -> &str {
-        let tail = Self::part_len(self.agent_len) + Self::part_len(self.referer_len);
-        &self.text[..self.text.len() - tail]
-    }
-
-    pub fn user_agent(&self) -> Option<&str> {
-        let end = self.text.len() - Self::part_len(self.referer_len);
-        (self.agent_len != ABSENT).then(|| &self.text[end - self.agent_len as usize..end])
-    }
-
-    pub fn referer(&self) -> Option<&str> {
-        (self.referer_len != ABSENT).then(|| &self.text[self.text.len() - self.referer_len as usize..])
-    }
-
-    /// The texts as the access log takes them.
-    pub fn to_request_line(&self) -> RequestLine {
-        RequestLine {
-            line: self.line().to_string(),
-            referer: self.referer().map(str::to_string),
-            user_agent: self.user_agent().map(str::to_string),
-        }
-    }
-}
 
 /// One connected listener. Kept small: held for hours, per listener.
 #[derive(Debug)]
@@ -300,26 +233,11 @@ impl Drop for Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access_log::RequestLine;
 
     fn entry(id: u64) -> Arc<ListenerEntry> {
         let said = RequestLine { line: "GET / HTTP/1.0".into(), referer: None, user_agent: None };
         Arc::new(ListenerEntry::new(id, IpAddr::from([127, 0, 0, 1]), RequestTexts::of(&said), Instant::now(), 0))
-    }
-
-    #[test]
-    fn request_texts_keep_what_was_said() {
-        let said = |agent: Option<&str>, referer: Option<&str>| RequestLine {
-            line: "GET /live HTTP/1.1".into(),
-            user_agent: agent.map(str::to_string),
-            referer: referer.map(str::to_string),
-        };
-        for (agent, referer) in [(None, None), (Some("VLC/3"), None), (None, Some("http://x/")), (Some(""), Some("r"))]
-        {
-            let texts = RequestTexts::of(&said(agent, referer));
-            assert_eq!(texts.line(), "GET /live HTTP/1.1");
-            assert_eq!(texts.user_agent(), agent);
-            assert_eq!(texts.referer(), referer);
-        }
     }
 
     /// A crowd's room goes when the crowd does: the table of a mount 10k

@@ -1,0 +1,175 @@
+//! What a listener's request said (its request line, user agent and
+//! referer), which admin and its access-log line show, kept for the
+//! listener's whole life — once for all the listeners that said the same.
+//!
+//! A station's listeners mostly send the same few texts: a mount's request
+//! line, a few dozen players' user agents. Kept per listener they cost tens
+//! of bytes each, for hours; a small table of the texts seen last hands out
+//! the copy it has instead. The table is direct-mapped (a text's hash picks
+//! its slot, and a different text there replaces it), so it keeps nothing
+//! per listener, holds at most `SLOTS` texts of at most `KEPT_LEN` bytes
+//! once their listeners have gone, and a listener whose texts are its own
+//! costs about what it did without it.
+
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use crate::access_log::RequestLine;
+
+/// Texts the table remembers. A station with more distinct popular texts
+/// than this shares less, and loses nothing else.
+const SLOTS: usize = 64;
+/// Longer texts are not remembered (so the table holds at most 64 KiB).
+const KEPT_LEN: usize = 1024;
+
+/// The texts of one request, shared by every listener that sent the same.
+#[derive(Debug, Clone)]
+pub struct RequestTexts(Arc<Said>);
+
+/// The request line, the user agent and the referer, back to back, in one
+/// allocation.
+#[derive(Debug)]
+struct Said {
+    text: Box<str>,
+    /// Length of the user agent in `text` (`ABSENT`: none was sent).
+    agent_len: u32,
+    /// Length of the referer in `text`, last (`ABSENT`: none was sent).
+    referer_len: u32,
+}
+
+const ABSENT: u32 = u32::MAX;
+
+/// The texts seen last, by their hash's slot.
+static RECENT: Mutex<[Option<RequestTexts>; SLOTS]> = Mutex::new([const { None }; SLOTS]);
+
+impl RequestTexts {
+    /// The texts `said`: the copy the table has if it has one.
+    pub fn of(said: &RequestLine) -> RequestTexts {
+        static KEYS: OnceLock<std::hash::RandomState> = OnceLock::new();
+        let hash =
+            KEYS.get_or_init(Default::default).hash_one((&said.line, part(&said.user_agent), part(&said.referer)));
+        let slot = (hash % SLOTS as u64) as usize;
+        // Nothing here can panic with the lock held; a poisoned table is as good as any.
+        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(texts) = &recent[slot] {
+            if texts.says(said) {
+                return texts.clone();
+            }
+        }
+        let texts = RequestTexts(Arc::new(Said::of(said)));
+        if texts.0.text.len() <= KEPT_LEN {
+            recent[slot] = Some(texts.clone());
+        }
+        texts
+    }
+
+    fn says(&self, said: &RequestLine) -> bool {
+        self.line() == said.line && self.user_agent() == part(&said.user_agent) && self.referer() == part(&said.referer)
+    }
+
+    /// `METHOD target HTTP/x.y`.
+    pub fn line(&self) -> &str {
+        let tail = part_len(self.0.agent_len) + part_len(self.0.referer_len);
+        &self.0.text[..self.0.text.len() - tail]
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        let Said { text, agent_len, referer_len } = &*self.0;
+        let end = text.len() - part_len(*referer_len);
+        (*agent_len != ABSENT).then(|| &text[end - *agent_len as usize..end])
+    }
+
+    pub fn referer(&self) -> Option<&str> {
+        let Said { text, referer_len, .. } = &*self.0;
+        (*referer_len != ABSENT).then(|| &text[text.len() - *referer_len as usize..])
+    }
+
+    /// The texts as the access log takes them.
+    pub fn to_request_line(&self) -> RequestLine {
+        RequestLine {
+            line: self.line().to_string(),
+            referer: self.referer().map(str::to_string),
+            user_agent: self.user_agent().map(str::to_string),
+        }
+    }
+}
+
+impl Said {
+    fn of(said: &RequestLine) -> Said {
+        let parts = [part(&said.user_agent), part(&said.referer)];
+        let total = said.line.len() + parts.iter().map(|p| p.map_or(0, str::len)).sum::<usize>();
+        let mut text = String::with_capacity(total);
+        text.push_str(&said.line);
+        for p in parts.iter().flatten() {
+            text.push_str(p);
+        }
+        let len = |p: Option<&str>| p.map_or(ABSENT, |p| p.len() as u32);
+        Said { text: text.into_boxed_str(), agent_len: len(parts[0]), referer_len: len(parts[1]) }
+    }
+}
+
+/// A header as kept: heads are a few KiB at most, and a text too long for
+/// its length to fit counts as not sent.
+fn part(text: &Option<String>) -> Option<&str> {
+    text.as_deref().filter(|t| u32::try_from(t.len()).is_ok_and(|n| n != ABSENT))
+}
+
+fn part_len(n: u32) -> usize {
+    if n == ABSENT {
+        0
+    } else {
+        n as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(line: &str, agent: Option<&str>, referer: Option<&str>) -> RequestLine {
+        RequestLine { line: line.into(), user_agent: agent.map(str::to_string), referer: referer.map(str::to_string) }
+    }
+
+    #[test]
+    fn texts_keep_what_was_said() {
+        for (agent, referer) in [(None, None), (Some("VLC/3"), None), (None, Some("http://x/")), (Some(""), Some("r"))]
+        {
+            let texts = RequestTexts::of(&said("GET /live HTTP/1.1", agent, referer));
+            assert_eq!(texts.line(), "GET /live HTTP/1.1");
+            assert_eq!(texts.user_agent(), agent);
+            assert_eq!(texts.referer(), referer);
+        }
+    }
+
+    /// The same texts are one copy; texts that differ anywhere, or where
+    /// one is absent and the other empty, are not.
+    #[test]
+    fn listeners_that_said_the_same_share_one_copy() {
+        let one = RequestTexts::of(&said("GET /shared-test HTTP/1.1", Some("mpv 0.35"), None));
+        let again = RequestTexts::of(&said("GET /shared-test HTTP/1.1", Some("mpv 0.35"), None));
+        assert!(Arc::ptr_eq(&one.0, &again.0));
+        for other in [
+            said("GET /shared-test HTTP/1.1", Some("mpv 0.36"), None),
+            said("GET /shared-test HTTP/1.1", Some("mpv 0.35"), Some("")),
+            said("GET /shared-test HTTP/1.0", Some("mpv 0.35"), None),
+            said("GET /shared-test HTTP/1.1mpv 0.35", Some(""), None),
+        ] {
+            let texts = RequestTexts::of(&other);
+            assert!(!Arc::ptr_eq(&one.0, &texts.0), "{other:?}");
+            assert_eq!(
+                (texts.line(), texts.user_agent(), texts.referer()),
+                (&*other.line, part(&other.user_agent), part(&other.referer))
+            );
+        }
+    }
+
+    /// What the table keeps is bounded: long texts are not remembered.
+    #[test]
+    fn long_texts_are_kept_by_their_listener_only() {
+        let agent = "a".repeat(KEPT_LEN);
+        let one = RequestTexts::of(&said("GET /long-test HTTP/1.1", Some(&agent), None));
+        let again = RequestTexts::of(&said("GET /long-test HTTP/1.1", Some(&agent), None));
+        assert!(!Arc::ptr_eq(&one.0, &again.0));
+        assert_eq!(again.user_agent(), Some(&*agent));
+    }
+}
