@@ -29,6 +29,7 @@ use crate::state::AppState;
 /// Held for the listener's whole life: what its listener entry already
 /// says (address, request line, user agent, referer, when it connected,
 /// bytes sent) is read there at the end.
+#[derive(Default)]
 pub struct StreamEnd {
     admission: Admission,
     /// Held for its drop, with the rest of the listener.
@@ -54,7 +55,8 @@ impl StreamEnd {
 /// can be, or in a task of its own for its whole life when it has a
 /// `time_limit`.
 pub fn spawn(mut stream: ListenerStream, time_limit: Option<Duration>, end: StreamEnd) {
-    stream.lasting.end = Some(end);
+    stream.lasting.end = end;
+    stream.lasting.ending = true;
     match time_limit {
         Some(limit) => {
             tokio::spawn(async move {
@@ -102,12 +104,11 @@ impl ListenerStream {
             return lasting.ended(End::ClientGone);
         };
         let mount = lasting.registration.mount().clone();
-        let entry = lasting.registration.entry().clone();
         // Refused (something to do first), it is resumed at once.
         // The walk reads where the listener is from its entry (kept in step
         // by `advance_to`; stored again here, so parking never depends on it).
-        entry.cursor.store(wire.cursor, Ordering::Relaxed);
-        mount.park(Parked { entry, sock, icy: wire.icy, owner: lasting });
+        lasting.registration.entry().cursor.store(wire.cursor, Ordering::Relaxed);
+        mount.park(Parked { sock, icy: wire.icy, owner: lasting });
     }
 }
 
@@ -119,8 +120,8 @@ impl Lasting {
     }
 
     fn finish(&mut self) {
-        if let Some(end) = self.end.take() {
-            end.finish(&self.state, self.registration.entry());
+        if std::mem::take(&mut self.ending) {
+            std::mem::take(&mut self.end).finish(&self.state, self.registration.entry());
         }
     }
 }
@@ -132,13 +133,17 @@ impl Resume for Lasting {
             runtime.spawn(resumed(self, back));
         }
     }
+
+    fn entry(&self) -> &ListenerEntry {
+        self.registration.entry()
+    }
 }
 
 impl Drop for Lasting {
     /// Dropped unresumed (the runtime shutting down, a dropped mount) or
     /// without its end written: it ends here.
     fn drop(&mut self) {
-        if self.end.is_some() {
+        if self.ending {
             self.ended(End::ClientGone);
         }
     }

@@ -257,9 +257,9 @@ async fn a_parked_listener_counts_the_stream_bytes_its_client_got() {
 #[test]
 fn a_listeners_lifelong_state_stays_small() {
     let entry = std::mem::size_of::<crate::mount::ListenerEntry>();
-    assert!(entry <= 80, "{entry}");
+    assert!(entry <= 64, "{entry}");
     let lasting = std::mem::size_of::<super::Lasting>();
-    assert!(lasting <= 88, "{lasting}");
+    assert!(lasting <= 80, "{lasting}");
     let parked = std::mem::size_of::<crate::mount::Parked>();
-    assert!(parked <= 40, "{parked}");
+    assert!(parked <= 32, "{parked}");
 }
