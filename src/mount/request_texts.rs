@@ -2,25 +2,28 @@
 //! referer), which admin and its access-log line show, kept for the
 //! listener's whole life — once for all the listeners that said the same.
 //!
-//! A station's listeners mostly send the same few texts: a mount's request
-//! line, a few dozen players' user agents. Kept per listener they cost tens
-//! of bytes each, for hours; a small table of the texts seen last hands out
-//! the copy it has instead. The table is direct-mapped (a text's hash picks
-//! its slot, and a different text there replaces it), so it keeps nothing
-//! per listener, holds at most `SLOTS` texts of at most `KEPT_LEN` bytes
-//! once their listeners have gone, and a listener whose texts are its own
-//! costs about what it did without it.
+//! A station's listeners mostly send the same few texts: each mount's
+//! request line, a few dozen players' user agents. Kept per listener they
+//! cost tens of bytes each, for hours; a small table of texts seen hands out
+//! the copy it has instead. A text's hash picks one of `SETS` sets of
+//! `WAYS` places; a text not there takes the place of the one the fewest
+//! listeners hold (none, ideally), so popular texts stay while one-offs
+//! come and go. The table keeps nothing per listener, holds at most
+//! `SETS * WAYS` texts of at most `KEPT_LEN` bytes once their listeners
+//! have gone (about 140 KiB), and a listener whose texts are its own costs
+//! about what it did without it.
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::access_log::RequestLine;
 
-/// Texts the table remembers. A station with more distinct popular texts
-/// than this shares less, and loses nothing else.
-const SLOTS: usize = 64;
-/// Longer texts are not remembered (so the table holds at most 64 KiB).
-const KEPT_LEN: usize = 1024;
+/// Sets of the table, and places in each: 256 texts. A station with more
+/// distinct popular texts than this shares less, and loses nothing else.
+const SETS: usize = 32;
+const WAYS: usize = 8;
+/// Longer texts are not remembered (players' own run to ~200 bytes).
+const KEPT_LEN: usize = 512;
 
 /// The texts of one request, shared by every listener that sent the same.
 #[derive(Debug, Clone)]
@@ -39,8 +42,8 @@ struct Said {
 
 const ABSENT: u32 = u32::MAX;
 
-/// The texts seen last, by their hash's slot.
-static RECENT: Mutex<[Option<RequestTexts>; SLOTS]> = Mutex::new([const { None }; SLOTS]);
+/// Texts seen, by their hash's set.
+static SEEN: Mutex<[[Option<RequestTexts>; WAYS]; SETS]> = Mutex::new([const { [const { None }; WAYS] }; SETS]);
 
 impl RequestTexts {
     /// The texts `said`: the copy the table has if it has one.
@@ -48,17 +51,18 @@ impl RequestTexts {
         static KEYS: OnceLock<std::hash::RandomState> = OnceLock::new();
         let hash =
             KEYS.get_or_init(Default::default).hash_one((&said.line, part(&said.user_agent), part(&said.referer)));
-        let slot = (hash % SLOTS as u64) as usize;
         // Nothing here can panic with the lock held; a poisoned table is as good as any.
-        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(texts) = &recent[slot] {
-            if texts.says(said) {
-                return texts.clone();
-            }
+        let mut seen = SEEN.lock().unwrap_or_else(PoisonError::into_inner);
+        let set = &mut seen[(hash % SETS as u64) as usize];
+        if let Some(texts) = set.iter().flatten().find(|texts| texts.says(said)) {
+            return texts.clone();
         }
         let texts = RequestTexts(Arc::new(Said::of(said)));
         if texts.0.text.len() <= KEPT_LEN {
-            recent[slot] = Some(texts.clone());
+            let least_held = set.iter_mut().min_by_key(|place| place.as_ref().map_or(0, |t| Arc::strong_count(&t.0)));
+            if let Some(place) = least_held {
+                *place = Some(texts.clone());
+            }
         }
         texts
     }
@@ -161,6 +165,21 @@ mod tests {
                 (&*other.line, part(&other.user_agent), part(&other.referer))
             );
         }
+    }
+
+    /// Texts many listeners hold stay in the table while one-offs come and
+    /// go through it.
+    #[test]
+    fn popular_texts_outlast_one_offs() {
+        let popular = RequestTexts::of(&said("GET /popular-test HTTP/1.1", Some("VLC/3.0.18"), None));
+        let crowd: Vec<_> =
+            (0..10).map(|_| RequestTexts::of(&said("GET /popular-test HTTP/1.1", Some("VLC/3.0.18"), None))).collect();
+        for n in 0..(SETS * WAYS * 4) {
+            RequestTexts::of(&said(&format!("GET /one-off-{n} HTTP/1.1"), None, None));
+        }
+        let again = RequestTexts::of(&said("GET /popular-test HTTP/1.1", Some("VLC/3.0.18"), None));
+        assert!(Arc::ptr_eq(&popular.0, &again.0));
+        assert!(crowd.iter().all(|t| Arc::ptr_eq(&t.0, &again.0)));
     }
 
     /// What the table keeps is bounded: long texts are not remembered.
