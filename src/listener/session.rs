@@ -104,11 +104,12 @@ impl ListenerStream {
             return lasting.ended(End::ClientGone);
         };
         let mount = lasting.registration.mount().clone();
+        let entry = lasting.registration.entry().clone();
         // Refused (something to do first), it is resumed at once.
         // The walk reads where the listener is from its entry (kept in step
         // by `advance_to`; stored again here, so parking never depends on it).
-        lasting.registration.entry().cursor.store(wire.cursor, Ordering::Relaxed);
-        mount.park(Parked { sock, icy: wire.icy, owner: lasting });
+        entry.cursor.store(wire.cursor, Ordering::Relaxed);
+        mount.park(Parked { entry, sock, icy: wire.icy, owner: lasting });
     }
 }
 
@@ -132,10 +133,6 @@ impl Resume for Lasting {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(resumed(self, back));
         }
-    }
-
-    fn entry(&self) -> &ListenerEntry {
-        self.registration.entry()
     }
 }
 

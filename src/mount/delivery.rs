@@ -53,30 +53,27 @@ pub trait Resume: Send {
     /// Take the socket back and carry on (in a task of its own). Dropping
     /// the `Resume` instead ends the listener.
     fn resume(self: Box<Self>, back: Unparked);
-
-    /// The listener's entry: where it is in the stream (`cursor`, the
-    /// sequence of the next chunk to send), which the walk reads and moves
-    /// on there, and what admin asked of it. Reached through the owner, not
-    /// kept beside it: one pointer less per parked listener, for one more
-    /// followed per listener per walk.
-    fn entry(&self) -> &ListenerEntry;
 }
 
 /// A listener lent to its mount's delivery set: the few dozen bytes of hot
 /// state a walk needs, and the rest of the listener, boxed.
 pub struct Parked {
+    /// Also where the listener is in the stream (`cursor`: the sequence of
+    /// the next chunk to send), which the walk reads and moves on there,
+    /// not in a copy of its own: the walk touches the entry anyway.
+    pub entry: Arc<ListenerEntry>,
     /// Non-blocking, and not registered with the runtime's reactor.
     pub sock: TcpStream,
     /// Boxed, here and in the listener: most listeners have none, and this
     /// state is held per listener for hours.
     pub icy: Option<Box<IcyInterleaver>>,
-    /// The listener, to resume when the socket goes back, and its entry.
+    /// The listener, to resume when the socket goes back.
     pub owner: Box<dyn Resume>,
 }
 
 impl std::fmt::Debug for Parked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Parked").field("id", &self.entry().id).field("cursor", &self.cursor()).finish_non_exhaustive()
+        f.debug_struct("Parked").field("id", &self.entry.id).field("cursor", &self.cursor()).finish_non_exhaustive()
     }
 }
 
@@ -108,13 +105,9 @@ impl Handback {
 }
 
 impl Parked {
-    pub fn entry(&self) -> &ListenerEntry {
-        self.owner.entry()
-    }
-
     /// Sequence of the next chunk to send.
     fn cursor(&self) -> u64 {
-        self.entry().cursor.load(Ordering::Relaxed)
+        self.entry.cursor.load(Ordering::Relaxed)
     }
 
     fn unpark(self, why: Handback) {
@@ -248,10 +241,10 @@ impl DeliverySets {
     /// Park `parked` unless `may_park` says no (checked under the inbox
     /// lock, so it cannot race with a walk starting or an unpark-all); a
     /// refused listener is resumed at once. Returns whether it parked.
-    pub(super) fn park(&self, group: usize, parked: Parked, may_park: impl FnOnce(&Parked) -> bool) -> bool {
+    pub(super) fn park(&self, group: usize, parked: Parked, may_park: impl FnOnce() -> bool) -> bool {
         let group = &self.groups[group];
         let mut inbox = group.inbox.lock();
-        if !may_park(&parked) {
+        if !may_park() {
             drop(inbox);
             parked.unpark(Handback::bare());
             return false;
@@ -304,11 +297,12 @@ impl MountHandle {
     /// its group was woken for, an admin request, or a source that is gone.
     /// Returns whether it parked.
     pub fn park(&self, parked: Parked) -> bool {
-        let group = Heads::group_of(parked.entry().id);
+        let group = Heads::group_of(parked.entry.id);
         let cursor = parked.cursor();
-        self.0.deliveries.park(group, parked, |parked| {
+        let entry = parked.entry.clone();
+        self.0.deliveries.park(group, parked, || {
             let head = self.0.heads.of(group);
-            head.live && head.seq <= cursor && !parked.entry().pending()
+            head.live && head.seq <= cursor && !entry.pending()
         })
     }
 
@@ -316,7 +310,7 @@ impl MountHandle {
     /// their control flags (admin kill/move, shutdown).
     pub fn nudge(&self) {
         self.0.heads.modify_all(|_| {});
-        self.0.deliveries.unpark_where(|parked| parked.entry().pending());
+        self.0.deliveries.unpark_where(|parked| parked.entry.pending());
     }
 
     /// Walk `group`'s set up to its published head, and again while it is
@@ -390,9 +384,8 @@ impl MountHandle {
                 Err(_) => return Err(Handback { failed: true, ..Handback::bare() }),
             };
             cursor = scratch.next;
-            let entry = parked.entry();
-            entry.cursor.store(cursor, Ordering::Relaxed);
-            entry.sent.fetch_add(n as u64, Ordering::Relaxed);
+            parked.entry.cursor.store(cursor, Ordering::Relaxed);
+            parked.entry.sent.fetch_add(n as u64, Ordering::Relaxed);
             written += n as u64;
             if n < total || count < scratch.plan.len() {
                 // The rest of these chunks goes with the listener: its task

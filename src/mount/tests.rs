@@ -296,15 +296,11 @@ async fn socket_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
 
 /// A parked listener's owner in these tests: what the walk hands back
 /// arrives on a channel.
-struct ToChannel(tokio::sync::oneshot::Sender<Unparked>, Arc<ListenerEntry>);
+struct ToChannel(tokio::sync::oneshot::Sender<Unparked>);
 
 impl Resume for ToChannel {
     fn resume(self: Box<Self>, back: Unparked) {
         let _ = self.0.send(back);
-    }
-
-    fn entry(&self) -> &ListenerEntry {
-        &self.1
     }
 }
 
@@ -314,14 +310,14 @@ fn to_park(
     id: u64,
     sock: std::net::TcpStream,
     icy: Option<usize>,
-) -> (Parked, tokio::sync::oneshot::Receiver<Unparked>, Arc<ListenerEntry>) {
+) -> (Parked, tokio::sync::oneshot::Receiver<Unparked>) {
     let entry = Arc::new(entry_for(id));
     // Caught up: at the head.
     let cursor = m.head().seq;
     entry.cursor.store(cursor, std::sync::atomic::Ordering::Relaxed);
     let (back, returned) = tokio::sync::oneshot::channel();
     let icy = icy.map(|metaint| Box::new(IcyInterleaver::new(metaint)));
-    (Parked { sock, icy, owner: Box::new(ToChannel(back, entry.clone())) }, returned, entry)
+    (Parked { entry, sock, icy, owner: Box::new(ToChannel(back)) }, returned)
 }
 
 fn parked(
@@ -329,8 +325,8 @@ fn parked(
     sock: tokio::net::TcpStream,
     icy: Option<usize>,
 ) -> (Registration, tokio::sync::oneshot::Receiver<Unparked>) {
-    let (parked, returned, entry) = to_park(m, 1, sock.into_std().unwrap(), icy);
-    let registration = m.register(entry, true).unwrap();
+    let (parked, returned) = to_park(m, 1, sock.into_std().unwrap(), icy);
+    let registration = m.register(parked.entry.clone(), true).unwrap();
     assert!(m.park(parked), "a caught-up listener parks");
     (registration, returned)
 }
@@ -375,14 +371,14 @@ async fn parked_listeners_are_written_and_handed_back() {
 
     // The source leaving hands back a listener with nothing pending.
     let (server, _client) = socket_pair().await;
-    let (parked, rx, entry) = to_park(&m, 2, server.into_std().unwrap(), None);
-    let _second = m.register(entry, true).unwrap();
+    let (parked, rx) = to_park(&m, 2, server.into_std().unwrap(), None);
+    let _second = m.register(parked.entry.clone(), true).unwrap();
     assert!(m.park(parked));
     let info = m.source().unwrap();
     m.detach_source(&info);
     let back = tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
     assert!(back.pending.is_empty() && !back.failed);
-    let (refused, mut rx, _) = to_park(&m, 3, back.sock, None);
+    let (refused, mut rx) = to_park(&m, 3, back.sock, None);
     assert!(!m.park(refused), "nobody parks on a mount without a source");
     assert!(rx.try_recv().is_ok(), "a refused listener is resumed at once");
 }
