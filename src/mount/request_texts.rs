@@ -113,12 +113,10 @@ impl Drop for RequestTexts {
             return;
         }
         let mut seen = table();
-        let table_copy = if Arc::strong_count(&texts) == 2 {
-            seen[texts.set as usize].iter_mut().find(|place| place.as_ref().is_some_and(|t| Arc::ptr_eq(t, &texts)))
-        } else {
-            None
-        };
-        let table_copy = table_copy.and_then(Option::take);
+        // Two holders: this listener, and the table if it has them.
+        let table_copy = (Arc::strong_count(&texts) == 2)
+            .then(|| seen[texts.set as usize].iter_mut().find_map(|place| place.take_if(|t| Arc::ptr_eq(t, &texts))))
+            .flatten();
         // Let go under the lock, so the count another listener's drop reads is exact.
         drop(texts);
         drop(seen);
