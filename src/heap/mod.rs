@@ -40,11 +40,14 @@ fn trim() {
     unsafe {
         libc::malloc_trim(0);
     }
+    region::give_back_empty_pages();
 }
 
 /// Other allocators return memory by themselves, or not at all.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}
+fn trim() {
+    region::give_back_empty_pages();
+}
 
 /// Below this many slots a collection keeps its room: not worth a
 /// reallocation.

@@ -79,6 +79,31 @@ fn churn(server: &TestServer, network: &PrivateNetwork, mount: &str, cycles: usi
     assert!(stalled >= vanishing_ids.len() as u64, "{stalled} stalled listeners counted");
 }
 
+/// curl streaming a mount to nowhere, for as long as it is held.
+struct CurlListener(std::process::Child);
+
+impl CurlListener {
+    fn start(url: &str) -> CurlListener {
+        let child = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", url])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("curl runs");
+        CurlListener(child)
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for CurlListener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The ids of `mount`'s listeners connected from `address`.
 fn listeners_from(server: &TestServer, mount: &str, address: [u8; 4]) -> Vec<u64> {
     let address = std::net::Ipv4Addr::from(address).to_string();
@@ -135,8 +160,11 @@ fn rss_within(server: &TestServer, bound: impl Fn() -> u64, failure: impl Fn(u64
     }
 }
 
-/// Listeners come and go many times, ending every way a client can.
-/// Afterwards the server holds no more descriptors than before; the first
+/// Listeners come and go many times, ending every way a client can, while
+/// a listener of another mount stays throughout (so the memory listeners
+/// keep is never all free at once: the crowd's pages must go back while
+/// someone still listens). Afterwards the server holds no more descriptors
+/// than before; the first
 /// round costs its anonymous memory no more than a one-time step (each
 /// thread's allocator cache filled, the ring at its working size, and
 /// partly used pages: measured here 0.8 MiB at 3,000 cycles a round and
@@ -153,6 +181,13 @@ fn listener_churn_leaves_nothing_behind() {
     let server = TestServer::start(Opts { server: "workers = 2\n", limits: "client_timeout = 2\n", ..Opts::default() });
     let _source = FfmpegSource::sine(&server, "/churn.mp3", MP3);
     server.wait_live("/churn.mp3");
+    // A steady audience on another mount stays throughout, as a station's
+    // does: what the crowd took must go back all the same.
+    let _steady_source = FfmpegSource::sine(&server, "/steady.mp3", MP3);
+    server.wait_live("/steady.mp3");
+    let mut steady = CurlListener::start(&server.url("/steady.mp3"));
+    eventually("the steady listener is in", WAIT, || server.mount_stat("/steady.mp3", "listeners") == 1);
+    let steady_id = server.listener_ids("/steady.mp3");
     let fds_before = open_fds(&server);
     let (rss_cold, held_cold) = (server.rss_anon_kib(), server.server_stat("held_bytes"));
     let vm_rss_cold = server.rss_kib();
@@ -174,6 +209,8 @@ fn listener_churn_leaves_nothing_behind() {
         || rss_first + allowed,
         |rss, _| format!("a second round of {cycles} cycles left the server at {rss} KiB from {rss_first} KiB"),
     );
+    assert_eq!(server.listener_ids("/steady.mp3"), steady_id, "the steady listener stayed");
+    assert!(steady.is_running(), "curl still listening");
     println!("anonymous RSS {rss_cold} KiB at the start, {rss_first} KiB after one round (a one-time step of {step_kib} KiB, {} allowed), {rss_second} KiB after two", one_time_step(&server, held_cold));
     println!("all RSS {vm_rss_cold} KiB at the start, {} KiB now", server.rss_kib());
 }
