@@ -113,8 +113,14 @@ impl StreamState {
             // shares (and pins) the whole buffer it was split from, and the
             // buffer's next growth copies into a fresh one, so a ring of
             // split chunks keeps up to twice its data alive. `held` keeps
-            // its buffer for the next interval.
-            let data = Bytes::copy_from_slice(&self.held);
+            // its buffer for the next interval. In the long-lived region: a
+            // chunk outlives the connections' transients around it (see
+            // `heap::long_lived`); owned, so that sharing it later allocates
+            // nothing outside the region.
+            let data = {
+                let _outlives_transients = crate::heap::long_lived();
+                Bytes::from_owner(self.held.to_vec())
+            };
             self.held.clear();
             let meta = self.meta.clone();
             self.push(data, meta, self.held_sync, false);

@@ -1,4 +1,4 @@
-//! A region of its own for the small blocks a listener keeps for hours.
+//! A region of its own for the blocks that outlive the ones around them.
 //!
 //! While it connects, a listener allocates and frees kilobytes (its
 //! request's buffers, a task's state, its burst) around the few hundred
@@ -8,7 +8,11 @@
 //! 10k leaves its heap pages partly empty but resident. Allocated inside a
 //! [`long_lived`] scope instead, they sit packed in a region of their own,
 //! sorted by size; the heap's holes join up and go back to the system
-//! (`trim`).
+//! (`trim`). The ring's chunks come here too: each lives seconds (a burst's
+//! worth), long beside a connection's transients, and while a crowd
+//! arrived at 100 mounts glibc scattered the chunks made meanwhile (a
+//! kilobyte or so, 16 a second a mount) over the pages the crowd had used,
+//! which then could not go back.
 //!
 //! The region is one reservation of address space (256 MiB, made on
 //! first use: a process that never keeps a listener, the codec worker say,
@@ -33,10 +37,18 @@ use std::sync::{Mutex, PoisonError};
 
 /// Block sizes are multiples of this, and blocks are aligned to it.
 const GRAIN: usize = 8;
-/// The largest block the region takes: listener state comes in blocks of
-/// a few dozen to a few hundred bytes.
-const LARGEST: usize = 256;
-const CLASSES: usize = LARGEST / GRAIN;
+/// Up to here, a class every `GRAIN` bytes: listener state comes in blocks
+/// of a few dozen to a few hundred bytes, each size in crowds.
+const FINE: usize = 256;
+/// The largest block the region takes, a page. Beyond `FINE`, four classes
+/// per doubling (a block at most a quarter larger than asked): a ring chunk
+/// is a quarter of a delivery interval of audio (about 1 KB at 128 kbit/s);
+/// larger ones (higher bitrates, a source catching up) are fewer and
+/// glibc's.
+const LARGEST: usize = PAGE;
+const FINE_CLASSES: usize = FINE / GRAIN;
+const STEPS_PER_DOUBLING: usize = 4;
+const CLASSES: usize = FINE_CLASSES + STEPS_PER_DOUBLING * (LARGEST / FINE).ilog2() as usize;
 /// Address space reserved for the region: 256 MiB, about 800k listeners'
 /// worth. Reserved, not used: pages are only touched as blocks are.
 const RESERVED: usize = 256 << 20;
@@ -51,8 +63,8 @@ thread_local! {
     static SCOPED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// While held, small allocations on this thread come from the long-lived
-/// region (in a binary that installs [`Allocator`]; a no-op otherwise).
+/// While held, allocations of up to a page on this thread come from the
+/// long-lived region (in a binary that installs [`Allocator`]; a no-op otherwise).
 /// Not `Send`, so it cannot be held across an `.await` in a spawned task.
 #[must_use = "the scope ends when this is dropped"]
 pub struct LongLived {
@@ -60,8 +72,9 @@ pub struct LongLived {
     _this_thread: PhantomData<*const ()>,
 }
 
-/// Start a long-lived scope: for a few allocations of state that will live
-/// as long as a listener, not for anything freed soon after.
+/// Start a long-lived scope: for a few allocations that will outlive the
+/// connections coming and going around them (a listener's state, a ring
+/// chunk), not for anything freed soon after.
 pub fn long_lived() -> LongLived {
     LongLived { outer: SCOPED.replace(true), _this_thread: PhantomData }
 }
@@ -325,7 +338,7 @@ impl Region {
             blocks.fresh = blocks.table_pages;
             self.base.store(base, Ordering::Release);
         }
-        let size = (class + 1) * GRAIN;
+        let size = class_size(class);
         let number = match blocks.partial[class] {
             0 => {
                 let Some(number) = blocks.fresh_page() else {
@@ -373,7 +386,7 @@ impl Region {
         let Some(class) = class_of(size) else {
             return;
         };
-        let size = (class + 1) * GRAIN;
+        let size = class_size(class);
         let mut blocks = self.lock();
         let from_base = ptr as usize - blocks.base;
         let (number, offset) = (from_base / PAGE, from_base % PAGE);
@@ -465,8 +478,28 @@ pub fn give_back_empty_pages() {
 
 /// The class of a block of `size` bytes (`None`: too big for the region).
 fn class_of(size: usize) -> Option<usize> {
-    let class = size.max(1).div_ceil(GRAIN) - 1;
-    (class < CLASSES).then_some(class)
+    let size = size.max(1);
+    if size <= FINE {
+        return Some(size.div_ceil(GRAIN) - 1);
+    }
+    if size > LARGEST {
+        return None;
+    }
+    // `size` lies in (2^p, 2^(p+1)], cut in steps of a quarter of 2^p.
+    let p = (size - 1).ilog2();
+    let step = (1 << p) / STEPS_PER_DOUBLING;
+    let k = (size - (1 << p)).div_ceil(step);
+    Some(FINE_CLASSES + (p - FINE.ilog2()) as usize * STEPS_PER_DOUBLING + k - 1)
+}
+
+/// The size of a block of `class`.
+fn class_size(class: usize) -> usize {
+    if class < FINE_CLASSES {
+        return (class + 1) * GRAIN;
+    }
+    let (doubling, k) = ((class - FINE_CLASSES) / STEPS_PER_DOUBLING, (class - FINE_CLASSES) % STEPS_PER_DOUBLING + 1);
+    let low = FINE << doubling;
+    low + k * (low / STEPS_PER_DOUBLING)
 }
 
 /// Reserve `len` bytes of address space (paged in on first touch; not

@@ -77,12 +77,28 @@ fn empty_pages_go_back_and_pages_still_in_use_stay() {
 }
 
 #[test]
+fn classes_cover_every_size_with_at_most_a_quarter_spare() {
+    let mut last = None;
+    for size in 1..=LARGEST {
+        let class = class_of(size).expect("taken");
+        let block = class_size(class);
+        assert!(block >= size && block.is_multiple_of(GRAIN), "{size} in a block of {block}");
+        assert!(block - size <= (GRAIN - 1).max(size / 4), "{size} in a block of {block}");
+        assert!(last.is_none_or(|last| class == last || class == last + 1), "classes in order");
+        last = Some(class);
+    }
+    assert_eq!(last, Some(CLASSES - 1));
+    assert_eq!(class_of(LARGEST + 1), None);
+}
+
+#[test]
 fn what_the_region_does_not_take_is_refused() {
-    // One page for the table, one for blocks.
-    let region = Region::new(2 * PAGE);
+    // One page for the table, two for blocks.
+    let region = Region::new(3 * PAGE);
     assert!(region.take(LARGEST + 1).is_null(), "too big");
-    for _ in 0..PAGE / LARGEST {
-        assert!(!region.take(LARGEST).is_null());
+    assert!(!region.take(LARGEST).is_null());
+    for _ in 0..PAGE / 1000 {
+        assert!(!region.take(1000).is_null());
     }
     assert!(region.take(8).is_null(), "full");
     let elsewhere = Box::new(0u64);
@@ -98,9 +114,12 @@ proptest::proptest! {
     /// most `KEPT_EMPTY` empty pages besides.
     #[test]
     fn blocks_never_overlap_keep_their_bytes_and_empty_pages_go(
-        ops in proptest::collection::vec((0usize..=LARGEST + 8, proptest::bool::weighted(0.4), 0usize..64), 1..600),
+        ops in proptest::collection::vec(
+            (proptest::prop_oneof![0usize..=FINE + 8, 0usize..=LARGEST + 8], proptest::bool::weighted(0.4), 0usize..64),
+            1..600,
+        ),
     ) {
-        let region = Region::new(1 << 20);
+        let region = Region::new(4 << 20);
         // Live blocks: (address, size, fill byte).
         let mut live: Vec<(usize, usize, u8)> = Vec::new();
         for (n, (size, give_back, which)) in ops.into_iter().enumerate() {
@@ -161,12 +180,12 @@ fn only_a_scope_puts_blocks_in_the_region() {
         assert!(REGION.holds(inside) && REGION.holds(still_inside), "a nested scope's end keeps the outer one");
         assert!(std::slice::from_raw_parts(still_inside, layout.size()).iter().all(|&b| b == 0));
         inside.write_bytes(7, layout.size());
-        let grown = Allocator.realloc(inside, layout, 4096);
+        let grown = Allocator.realloc(inside, layout, 2 * LARGEST);
         assert!(!REGION.holds(grown), "grown past the region's sizes, outside a scope");
         assert!(std::slice::from_raw_parts(grown, layout.size()).iter().all(|&b| b == 7));
         for (block, layout) in [(outside, layout), (still_inside, layout), (after, layout)] {
             Allocator.dealloc(block, layout);
         }
-        Allocator.dealloc(grown, Layout::from_size_align_unchecked(4096, layout.align()));
+        Allocator.dealloc(grown, Layout::from_size_align_unchecked(2 * LARGEST, layout.align()));
     }
 }
