@@ -130,6 +130,11 @@ unsafe impl GlobalAlloc for Allocator {
             // SAFETY: `System`'s block with the caller's layout and size.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
+        if class_of(new_size) == class_of(layout.size()) {
+            // The block already has the room (a class's blocks are one size),
+            // and stays in the region whether or not this is in a scope.
+            return ptr;
+        }
         // SAFETY: `new_size` is valid with this alignment (the caller's contract).
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: a non-zero size (the caller's contract).
@@ -223,7 +228,7 @@ struct Blocks {
 
 impl Blocks {
     fn page(&mut self, number: usize) -> &mut Page {
-        debug_assert!(number >= self.table_pages && number < self.pages);
+        check(number >= self.table_pages && number < self.pages);
         // SAFETY: the table's entries lie in the reservation's first
         // `table_pages` pages, one per page, and are only reached under
         // the region's lock (`&mut self`).
@@ -384,6 +389,8 @@ impl Region {
     /// not used again.
     unsafe fn give_back(&self, ptr: *mut u8, size: usize) {
         let Some(class) = class_of(size) else {
+            // Never taken for that size: a caller broke the contract.
+            check(false);
             return;
         };
         let size = class_size(class);
@@ -391,7 +398,7 @@ impl Region {
         let from_base = ptr as usize - blocks.base;
         let (number, offset) = (from_base / PAGE, from_base % PAGE);
         let page = blocks.page(number);
-        debug_assert_eq!(usize::from(page.class), class + 1);
+        check(usize::from(page.class) == class + 1);
         let was_full = Blocks::full(page, size);
         // SAFETY: the block is at least `GRAIN` bytes, aligned, and now unused.
         unsafe { (ptr as *mut u16).write(page.free) };
@@ -474,6 +481,14 @@ impl Region {
 /// few kept for the next arrivals).
 pub fn give_back_empty_pages() {
     REGION.give_back_empty_pages();
+}
+
+/// In a test build, abort if `holds` is false: an allocator must not panic
+/// (a panic allocates, here perhaps under the region's own lock).
+fn check(holds: bool) {
+    if cfg!(debug_assertions) && !holds {
+        std::process::abort();
+    }
 }
 
 /// The class of a block of `size` bytes (`None`: too big for the region).

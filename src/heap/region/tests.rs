@@ -180,6 +180,14 @@ fn only_a_scope_puts_blocks_in_the_region() {
         assert!(REGION.holds(inside) && REGION.holds(still_inside), "a nested scope's end keeps the outer one");
         assert!(std::slice::from_raw_parts(still_inside, layout.size()).iter().all(|&b| b == 0));
         inside.write_bytes(7, layout.size());
+        let same = Allocator.realloc(inside, layout, layout.size() - 4);
+        assert_eq!(same, inside, "still its class: stays put, outside a scope too");
+        let inside = Allocator.realloc(
+            same,
+            Layout::from_size_align_unchecked(layout.size() - 4, layout.align()),
+            layout.size(),
+        );
+        assert_eq!(same, inside);
         let grown = Allocator.realloc(inside, layout, 2 * LARGEST);
         assert!(!REGION.holds(grown), "grown past the region's sizes, outside a scope");
         assert!(std::slice::from_raw_parts(grown, layout.size()).iter().all(|&b| b == 7));
