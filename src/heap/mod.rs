@@ -32,22 +32,25 @@ pub async fn give_back_freed_pages() {
     }
 }
 
+/// glibc's free pages, then the long-lived region's empty ones.
+fn trim() {
+    trim_heaps();
+    region::give_back_empty_pages();
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code, reason = "one call into glibc, which has no safe wrapper")]
-fn trim() {
+fn trim_heaps() {
     // SAFETY: `malloc_trim` takes no pointers and works on glibc's own heaps
     // under their locks; any thread may call it at any time.
     unsafe {
         libc::malloc_trim(0);
     }
-    region::give_back_empty_pages();
 }
 
 /// Other allocators return memory by themselves, or not at all.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {
-    region::give_back_empty_pages();
-}
+fn trim_heaps() {}
 
 /// Below this many slots a collection keeps its room: not worth a
 /// reallocation.

@@ -14,9 +14,9 @@
 //!
 //! The table holds only texts some listener holds: the last listener to
 //! let go of a text takes the table's copy out. Texts live in the
-//! long-lived region (`heap::long_lived`), which hands its pages back only
+//! long-lived region (`heap::long_lived`), which hands a page back only
 //! once nothing in it is live; a copy kept after its listeners left would
-//! keep every page a crowd used.
+//! keep its page, and the crowd's blocks beside it, for good.
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};

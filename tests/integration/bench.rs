@@ -62,14 +62,7 @@ fn load_tool_storm_smoke() {
 fn floor_relay_smoke() {
     use std::io::{BufRead, BufReader};
 
-    struct Floor(std::process::Child);
-    impl Drop for Floor {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut floor = Floor(
+    let mut floor = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_floe-bench"))
             .args(["floor", "--listen", "127.0.0.1:0", "--tick-ms", "100"])
             .stdout(std::process::Stdio::piped())

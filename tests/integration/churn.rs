@@ -79,29 +79,14 @@ fn churn(server: &TestServer, network: &PrivateNetwork, mount: &str, cycles: usi
     assert!(stalled >= vanishing_ids.len() as u64, "{stalled} stalled listeners counted");
 }
 
-/// curl streaming a mount to nowhere, for as long as it is held.
-struct CurlListener(std::process::Child);
-
-impl CurlListener {
-    fn start(url: &str) -> CurlListener {
-        let child = std::process::Command::new("curl")
-            .args(["-s", "-o", "/dev/null", url])
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .expect("curl runs");
-        CurlListener(child)
-    }
-
-    fn is_running(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for CurlListener {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// curl streaming `url` to nowhere, for as long as it is held.
+fn curl_listener(url: &str) -> KillOnDrop {
+    let child = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", url])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("curl runs");
+    KillOnDrop(child)
 }
 
 /// The ids of `mount`'s listeners connected from `address`.
@@ -185,7 +170,7 @@ fn listener_churn_leaves_nothing_behind() {
     // does: what the crowd took must go back all the same.
     let _steady_source = FfmpegSource::sine(&server, "/steady.mp3", MP3);
     server.wait_live("/steady.mp3");
-    let mut steady = CurlListener::start(&server.url("/steady.mp3"));
+    let mut steady = curl_listener(&server.url("/steady.mp3"));
     eventually("the steady listener is in", WAIT, || server.mount_stat("/steady.mp3", "listeners") == 1);
     let steady_id = server.listener_ids("/steady.mp3");
     let fds_before = open_fds(&server);
@@ -210,7 +195,7 @@ fn listener_churn_leaves_nothing_behind() {
         |rss, _| format!("a second round of {cycles} cycles left the server at {rss} KiB from {rss_first} KiB"),
     );
     assert_eq!(server.listener_ids("/steady.mp3"), steady_id, "the steady listener stayed");
-    assert!(steady.is_running(), "curl still listening");
+    assert!(steady.running(), "curl still listening");
     println!("anonymous RSS {rss_cold} KiB at the start, {rss_first} KiB after one round (a one-time step of {step_kib} KiB, {} allowed), {rss_second} KiB after two", one_time_step(&server, held_cold));
     println!("all RSS {vm_rss_cold} KiB at the start, {} KiB now", server.rss_kib());
 }

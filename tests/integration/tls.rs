@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
@@ -132,7 +132,7 @@ fn certificates_are_reloaded_without_dropping_listeners() {
     server.wait_live("/live.mp3");
 
     let held = dir.join("held.mp3");
-    let mut listener = HeldListener::start(own, &first_ca, &held);
+    let mut listener = held_listener(own, &first_ca, &held);
     let size = || std::fs::metadata(&held).map_or(0, |m| m.len());
     eventually("the TLS listener receives audio", WAIT, || size() > 16_000);
 
@@ -273,32 +273,17 @@ fn a_key_that_does_not_match_is_a_config_error() {
 }
 
 /// curl holding a TLS listener connection, writing what it gets to a file.
-struct HeldListener(Child);
-
-impl HeldListener {
-    fn start(addr: SocketAddr, ca: &Path, out: &Path) -> HeldListener {
-        let child = Command::new("curl")
-            .args(["-sS", "--http1.1", "--max-time", "120", "--cacert"])
-            .arg(ca)
-            .arg("--resolve")
-            .arg(format!("localhost:{}:{}", addr.port(), addr.ip()))
-            .arg("-o")
-            .arg(out)
-            .arg(format!("https://localhost:{}/live.mp3", addr.port()))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("curl is installed");
-        HeldListener(child)
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for HeldListener {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn held_listener(addr: SocketAddr, ca: &Path, out: &Path) -> KillOnDrop {
+    let child = Command::new("curl")
+        .args(["-sS", "--http1.1", "--max-time", "120", "--cacert"])
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("localhost:{}:{}", addr.port(), addr.ip()))
+        .arg("-o")
+        .arg(out)
+        .arg(format!("https://localhost:{}/live.mp3", addr.port()))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("curl is installed");
+    KillOnDrop(child)
 }

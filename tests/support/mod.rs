@@ -408,6 +408,23 @@ pub fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
     }
 }
 
+/// A child process (a client, a helper server) killed and reaped when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl KillOnDrop {
+    /// Has it not exited yet?
+    pub fn running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A listener on a raw socket: the head is parsed, the body read on demand.
 pub struct Listener {
     pub sock: TcpStream,

@@ -172,9 +172,9 @@ struct Region {
     inner: Mutex<Blocks>,
 }
 
-/// What the region knows of one of its pages. All zero: a page never used,
-/// or empty again.
-#[derive(Clone, Copy)]
+/// What the region knows of one of its pages. All zero (the default): a
+/// page never used, or empty again.
+#[derive(Clone, Copy, Default)]
 #[repr(C)]
 struct Page {
     /// Class + 1 of the page's blocks (0: none).
@@ -217,11 +217,8 @@ struct Blocks {
     partial: [u32; CLASSES],
     empty: u32,
     returned: u32,
-    /// Pages on `Empty`, and pages holding at least one block.
+    /// Pages on `Empty`.
     empty_pages: usize,
-    pages_in_use: usize,
-    /// Blocks handed out and not given back.
-    live: usize,
     /// Reserving failed: the region stays empty.
     unavailable: bool,
 }
@@ -312,8 +309,6 @@ impl Region {
                 empty: 0,
                 returned: 0,
                 empty_pages: 0,
-                pages_in_use: 0,
-                live: 0,
                 unavailable: false,
             }),
         }
@@ -349,8 +344,7 @@ impl Region {
                 let Some(number) = blocks.fresh_page() else {
                     return std::ptr::null_mut();
                 };
-                *blocks.page(number) = Page { class: class as u16 + 1, live: 0, bump: 0, free: 0, prev: 0, next: 0 };
-                blocks.pages_in_use += 1;
+                *blocks.page(number) = Page { class: class as u16 + 1, ..Page::default() };
                 blocks.push(List::Partial(class), number);
                 number
             }
@@ -369,9 +363,7 @@ impl Region {
             offset
         };
         page.live += 1;
-        let full = Blocks::full(page, size);
-        blocks.live += 1;
-        if full {
+        if Blocks::full(page, size) {
             blocks.unlink(List::Partial(class), number);
         }
         (at + offset) as *mut u8
@@ -404,16 +396,13 @@ impl Region {
         unsafe { (ptr as *mut u16).write(page.free) };
         page.free = (offset / GRAIN + 1) as u16;
         page.live -= 1;
-        let now_empty = page.live == 0;
-        blocks.live -= 1;
-        if now_empty {
+        if page.live == 0 {
             // Empty: any class may have it; `give_back_empty_pages` hands
             // it back to the system unless few are left.
             if !was_full {
                 blocks.unlink(List::Partial(class), number);
             }
-            *blocks.page(number) = Page { class: 0, live: 0, bump: 0, free: 0, prev: 0, next: 0 };
-            blocks.pages_in_use -= 1;
+            *blocks.page(number) = Page::default();
             blocks.empty_pages += 1;
             blocks.push(List::Empty, number);
         } else if was_full {
@@ -468,12 +457,18 @@ impl Region {
         }
     }
 
+    /// Pages holding at least one block.
+    #[cfg(test)]
+    fn pages_in_use(&self) -> usize {
+        let mut blocks = self.lock();
+        (blocks.table_pages..blocks.fresh).filter(|&number| blocks.page(number).class != 0).count()
+    }
+
     /// Pages resident now (holding blocks, or empty and kept), the table's
     /// not counted.
     #[cfg(test)]
     fn resident_pages(&self) -> usize {
-        let blocks = self.lock();
-        blocks.pages_in_use + blocks.empty_pages
+        self.pages_in_use() + self.lock().empty_pages
     }
 }
 

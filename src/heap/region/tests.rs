@@ -156,7 +156,7 @@ proptest::proptest! {
         let mut pages: Vec<usize> = live.iter().map(|&(at, _, _)| at / PAGE).collect();
         pages.sort_unstable();
         pages.dedup();
-        let in_use = region.lock().pages_in_use;
+        let in_use = region.pages_in_use();
         proptest::prop_assert_eq!(in_use, pages.len());
         region.give_back_empty_pages();
         proptest::prop_assert!(region.resident_pages() <= pages.len() + KEPT_EMPTY);
