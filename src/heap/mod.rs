@@ -62,12 +62,16 @@ const KEPT_SLOTS: usize = 64;
 /// table would hold 10k slots empty.
 pub trait GiveBackRoom {
     /// Once at most a quarter full, shrink to twice what is held (so a
-    /// steady size never reallocates back and forth).
+    /// steady size never reallocates back and forth); once empty, give it
+    /// all back.
     fn give_back_room(&mut self);
 }
 
+/// An empty collection keeps nothing: a smaller block made for it now
+/// would be placed among the pages its crowd just left, and would keep one
+/// of them from going back for as long as the collection lives.
 fn room_to_keep(len: usize, capacity: usize) -> Option<usize> {
-    (capacity > KEPT_SLOTS && len < capacity / 4).then(|| (len * 2).max(KEPT_SLOTS))
+    (capacity > KEPT_SLOTS && len < capacity / 4).then(|| if len == 0 { 0 } else { (len * 2).max(KEPT_SLOTS) })
 }
 
 impl<T> GiveBackRoom for Vec<T> {
@@ -107,9 +111,13 @@ mod tests {
         set.truncate(100);
         set.give_back_room();
         assert!((100..=256).contains(&set.capacity()), "{}", set.capacity());
-        set.clear();
+        set.truncate(10);
         set.give_back_room();
         assert_eq!(set.capacity(), KEPT_SLOTS);
+        set.extend(0..1000);
+        set.clear();
+        set.give_back_room();
+        assert_eq!(set.capacity(), 0, "an empty collection keeps nothing");
         let mut small: Vec<u8> = Vec::with_capacity(KEPT_SLOTS);
         small.give_back_room();
         assert_eq!(small.capacity(), KEPT_SLOTS, "small collections keep their room");

@@ -20,9 +20,9 @@
 //! glibc's), paged in as it is used, slab by slab: each 4 KiB page is cut
 //! into blocks of one size, and a page whose blocks are all free again is
 //! empty, for any size. Empty pages go back to the system when the heap is
-//! trimmed (`give_back_empty_pages`, every 10 s), but for a few kept for
-//! the next arrivals; so when a crowd leaves, the pages it filled go back
-//! even while the listeners who came before it stay. Whatever it does not
+//! trimmed (`give_back_empty_pages`, every 10 s; until then they are the
+//! next arrivals' room), so when a crowd leaves, the pages it filled go
+//! back even while the listeners who came before it stay. Whatever it does not
 //! take (too big, aligned beyond 8, the region full, or allocated outside a
 //! scope) is glibc's as before; a block is given back to whichever
 //! allocator its address belongs to.
@@ -54,9 +54,6 @@ const CLASSES: usize = FINE_CLASSES + STEPS_PER_DOUBLING * (LARGEST / FINE).ilog
 const RESERVED: usize = 256 << 20;
 /// Blocks are cut from pages of this size, each page one class's.
 const PAGE: usize = 4096;
-/// Empty pages kept for the next arrivals (64 KiB), so that listeners
-/// coming and going do not map and unmap a page each time.
-const KEPT_EMPTY: usize = 16;
 
 thread_local! {
     /// Inside a `long_lived` scope on this thread.
@@ -217,8 +214,6 @@ struct Blocks {
     partial: [u32; CLASSES],
     empty: u32,
     returned: u32,
-    /// Pages on `Empty`.
-    empty_pages: usize,
     /// Reserving failed: the region stays empty.
     unavailable: bool,
 }
@@ -277,7 +272,6 @@ impl Blocks {
     /// handed back, else one never used.
     fn fresh_page(&mut self) -> Option<usize> {
         if let Some(number) = self.pop(List::Empty) {
-            self.empty_pages -= 1;
             return Some(number);
         }
         if let Some(number) = self.pop(List::Returned) {
@@ -308,7 +302,6 @@ impl Region {
                 partial: [0; CLASSES],
                 empty: 0,
                 returned: 0,
-                empty_pages: 0,
                 unavailable: false,
             }),
         }
@@ -398,30 +391,28 @@ impl Region {
         page.live -= 1;
         if page.live == 0 {
             // Empty: any class may have it; `give_back_empty_pages` hands
-            // it back to the system unless few are left.
+            // it back to the system at the next trim.
             if !was_full {
                 blocks.unlink(List::Partial(class), number);
             }
             *blocks.page(number) = Page::default();
-            blocks.empty_pages += 1;
             blocks.push(List::Empty, number);
         } else if was_full {
             blocks.push(List::Partial(class), number);
         }
     }
 
-    /// Hand the empty pages back to the system, but for `KEPT_EMPTY` of
-    /// them (the next arrivals' room). Pages are taken off the list a batch
-    /// at a time, so the lock is not held over the system calls.
+    /// Hand the empty pages back to the system. Pages are taken off the
+    /// list a batch at a time, so the lock is not held over the system
+    /// calls.
     fn give_back_empty_pages(&self) {
         loop {
             let mut batch = [0usize; 64];
             let (base, taken) = {
                 let mut blocks = self.lock();
                 let mut taken = 0;
-                while taken < batch.len() && blocks.empty_pages > KEPT_EMPTY {
+                while taken < batch.len() {
                     let Some(number) = blocks.pop(List::Empty) else { break };
-                    blocks.empty_pages -= 1;
                     batch[taken] = number;
                     taken += 1;
                 }
@@ -464,16 +455,23 @@ impl Region {
         (blocks.table_pages..blocks.fresh).filter(|&number| blocks.page(number).class != 0).count()
     }
 
-    /// Pages resident now (holding blocks, or empty and kept), the table's
-    /// not counted.
+    /// Pages resident now (holding blocks, or empty and not yet handed
+    /// back), the table's not counted.
     #[cfg(test)]
     fn resident_pages(&self) -> usize {
-        self.pages_in_use() + self.lock().empty_pages
+        let mut blocks = self.lock();
+        let mut empty = 0;
+        let mut next = blocks.empty;
+        while next != 0 {
+            empty += 1;
+            next = blocks.page(next as usize - 1).next;
+        }
+        drop(blocks);
+        self.pages_in_use() + empty
     }
 }
 
-/// Hand the long-lived region's empty pages back to the system (but for a
-/// few kept for the next arrivals).
+/// Hand the long-lived region's empty pages back to the system.
 pub fn give_back_empty_pages() {
     REGION.give_back_empty_pages();
 }

@@ -56,15 +56,13 @@ fn empty_pages_go_back_and_pages_still_in_use_stay() {
     }
     assert_eq!(region.resident_pages(), 100, "nothing handed back before the trim");
     region.give_back_empty_pages();
-    assert_eq!(region.resident_pages(), 1 + KEPT_EMPTY, "the crowd's pages go back, the first listener's stays");
-    // Pages handed back read as zeros when cut again; kept ones are reused first.
-    let again: Vec<*mut u8> = (0..PAGE / 16 * (KEPT_EMPTY + 1)).map(|_| region.take(16)).collect();
+    assert_eq!(region.resident_pages(), 1, "the crowd's pages go back, the first listener's stays");
+    // Pages handed back read as zeros when cut again.
+    let again: Vec<*mut u8> = (0..PAGE / 16 * 2).map(|_| region.take(16)).collect();
     // SAFETY: live blocks of 16 bytes.
     let zeroed = again.iter().filter(|&&b| unsafe { std::slice::from_raw_parts(b, 16) }.iter().all(|&x| x == 0));
-    // (In kept pages only the tail no 200-byte block reached is zero.)
-    let kept_tails = KEPT_EMPTY * (PAGE % 200 / 16);
-    assert_eq!(zeroed.count(), PAGE / 16 + kept_tails, "the one page that went back comes back zeroed");
-    assert_eq!(region.resident_pages(), 1 + KEPT_EMPTY + 1);
+    assert_eq!(zeroed.count(), PAGE / 16 * 2, "the pages that went back come back zeroed");
+    assert_eq!(region.resident_pages(), 3);
     // SAFETY: the live blocks, given back once.
     unsafe {
         region.give_back(blocks[0], 200);
@@ -73,7 +71,7 @@ fn empty_pages_go_back_and_pages_still_in_use_stay() {
         }
     }
     region.give_back_empty_pages();
-    assert_eq!(region.resident_pages(), KEPT_EMPTY);
+    assert_eq!(region.resident_pages(), 0);
 }
 
 #[test]
@@ -110,8 +108,8 @@ proptest::proptest! {
     /// the region, aligned, overlapping no other live block, and keeps
     /// what was written to it until it is given back (a free list never
     /// writes into a live block); the region counts as in use exactly
-    /// the pages that hold live blocks; and after a trim it keeps at
-    /// most `KEPT_EMPTY` empty pages besides.
+    /// the pages that hold live blocks; and after a trim it keeps no
+    /// empty page.
     #[test]
     fn blocks_never_overlap_keep_their_bytes_and_empty_pages_go(
         ops in proptest::collection::vec(
@@ -159,7 +157,7 @@ proptest::proptest! {
         let in_use = region.pages_in_use();
         proptest::prop_assert_eq!(in_use, pages.len());
         region.give_back_empty_pages();
-        proptest::prop_assert!(region.resident_pages() <= pages.len() + KEPT_EMPTY);
+        proptest::prop_assert_eq!(region.resident_pages(), pages.len());
     }
 }
 
