@@ -55,6 +55,14 @@ fn server(out: &mut Exposition, state: &AppState) {
     );
     out.sample(&[("outcome", "applied")], load(&s.config_reloads));
     out.sample(&[("outcome", "refused")], load(&s.config_reload_failures));
+    out.family("process_resident_memory_bytes", Gauge, "Resident memory size in bytes.");
+    out.sample(&[], crate::heap::process_resident_bytes());
+    out.family(
+        "floe_long_lived_bytes",
+        Gauge,
+        "Bytes of the region for what listeners keep for their lifetime and the rings' chunks.",
+    );
+    out.sample(&[], crate::heap::long_lived_bytes());
     out.family("floe_listeners", Gauge, "Listeners connected, all mounts.");
     out.sample(&[], state.mounts.listener_total());
     out.family("floe_listener_connections_total", Counter, "Listeners admitted, all mounts.");

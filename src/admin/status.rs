@@ -183,6 +183,11 @@ pub struct AdminStats {
     listener_connections: u64,
     listeners: u64,
     location: String,
+    /// Floe's: memory kept for what listeners keep for their lifetime and
+    /// the rings' chunks (`heap::long_lived_bytes`), and the process's
+    /// resident memory in all.
+    long_lived_bytes: u64,
+    resident_bytes: u64,
     server_id: String,
     server_start: String,
     server_start_iso8601: String,
@@ -342,6 +347,8 @@ pub fn server_stats(state: &AppState, only: Option<&MountHandle>) -> Icestats<Ad
         listener_connections: load(&s.listener_connections),
         listeners,
         location: config.server.location.clone(),
+        long_lived_bytes: crate::heap::long_lived_bytes() as u64,
+        resident_bytes: crate::heap::process_resident_bytes(),
         server_id: crate::http::server_id::get().to_string(),
         server_start: timefmt::rfc2822(state.started),
         server_start_iso8601: timefmt::iso8601(state.started),

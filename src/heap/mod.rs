@@ -12,7 +12,7 @@
 
 mod region;
 
-pub use region::{long_lived, Allocator, LongLived};
+pub use region::{long_lived, long_lived_bytes, Allocator, LongLived};
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
@@ -30,6 +30,15 @@ pub async fn give_back_freed_pages() {
         // Off the runtime's workers: it walks every heap under its lock.
         let _ = tokio::task::spawn_blocking(trim).await;
     }
+}
+
+/// The process's resident memory in bytes (`VmRSS`; 0 where the system
+/// does not say).
+pub fn process_resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib =
+        status.lines().find_map(|line| line.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok());
+    kib.unwrap_or(0u64) * 1024
 }
 
 /// glibc's free pages, then the long-lived region's empty ones.

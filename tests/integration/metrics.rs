@@ -72,6 +72,13 @@ fn metrics_parse_and_follow_the_server() {
     assert!(value(&samples, "floe_adaptive_requests_total", Some(("kind", "master"))) >= 1.0);
     assert!(value(&samples, "floe_requests_total", Some(("code", "4xx"))) >= 2.0, "the 401 and the 404");
     assert_eq!(value(&samples, "floe_info", Some(("version", env!("CARGO_PKG_VERSION")))), 1.0);
+    // The process's resident memory, as the system counts it, and the part
+    // of it the long-lived region holds (the listener's state among it).
+    let resident_kib = value(&samples, "process_resident_memory_bytes", None) / 1024.0;
+    let system_kib = server.rss_kib() as f64;
+    assert!((resident_kib - system_kib).abs() < system_kib / 5.0, "{resident_kib} KiB, the system says {system_kib}");
+    let long_lived = value(&samples, "floe_long_lived_bytes", None);
+    assert!(long_lived >= 4096.0 && long_lived < resident_kib * 1024.0, "{long_lived}");
 
     // A listener that leaves is counted out.
     drop(listener);

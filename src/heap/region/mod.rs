@@ -214,6 +214,8 @@ struct Blocks {
     partial: [u32; CLASSES],
     empty: u32,
     returned: u32,
+    /// Pages on `Returned`.
+    returned_pages: usize,
     /// Reserving failed: the region stays empty.
     unavailable: bool,
 }
@@ -275,6 +277,7 @@ impl Blocks {
             return Some(number);
         }
         if let Some(number) = self.pop(List::Returned) {
+            self.returned_pages -= 1;
             return Some(number);
         }
         (self.fresh < self.pages).then(|| {
@@ -302,6 +305,7 @@ impl Region {
                 partial: [0; CLASSES],
                 empty: 0,
                 returned: 0,
+                returned_pages: 0,
                 unavailable: false,
             }),
         }
@@ -445,7 +449,21 @@ impl Region {
             for &number in batch.iter() {
                 blocks.push(List::Returned, number);
             }
+            blocks.returned_pages += batch.len();
         }
+    }
+
+    /// Bytes resident: every page cut so far and not handed back (holding
+    /// blocks, or empty until the next trim), and the part of the table of
+    /// pages that describes them.
+    fn resident_bytes(&self) -> usize {
+        let blocks = self.lock();
+        if blocks.base == 0 {
+            return 0;
+        }
+        let entries = |pages: usize| pages * size_of::<Page>();
+        let table = entries(blocks.fresh).div_ceil(PAGE) - entries(blocks.table_pages) / PAGE;
+        (blocks.fresh - blocks.table_pages - blocks.returned_pages + table) * PAGE
     }
 
     /// Pages holding at least one block.
@@ -474,6 +492,12 @@ impl Region {
 /// Hand the long-lived region's empty pages back to the system.
 pub fn give_back_empty_pages() {
     REGION.give_back_empty_pages();
+}
+
+/// Bytes the long-lived region keeps resident (0 where the binary does
+/// not install [`Allocator`]).
+pub fn long_lived_bytes() -> usize {
+    REGION.resident_bytes()
 }
 
 /// In a test build, abort if `holds` is false: an allocator must not panic

@@ -55,8 +55,10 @@ fn empty_pages_go_back_and_pages_still_in_use_stay() {
         }
     }
     assert_eq!(region.resident_pages(), 100, "nothing handed back before the trim");
+    let crowd_resident = region.resident_bytes();
     region.give_back_empty_pages();
     assert_eq!(region.resident_pages(), 1, "the crowd's pages go back, the first listener's stays");
+    assert_eq!(crowd_resident - region.resident_bytes(), 99 * PAGE, "what went back is counted out");
     // Pages handed back read as zeros when cut again.
     let again: Vec<*mut u8> = (0..PAGE / 16 * 2).map(|_| region.take(16)).collect();
     // SAFETY: live blocks of 16 bytes.
@@ -72,6 +74,7 @@ fn empty_pages_go_back_and_pages_still_in_use_stay() {
     }
     region.give_back_empty_pages();
     assert_eq!(region.resident_pages(), 0);
+    assert_eq!(region.resident_bytes(), PAGE, "only the table's page that describes them");
 }
 
 #[test]
