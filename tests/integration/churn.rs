@@ -196,8 +196,8 @@ fn listener_churn_leaves_nothing_behind() {
     eventually("both rings hold a burst", WAIT, both_rings_full);
     let fresh = settled_rss(&server);
     churn(&server, &network, "/churn.mp3", FIRST_CROWD, vanish);
-    let fds_start = open_fds(&server);
     let start = settled_rss(&server);
+    let fds_start = open_fds(&server);
     let long_lived_start = server.server_stat("long_lived_bytes");
     for round in ["a first round", "a second round"] {
         churn(&server, &network, "/churn.mp3", cycles, vanish);
