@@ -142,24 +142,6 @@ fn settled_rss(server: &TestServer) -> u64 {
     lowest
 }
 
-/// Wait (`SETTLE` at most) until the server's RSS is at most 5 % above
-/// `start` KiB.
-fn back_within(server: &TestServer, start: u64, round: &str) {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let rss = server.rss_kib();
-        if rss <= start + start / 20 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{round} left the server at {rss} KiB of RSS ({} KiB anonymous), more than 5 % above the {start} KiB it started at",
-            server.rss_anon_kib(),
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// Listeners come and go many times, ending every way a client can, while
 /// a listener of another mount stays throughout (so the memory listeners
 /// keep is never all free at once: the crowd's pages must go back while
@@ -202,7 +184,8 @@ fn listener_churn_leaves_nothing_behind() {
     for round in ["a first round", "a second round"] {
         churn(&server, &network, "/churn.mp3", cycles, vanish);
         eventually("descriptors are back to the start", WAIT, || open_fds(&server) <= fds_start);
-        back_within(&server, start, &format!("{round} of {cycles} cycles"));
+        let within_5_percent = format!("{round} of {cycles} cycles has left RSS within 5 % of the start's {start} KiB");
+        eventually(&within_5_percent, SETTLE, || server.rss_kib() <= start + start / 20);
         // The long-lived region hands back every page its crowd filled (the
         // rings' chunks vary by a few pages).
         eventually("the crowd's long-lived pages are back", SETTLE, || {
